@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from electricity_assets.sources.eia import (
     EIAKeyMissingError,
     EIAResponseError,
 )
+from electricity_assets.sources.http import redact, redact_params
 from electricity_assets.sources.live import fetch_live
 from electricity_assets_tests.conftest import FIXTURES
 
@@ -320,6 +322,30 @@ def test_unreachable_server_is_retried_then_reported_without_key(
     assert "api_key=***" in str(info.value)
     assert KEY not in str(info.value)
     assert "Retrying" in client_log(caplog) and KEY not in client_log(caplog)
+
+
+def test_every_request_has_a_timeout(httpserver: HTTPServer) -> None:
+    def slow(request: Request) -> Response:
+        time.sleep(0.8)
+        return Response(json.dumps(body([])), content_type="application/json")
+
+    httpserver.expect_request(ROUTE).respond_with_handler(slow)
+    eia = client(httpserver, max_retries=0, timeout_s=0.2)
+
+    started = time.monotonic()
+    with pytest.raises(EIAConnectionError, match="timed out") as info:
+        eia.fetch_region_data(at(0), at(4), ["CAL"])
+
+    assert time.monotonic() - started < 0.7
+    assert KEY not in str(info.value)
+
+
+def test_redaction_helpers() -> None:
+    url = f"https://api.eia.gov/v2/x/?frequency=hourly&api_key={KEY}&offset=0"
+    assert redact(url) == "https://api.eia.gov/v2/x/?frequency=hourly&api_key=***&offset=0"
+    assert redact(f"key {KEY} echoed", KEY) == "key *** echoed"
+    assert redact_params({"api_key": KEY, "offset": 5}) == {"api_key": "***", "offset": 5}
+    assert KEY not in repr(EIAClient(KEY))
 
 
 def test_naive_datetimes_are_refused(httpserver: HTTPServer) -> None:

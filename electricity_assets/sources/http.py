@@ -124,6 +124,7 @@ def get(
 
     HTTP error statuses are returned, not raised: the caller knows what each one means.
     """
+    secrets = tuple(secrets)
     try:
         return session.get(url, params=dict(params), timeout=timeout_s)
     except requests.Timeout as exc:
