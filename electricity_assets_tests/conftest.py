@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,28 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def duckdb_path(isolated_home: Path) -> str:
     return str(isolated_home / "test.duckdb")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Kafka-protocol broker (Tansu on loopback) for the session."""
+    from electricity_assets.streaming.broker import start_broker
+
+    log_path = tmp_path_factory.mktemp("kafka") / "broker.log"
+    with start_broker(log_path=log_path) as broker:
+        yield broker.address
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: str, monkeypatch: pytest.MonkeyPatch,
+                   request: pytest.FixtureRequest):
+    """KafkaSettings on the session broker with topics of this test only (also set in the env)."""
+    import re
+
+    from electricity_assets.streaming.settings import KafkaSettings
+
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[-60:]
+    monkeypatch.setenv("KAFKA_BROKER_ADDRESS", kafka_broker)
+    monkeypatch.setenv("KAFKA_DEMAND_TOPIC", f"test.demand.{slug}")
+    monkeypatch.setenv("KAFKA_WEATHER_TOPIC", f"test.weather.{slug}")
+    return KafkaSettings.from_env()
