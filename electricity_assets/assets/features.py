@@ -1,0 +1,117 @@
+"""demand_features and weather_features: thin assets over the SQL in `features/`.
+
+Each run featurises its partition window (one hour, or a whole backfill range in one run), reading
+raw history before the window as lookback, and replaces exactly that window in DuckDB.
+"""
+
+
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from electricity_assets import quality
+from electricity_assets.features import demand, weather
+from electricity_assets.partitions import hourly_partitions
+from electricity_assets.resources import ElectricityDuckDB
+from electricity_assets.storage import replace_window
+
+OWNERS = ["team:forecasting"]
+PREVIEW_COLUMNS = {
+    demand.TABLE: ["region", "period_utc", "demand_mwh", "is_implausible", "lag_24h",
+                   "roll24_mean", "local_hour", "is_holiday"],
+    weather.TABLE: ["region", "period_utc", "temperature_c", "hdh", "cdh", "heat_index_c",
+                    "temp_roll24_mean", "temperature_z"],
+}
+
+
+def _metadata(table: str, frame: pd.DataFrame, start: datetime, end: datetime,
+              written: int) -> dict[str, dg.MetadataValue]:
+    regions = sorted(frame["region"].unique()) if len(frame) else []
+    return {
+        "dagster/row_count": dg.MetadataValue.int(written),
+        "window_start": dg.MetadataValue.text(start.isoformat()),
+        "window_end": dg.MetadataValue.text(end.isoformat()),
+        "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
+        "preview": dg.MetadataValue.md(
+            quality.markdown_table(frame[PREVIEW_COLUMNS[table]].tail(10))),
+    }
+
+
+@dg.asset(
+    deps=["raw_demand"],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="features",
+    kinds={"duckdb"},
+    owners=OWNERS,
+    description=(
+        "Hourly demand + calendar features per region for 24-hour-ahead forecasting: cleaned "
+        "demand (implausible EIA glitches nulled by a trailing 60-day median ratio rule), lags "
+        "24-336 h, rolling mean/std/min/max over 24 h and 168 h ending at t-24h, local-time "
+        "hour/weekday/day-of-year sin/cos (DST-correct), weekend, holiday and bridge-day flags."
+    ),
+)
+def demand_features(context: dg.AssetExecutionContext,
+                    duckdb: ElectricityDuckDB) -> dg.MaterializeResult:
+    start, end = context.partition_time_window
+    with duckdb.get_connection() as conn:
+        frame = demand.compute_demand_features(conn, start, end)
+        written = replace_window(conn, demand.TABLE, frame, start, end)
+    flagged = (frame.loc[frame["is_implausible"]].groupby("region").size()
+               .rename("implausible_hours").reset_index())
+    context.log.info(f"demand_features: {written:,} rows for [{start.isoformat()}, "
+                     f"{end.isoformat()}), {int(flagged['implausible_hours'].sum())} implausible")
+    metadata = _metadata(demand.TABLE, frame, start, end, written)
+    metadata["implausible_hours"] = dg.MetadataValue.int(int(flagged["implausible_hours"].sum()))
+    metadata["implausible_by_region"] = dg.MetadataValue.md(quality.markdown_table(flagged))
+    metadata["missing_target_hours"] = dg.MetadataValue.int(int(frame["demand_mwh"].isna().sum()))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class WeatherFeaturesConfig(dg.Config):
+    normalisation_cutoff: str | None = Field(
+        default=None,
+        description=(
+            "ISO-8601 UTC time: refit the z-score statistics on raw_weather rows strictly before "
+            "it. Empty: reuse the stored statistics (fitted once: latest demand hour - 8 weeks)."
+        ),
+    )
+
+
+@dg.asset(
+    deps=["raw_weather"],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="features",
+    kinds={"duckdb"},
+    owners=OWNERS,
+    description=(
+        "Hourly weather features per region with weather: temperature, humidity, wind, "
+        "precipitation, heating/cooling degree hours (18 C base), NWS heat index, temperature "
+        "lags and trailing means, and z-scores with statistics from a training window only "
+        "(table weather_normalisation)."
+    ),
+)
+def weather_features(context: dg.AssetExecutionContext, config: WeatherFeaturesConfig,
+                     duckdb: ElectricityDuckDB) -> dg.MaterializeResult:
+    start, end = context.partition_time_window
+    cutoff = pd.Timestamp(config.normalisation_cutoff) if config.normalisation_cutoff else None
+    if cutoff is not None and cutoff.tzinfo is None:
+        cutoff = cutoff.tz_localize("UTC")
+    with duckdb.get_connection() as conn:
+        frame = weather.compute_weather_features(conn, start, end, normalisation_cutoff=cutoff)
+        written = replace_window(conn, weather.TABLE, frame, start, end)
+        stats = weather.weather_normalisation(conn)
+    context.log.info(f"weather_features: {written:,} rows for [{start.isoformat()}, "
+                     f"{end.isoformat()})")
+    metadata = _metadata(weather.TABLE, frame, start, end, written)
+    metadata["normalisation_cutoff"] = dg.MetadataValue.text(
+        str(stats["cutoff_utc"].iloc[0]) if len(stats) else "not fitted (too little weather)")
+    metadata["normalisation"] = dg.MetadataValue.md(quality.markdown_table(
+        stats[["region", "variable", "mean", "std", "n_rows"]], max_rows=40))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+feature_assets = [demand_features, weather_features]

@@ -1,0 +1,36 @@
+"""Pure feature engineering in DuckDB SQL: connection + window in, DataFrame out.
+
+The assets in `assets/features.py` write these frames to the `demand_features` and
+`weather_features` tables; `model_frame` reads them back joined for training and forecasting.
+"""
+
+from electricity_assets.features.demand import (
+    FEATURE_COLUMNS,
+    compute_demand_features,
+    implausible_counts,
+)
+from electricity_assets.features.frame import model_frame
+from electricity_assets.features.weather import (
+    WEATHER_FEATURE_COLUMNS,
+    compute_weather_features,
+    default_normalisation_cutoff,
+    fit_weather_normalisation,
+    weather_normalisation,
+)
+
+DEMAND_FEATURES_TABLE = "demand_features"
+WEATHER_FEATURES_TABLE = "weather_features"
+
+__all__ = [
+    "DEMAND_FEATURES_TABLE",
+    "FEATURE_COLUMNS",
+    "WEATHER_FEATURES_TABLE",
+    "WEATHER_FEATURE_COLUMNS",
+    "compute_demand_features",
+    "compute_weather_features",
+    "default_normalisation_cutoff",
+    "fit_weather_normalisation",
+    "implausible_counts",
+    "model_frame",
+    "weather_normalisation",
+]

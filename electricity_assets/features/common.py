@@ -1,0 +1,35 @@
+"""Small helpers shared by the demand and weather feature builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+
+def utc_hour(value: datetime | str, name: str) -> pd.Timestamp:
+    """`value` as a tz-aware UTC Timestamp on the hour; naive or off-the-hour input is an error."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        raise ValueError(f"{name}={value!r} is naive: pass a timezone-aware UTC datetime")
+    ts = ts.tz_convert("UTC")
+    if ts != ts.floor("h"):
+        raise ValueError(f"{name}={value!r} is not on the hour: feature windows are hourly")
+    return ts
+
+
+def table_ddl(columns: dict[str, str]) -> str:
+    """Column list for `storage.register_table`, keyed on (region, period_utc)."""
+    body = ",\n        ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
+    return f"\n        {body},\n        PRIMARY KEY (region, period_utc)"
+
+
+def to_utc(frame: pd.DataFrame, column: str = "period_utc") -> pd.DataFrame:
+    """Make `column` tz-aware UTC whatever the connection's session TimeZone was."""
+    if len(frame.columns) and column in frame:
+        values = frame[column]
+        if getattr(values.dt, "tz", None) is None:
+            frame[column] = values.dt.tz_localize("UTC")
+        else:
+            frame[column] = values.dt.tz_convert("UTC")
+    return frame
