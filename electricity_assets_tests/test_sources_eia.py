@@ -214,6 +214,33 @@ def test_bad_rows_are_rejected_with_reason_and_the_rest_kept(httpserver: HTTPSer
     assert json.loads(result.rejected["payload"].iloc[0])["value"] == "N/A"
 
 
+def test_numeric_values_and_integer_total_from_older_api_versions(
+        httpserver: HTTPServer, real_rows: list[dict]) -> None:
+    """Before v2.1.6 `value` and `total` were JSON numbers; both spellings must parse."""
+    rows = [{**r, "value": int(r["value"])} for r in real_rows]
+    payload = body(rows)
+    payload["response"]["total"] = len(rows)
+    httpserver.expect_request(ROUTE).respond_with_json(payload)
+
+    result = client(httpserver).fetch_region_data(at(0), at(4), ["CAL"])
+
+    assert result.rejected.empty
+    assert sorted(result.rows["value_mwh"]) == sorted(float(r["value"]) for r in real_rows)
+
+
+def test_rows_repeated_across_pages_are_kept_once(httpserver: HTTPServer,
+                                                  real_rows: list[dict]) -> None:
+    """If EIA publishes rows mid-download the pages shift and a row can arrive twice."""
+    shifted = real_rows[:4] + real_rows[3:]  # row 3 appears on both pages
+    httpserver.expect_request(ROUTE).respond_with_handler(paging_handler(shifted))
+
+    result = client(httpserver, page_length=4).fetch_region_data(at(0), at(4), ["CAL"])
+
+    assert offsets(httpserver) == [0, 4, 8]
+    assert len(result.rows) == 8
+    assert not result.rows.duplicated(["region", "period_utc", "type"]).any()
+
+
 def test_429_with_retry_after_then_success(httpserver: HTTPServer,
                                            real_rows: list[dict]) -> None:
     httpserver.expect_oneshot_request(ROUTE).respond_with_data(
