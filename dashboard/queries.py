@@ -1,0 +1,225 @@
+"""The dashboard's read side: plain functions over the serving snapshot (no Streamlit here).
+
+Every function opens its own short-lived read-only connection through `electricity_assets.serving`
+and returns a DataFrame or plain values, so tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from electricity_assets import serving, settings
+from electricity_assets.replay_clock import current_time
+
+logger = logging.getLogger(__name__)
+
+SEASONAL_LAG_HOURS = 168  # seasonal naive: the same hour one week earlier
+METRIC_COLUMNS = ["forecast", "hours", "MdAPE %", "MAPE %", "MAE MWh"]
+
+
+def has_table(name: str) -> bool:
+    return name in serving.table_names()
+
+
+def regions() -> list[str]:
+    """Every region with actual demand in the data (including ones a replay folder adds)."""
+    frame = serving.query("SELECT DISTINCT region FROM raw_demand WHERE type = 'D' ORDER BY 1")
+    return frame["region"].tolist()
+
+
+def demand_range(region: str) -> tuple[datetime, datetime] | None:
+    frame = serving.query(
+        "SELECT min(period_utc) AS first, max(period_utc) AS last FROM raw_demand "
+        "WHERE region = ? AND type = 'D'", [region])
+    if frame.empty or pd.isna(frame["first"].iloc[0]):
+        return None
+    return frame["first"].iloc[0].to_pydatetime(), frame["last"].iloc[0].to_pydatetime()
+
+
+def latest_forecast_hour(region: str) -> datetime | None:
+    if not has_table("demand_forecasts"):
+        return None
+    value = serving.query("SELECT max(period_utc) AS last FROM demand_forecasts WHERE region = ?",
+                          [region])["last"].iloc[0]
+    return None if pd.isna(value) else value.to_pydatetime()
+
+
+def demand_series(region: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Hourly actual, EIA DF, model forecast with P10/P90, and seasonal naive in [start, end)."""
+    with_forecasts = has_table("demand_forecasts")
+    forecast_cols = ("f.forecast_mwh, f.p10_mwh, f.p90_mwh, f.model_version" if with_forecasts
+                     else "NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
+                          "NULL::DOUBLE AS p90_mwh, NULL::VARCHAR AS model_version")
+    forecast_join = ("LEFT JOIN demand_forecasts f ON f.region = ? AND f.period_utc = h.period_utc"
+                     if with_forecasts else "")
+    sql = f"""
+        WITH d AS (
+            SELECT period_utc,
+                   max(value_mwh) FILTER (WHERE type = 'D') AS actual_mwh,
+                   max(value_mwh) FILTER (WHERE type = 'DF') AS eia_df_mwh
+            FROM raw_demand
+            WHERE region = ? AND period_utc >= ? - INTERVAL {SEASONAL_LAG_HOURS} HOUR
+              AND period_utc < ?
+            GROUP BY period_utc
+        ), h AS (
+            SELECT d.*, w.actual_mwh AS naive_mwh
+            FROM d LEFT JOIN d AS w
+              ON w.period_utc = d.period_utc - INTERVAL {SEASONAL_LAG_HOURS} HOUR
+        )
+        SELECT h.period_utc, h.actual_mwh, h.eia_df_mwh, h.naive_mwh, {forecast_cols}
+        FROM h {forecast_join}
+        WHERE h.period_utc >= ?
+        ORDER BY h.period_utc"""
+    params: list = [region, start, end]
+    if with_forecasts:
+        params.append(region)
+    params.append(start)
+    return serving.query(sql, params)
+
+
+def error_metrics(series: pd.DataFrame) -> pd.DataFrame:
+    """MdAPE, MAPE and MAE of model, EIA DF and seasonal naive, each over the hours it covers.
+
+    Hours with no positive actual are left out of the percentage errors (EIA glitches such as
+    zero demand would make them infinite).
+    """
+    rows = []
+    for label, column in (("model", "forecast_mwh"), ("EIA day-ahead (DF)", "eia_df_mwh"),
+                          ("seasonal naive (t-168 h)", "naive_mwh")):
+        both = series[["actual_mwh", column]].dropna()
+        both = both[both["actual_mwh"] > 0]
+        if both.empty:
+            rows.append({"forecast": label, "hours": 0, "MdAPE %": np.nan, "MAPE %": np.nan,
+                         "MAE MWh": np.nan})
+            continue
+        error = both[column] - both["actual_mwh"]
+        ape = (error.abs() / both["actual_mwh"]) * 100
+        rows.append({"forecast": label, "hours": len(both), "MdAPE %": float(ape.median()),
+                     "MAPE %": float(ape.mean()), "MAE MWh": float(error.abs().mean())})
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def backtest(region: str) -> pd.DataFrame:
+    if not has_table("forecast_backtest"):
+        return pd.DataFrame()
+    return serving.query(
+        "SELECT window_start, window_end, hours, model_mdape, df_mdape, naive_mdape, model_mape, "
+        "df_mape, naive_mape, model_mae, df_mae, naive_mae, coverage_p10_p90, run_id, created_at "
+        "FROM forecast_backtest WHERE region = ? ORDER BY created_at DESC LIMIT 20", [region])
+
+
+def weather_vs_demand(region: str, start: datetime, end: datetime) -> pd.DataFrame:
+    if not has_table("raw_weather"):
+        return pd.DataFrame(columns=["period_utc", "temperature_c", "actual_mwh"])
+    return serving.query(
+        "SELECT w.period_utc, w.temperature_c, d.value_mwh AS actual_mwh FROM raw_weather w "
+        "JOIN raw_demand d ON d.region = w.region AND d.period_utc = w.period_utc AND d.type = 'D' "
+        "WHERE w.region = ? AND w.period_utc >= ? AND w.period_utc < ? "
+        "AND w.temperature_c IS NOT NULL ORDER BY w.period_utc", [region, start, end])
+
+
+def freshness(now: datetime | None = None) -> pd.DataFrame:
+    """Latest hour per region and dataset, how far behind `now` it is, and the last stream write.
+
+    `now` defaults to the data clock (the replay clock offline), so replayed history is judged
+    against the replayed present rather than today's date.
+    """
+    now = now or current_time()
+    parts = ["SELECT region, 'demand' AS dataset, max(period_utc) AS latest_hour, "
+             "max(ingested_at) AS last_ingested_at, "
+             "max(ingested_at) FILTER (WHERE source = 'kafka') AS last_streamed_at "
+             "FROM raw_demand WHERE type = 'D' GROUP BY region"]
+    if has_table("raw_weather"):
+        parts.append("SELECT region, 'weather', max(period_utc), max(ingested_at), "
+                     "max(ingested_at) FILTER (WHERE source = 'kafka') FROM raw_weather "
+                     "GROUP BY region")
+    frame = serving.query(" UNION ALL ".join(parts) + " ORDER BY region, dataset")
+    lag = pd.Timestamp(now) - frame["latest_hour"]
+    frame["lag_hours"] = (lag.dt.total_seconds() / 3600).round(1)
+    wall = pd.Timestamp(datetime.now(UTC))
+    frame["sensor_lag_min"] = ((wall - frame["last_streamed_at"]).dt.total_seconds() / 60).round(1)
+    return frame
+
+
+def dead_letter_count() -> int:
+    if not has_table("dead_letters"):
+        return 0
+    return int(serving.query("SELECT count(*) AS n FROM dead_letters")["n"].iloc[0])
+
+
+def snapshot_published_at() -> datetime | None:
+    if not has_table("serving_meta"):
+        return None
+    return serving.query("SELECT max(published_at) AS t FROM serving_meta")["t"].iloc[0]
+
+
+@dataclass
+class ModelCard:
+    model_name: str
+    available: bool
+    message: str = ""
+    version: str | None = None
+    trained_at: datetime | None = None
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    top_features: list[tuple[str, float]] = field(default_factory=list)
+
+
+def _registry_exists(uri: str) -> bool:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _top_features(client, run_id: str, tags: dict[str, str], limit: int = 10
+                  ) -> list[tuple[str, float]]:
+    """Feature importances the training run logged: a JSON artifact, tags or metrics."""
+    import json
+    import tempfile
+
+    for artifact in ("feature_importance.json", "feature_importances.json"):
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = client.download_artifacts(run_id, artifact, tmp)
+                data = json.loads(Path(path).read_text())
+            pairs = (data.items() if isinstance(data, dict)
+                     else [(d["feature"], d["importance"]) for d in data])
+            return sorted(((str(k), float(v)) for k, v in pairs), key=lambda kv: -kv[1])[:limit]
+        except Exception:  # noqa: BLE001 - artifact absent or shaped differently: try the next
+            continue
+    if "top_features" in tags:
+        return [(name.strip(), float("nan")) for name in tags["top_features"].split(",")][:limit]
+    return []
+
+
+def champion_card(region: str, tracking_uri: str | None = None) -> ModelCard:
+    """The `champion` of `demand-<region>` from the MLflow registry; degrades to a message."""
+    name = f"demand-{region}"
+    uri = tracking_uri or settings.mlflow_tracking_uri()
+    if not _registry_exists(uri):
+        return ModelCard(name, False, "No model registry yet: run `trained_models` in Dagster.")
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        version = client.get_model_version_by_alias(name, "champion")
+    except Exception as exc:  # noqa: BLE001 - any registry failure must not break the page
+        logger.info("no champion for %s: %s", name, exc)
+        return ModelCard(name, False, f"No champion model for {region} yet.")
+    card = ModelCard(name, True, version=str(version.version), run_id=version.run_id,
+                     trained_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC))
+    try:
+        run = client.get_run(version.run_id)
+        card.metrics = {k: float(v) for k, v in sorted(run.data.metrics.items())}
+        card.top_features = _top_features(client, version.run_id,
+                                          {**run.data.tags, **(version.tags or {})})
+        card.trained_at = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+    except Exception as exc:  # noqa: BLE001
+        card.message = f"Run details unavailable: {type(exc).__name__}"
+    return card

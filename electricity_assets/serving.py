@@ -1,0 +1,148 @@
+"""The serving snapshot: how the dashboard reads DuckDB without ever blocking a Dagster write.
+
+DuckDB allows one writer process, and a read-only connection held by another process blocks that
+writer as well. So the dashboard never opens the live database while a snapshot exists:
+
+- writer side: after each successful run (a run-status sensor) and after seeding, the tables the
+  dashboard shows are copied from the live file into `serving.duckdb.tmp`, which then replaces
+  `serving.duckdb` with `os.replace` (atomic; a reader still holding the old file keeps reading it).
+  The copy takes a short read-only lock on the live file (under a second on the full bundle);
+  a writer that hits it retries (ElectricityDuckDB backs off), as this copy does.
+- reader side: short-lived read-only connections to the snapshot, one per query, never cached.
+  Without a snapshot (e.g. a database filled by hand) the live file is read the same way, with a
+  bounded retry on the lock.
+
+No Dagster imports: the dashboard imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import pandas as pd
+
+from electricity_assets import settings
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+SERVING_TABLES = ("raw_demand", "raw_weather", "demand_forecasts", "forecast_backtest",
+                  "dead_letters")
+LOCK_ERRORS = (duckdb.IOException, duckdb.ConnectionException)
+
+
+class ServingUnavailableError(RuntimeError):
+    pass
+
+
+def serving_path() -> Path:
+    """Where the snapshot lives: SERVING_DUCKDB_PATH, default next to the live DuckDB file."""
+    explicit = os.environ.get("SERVING_DUCKDB_PATH")
+    if explicit:
+        return Path(explicit)
+    return Path(settings.duckdb_path()).with_name("serving.duckdb")
+
+
+def with_lock_retry(action: Callable[[], T], what: str, timeout_s: float = 10.0) -> T:
+    """Run `action`, retrying with backoff while another process holds the DuckDB file lock."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return action()
+        except LOCK_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise ServingUnavailableError(
+                    f"{what}: the database stayed locked for {timeout_s:.0f} s ({exc}); a long "
+                    "write is running: retry shortly") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def _existing_tables(conn: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [catalog]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def publish_snapshot(live_path: str | None = None, target: Path | None = None,
+                     tables: Sequence[str] = SERVING_TABLES, lock_timeout_s: float = 60.0) -> dict:
+    """Copy `tables` of the live database into a fresh snapshot file and swap it in atomically."""
+    live_path = live_path or settings.duckdb_path()
+    target = target or serving_path()
+    if not Path(live_path).exists():
+        raise ServingUnavailableError(
+            f"{live_path} does not exist yet: materialise the raw assets first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+
+    def copy() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with duckdb.connect() as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("ATTACH ? AS live (READ_ONLY)", [live_path])
+            try:
+                conn.execute("ATTACH ? AS snap", [str(tmp)])
+                present = _existing_tables(conn, "live")
+                for table in tables:
+                    if table in present:
+                        conn.execute(f"CREATE TABLE snap.{table} AS SELECT * FROM live.{table}")
+                        counts[table] = conn.execute(
+                            f"SELECT count(*) FROM snap.{table}").fetchone()[0]
+                conn.execute("CREATE TABLE snap.serving_meta AS SELECT ?::TIMESTAMPTZ "
+                             "AS published_at", [datetime.now(UTC)])
+            finally:
+                conn.execute("DETACH live")
+        return counts
+
+    started = time.monotonic()
+    try:
+        counts = with_lock_retry(copy, f"snapshot of {live_path}", lock_timeout_s)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    logger.info("published serving snapshot %s in %.2f s: %s", target,
+                time.monotonic() - started, counts)
+    return {"path": str(target), "seconds": time.monotonic() - started, "rows": counts}
+
+
+@contextmanager
+def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection: the snapshot if published, else the live file."""
+    path = serving_path()
+    if not path.exists():
+        path = Path(settings.duckdb_path())
+    if not path.exists():
+        raise ServingUnavailableError(
+            f"no data yet: {path} does not exist. Run `electricity-stack` (it seeds the bundled "
+            "history) or materialise the raw assets in Dagster")
+    conn = with_lock_retry(lambda: duckdb.connect(str(path), read_only=True),
+                           f"opening {path}", timeout_s)
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        yield conn
+    finally:
+        conn.close()
+
+
+def query(sql: str, params: Sequence | None = None) -> pd.DataFrame:
+    """Run one read query on a fresh connection (closed before returning)."""
+    with read_connection() as conn:
+        return conn.execute(sql, list(params or [])).df()
+
+
+def table_names() -> set[str]:
+    with read_connection() as conn:
+        return {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

@@ -1,0 +1,158 @@
+"""The dashboard's read side on a tmp DuckDB seeded with real bundled data (see dashboard_seed)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import queries
+from electricity_assets import serving
+from electricity_assets_tests.dashboard_seed import FORECAST_START, SEED_END, seeded_database
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return seeded_database(tmp_path_factory.mktemp("seed"))
+
+
+@pytest.fixture
+def live_db(seeded_file: Path, isolated_home: Path) -> Path:
+    """A private copy of the seeded database as this test's live DuckDB file."""
+    live = isolated_home / "electricity.duckdb"
+    shutil.copy(seeded_file, live)
+    return live
+
+
+def test_regions_come_from_the_data(live_db: Path) -> None:
+    codes = queries.regions()
+    # The bundle has 12 codes; CENT and NY are in the catalogue but not in the data.
+    assert len(codes) == 12 and {"CAL", "US48", "TEN"} <= set(codes)
+    assert "CENT" not in codes and "NY" not in codes
+
+
+def test_demand_series_joins_actual_df_model_and_naive(live_db: Path) -> None:
+    start, end = datetime(2020, 3, 20, tzinfo=UTC), datetime(2020, 3, 22, tzinfo=UTC)
+    series = queries.demand_series("CAL", start, end)
+    assert len(series) == 48
+    assert series["period_utc"].min() == pd.Timestamp(start)
+    with duckdb.connect(str(live_db), read_only=True) as conn:
+        raw = conn.execute(
+            "SELECT period_utc, type, value_mwh FROM raw_demand WHERE region = 'CAL' "
+            "AND period_utc IN (?, ?)",
+            [datetime(2020, 3, 21, 12, tzinfo=UTC), datetime(2020, 3, 14, 12, tzinfo=UTC)]).df()
+    row = series.set_index("period_utc").loc[pd.Timestamp("2020-03-21T12:00Z")]
+    by_key = raw.set_index(["period_utc", "type"])["value_mwh"]
+    assert row["actual_mwh"] == by_key[(pd.Timestamp("2020-03-21T12:00Z"), "D")]
+    assert row["eia_df_mwh"] == by_key[(pd.Timestamp("2020-03-21T12:00Z"), "DF")]
+    assert row["naive_mwh"] == by_key[(pd.Timestamp("2020-03-14T12:00Z"), "D")]
+    assert row["p10_mwh"] < row["forecast_mwh"] < row["p90_mwh"]
+
+
+def test_error_metrics_skip_zero_actuals_and_missing_forecasts() -> None:
+    series = pd.DataFrame({
+        "actual_mwh": [100.0, 200.0, 0.0, 400.0],
+        "forecast_mwh": [110.0, 180.0, 50.0, np.nan],
+        "eia_df_mwh": [100.0, 200.0, 10.0, 300.0],
+        "naive_mwh": [np.nan] * 4,
+    })
+    table = queries.error_metrics(series).set_index("forecast")
+    model = table.loc["model"]
+    assert model["hours"] == 2
+    assert model["MdAPE %"] == pytest.approx(10.0) and model["MAPE %"] == pytest.approx(10.0)
+    assert model["MAE MWh"] == pytest.approx(15.0)
+    df = table.loc["EIA day-ahead (DF)"]
+    assert df["hours"] == 3 and df["MAE MWh"] == pytest.approx(100 / 3)
+    assert table.loc["seasonal naive (t-168 h)", "hours"] == 0
+
+
+def test_df_error_on_real_data_matches_the_published_baseline(live_db: Path) -> None:
+    series = queries.demand_series("CAL", FORECAST_START, SEED_END)
+    df = queries.error_metrics(series).set_index("forecast").loc["EIA day-ahead (DF)"]
+    # SOURCES.md: CAL's DF has a median APE of 1.8 % over 2015-2020.
+    assert df["hours"] > 300 and 0.5 < df["MdAPE %"] < 5
+
+
+def test_freshness_is_judged_against_the_given_clock(live_db: Path) -> None:
+    fresh = queries.freshness(now=datetime(2020, 4, 2, 5, tzinfo=UTC))
+    cal = fresh[(fresh.region == "CAL") & (fresh.dataset == "demand")].iloc[0]
+    assert cal["latest_hour"] == pd.Timestamp("2020-04-01T23:00Z")
+    assert cal["lag_hours"] == 6.0
+    assert set(fresh[fresh.dataset == "weather"].region) == {"CAL", "MIDA", "TEX"}
+    assert queries.dead_letter_count() == 1
+
+
+def test_reads_prefer_the_published_snapshot(live_db: Path) -> None:
+    published = serving.publish_snapshot()
+    assert published["rows"]["raw_demand"] > 0 and serving.serving_path().exists()
+    # Once published, the live file can change (or be locked) without the dashboard seeing it.
+    with duckdb.connect(str(live_db)) as conn:
+        conn.execute("DELETE FROM raw_demand WHERE region = 'CAL'")
+        assert "CAL" in queries.regions()
+        assert queries.snapshot_published_at() is not None
+    serving.publish_snapshot()
+    assert "CAL" not in queries.regions()
+
+
+def test_champion_card_degrades_without_a_registry(isolated_home: Path) -> None:
+    card = queries.champion_card("CAL")
+    assert not card.available and "No model registry" in card.message
+    assert not (isolated_home / "mlflow").exists()  # reading must not create a registry
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from electricity_assets.datasets import DEMAND
+    from electricity_assets.resources import ElectricityDuckDB
+    from electricity_assets.settings import PACKAGE_DATA_DIR
+    from electricity_assets.sources.bundled import read_bundled
+    from electricity_assets.storage import replace_window
+    import pandas as pd
+
+    resource = ElectricityDuckDB(database=sys.argv[1])
+    start, hours = datetime(2020, 3, 1, tzinfo=UTC), 6
+    rows = read_bundled(DEMAND, start, start + timedelta(days=8), PACKAGE_DATA_DIR)
+    rows = rows.assign(source="bundled", ingested_at=pd.Timestamp.now(tz="UTC"))
+    print("ready", flush=True)
+    for step in range(8 * 24 // hours):  # an 8-day backfill, one window per connection
+        lo = start + timedelta(hours=step * hours)
+        hi = lo + timedelta(hours=hours)
+        window = rows[(rows.period_utc >= lo) & (rows.period_utc < hi)]
+        with resource.get_connection() as conn:
+            replace_window(conn, "raw_demand", window, lo, hi)
+    print("writer done", flush=True)
+""")
+
+
+def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
+    """Reader + snapshot publisher in this process, a backfill writer in another: none fails."""
+    serving.publish_snapshot()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(live_db)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    reads = publishes = 0
+    deadline = time.monotonic() + 120
+    while writer.poll() is None and time.monotonic() < deadline:
+        series = queries.demand_series("TEX", FORECAST_START, SEED_END)
+        assert len(series) > 300
+        reads += 1
+        if reads % 5 == 0:  # what the run-status sensor does after each run
+            serving.publish_snapshot()
+            publishes += 1
+    out, err = writer.communicate(timeout=60)
+    assert writer.returncode == 0, err[-2000:]
+    assert "writer done" in out
+    print(f"{reads} reads, {publishes} snapshots during the backfill")
+    assert reads >= 10 and publishes >= 2
