@@ -62,11 +62,10 @@ storage.register_table(NORMALISATION_TABLE, """
         fitted_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (region, variable)""")
 
-# NWS heat index (Rothfusz regression, with Steadman's simple formula below ~80 F), in Celsius.
+# NWS heat index (Rothfusz regression) in Celsius; below 80 F (26.7 C), where the index is not
+# defined, it is the air temperature itself.
 _HEAT_INDEX_SQL = """
-    CASE WHEN temperature_c IS NULL OR relative_humidity IS NULL THEN NULL
-         WHEN 0.5 * (tf + 61 + (tf - 68) * 1.2 + relative_humidity * 0.094) < 80
-              THEN (0.5 * (tf + 61 + (tf - 68) * 1.2 + relative_humidity * 0.094) - 32) / 1.8
+    CASE WHEN tf < 80 OR relative_humidity IS NULL THEN temperature_c
          ELSE ((-42.379 + 2.04901523 * tf + 10.14333127 * relative_humidity
                 - 0.22475541 * tf * relative_humidity - 0.00683783 * tf * tf
                 - 0.05481717 * relative_humidity * relative_humidity
