@@ -37,7 +37,7 @@ def test_default_view_shows_real_region_chart_metrics_and_operations(app: AppTes
     assert region.value == "CAL" and "US48 - United States Lower 48" in region.options
     assert len(region.options) == 12
     assert len(app.get("plotly_chart")) == 2  # demand chart + CAL weather scatter
-    metrics = app.dataframe[0].value.set_index("forecast")
+    metrics = app.table[0].value
     assert list(metrics.index) == ["model", "EIA day-ahead (DF)", "seasonal naive (t-168 h)"]
     assert (metrics["hours"] > 300).all()
     # The operators' day-ahead forecast beats last week's load on real CAL data.
@@ -53,15 +53,15 @@ def test_default_view_shows_real_region_chart_metrics_and_operations(app: AppTes
 
 
 def test_switching_region_and_range_recomputes(app: AppTest) -> None:
-    before = app.dataframe[0].value
+    before = app.table[0].value
     app.selectbox(key="region").set_value("TEN").run()
     assert not app.exception
     # TEN has no weather in the bundle: the panel says so instead of plotting.
     assert len(app.get("plotly_chart")) == 1
     assert "No weather for TEN" in _texts(app)
-    after = app.dataframe[0].value
+    after = app.table[0].value
     assert not after.equals(before)
     app.date_input(key="dates").set_value((date(2020, 3, 25), date(2020, 3, 27))).run()
     assert not app.exception
     # Three local days; TEN's DF has gaps, so at most 72 scored hours.
-    assert 48 < app.dataframe[0].value.loc[1, "hours"] <= 72
+    assert 48 < app.table[0].value.loc["EIA day-ahead (DF)", "hours"] <= 72
