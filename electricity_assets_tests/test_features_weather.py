@@ -1,0 +1,170 @@
+"""Weather features, training-window normalisation, the joined model frame and the assets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from electricity_assets import storage
+from electricity_assets.assets.features import feature_assets
+from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.features import (
+    FEATURE_COLUMNS,
+    WEATHER_FEATURE_COLUMNS,
+    compute_demand_features,
+    compute_weather_features,
+    default_normalisation_cutoff,
+    fit_weather_normalisation,
+    model_frame,
+    weather_normalisation,
+)
+from electricity_assets.features.weather import COLUMNS
+from electricity_assets.resources import ElectricityDuckDB
+from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.sources.bundled import read_bundled
+
+START = datetime(2021, 1, 4, tzinfo=UTC)
+
+
+def open_db(path: str) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect(path)
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn
+
+
+def write(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    storage.upsert(conn, table, frame.assign(
+        source="bundled", ingested_at=pd.Timestamp(datetime.now(UTC))))
+
+
+def hourly_weather(region: str, hours: int, temperature=lambda i: 10.0 + (i % 24),
+                   skip: tuple[int, ...] = ()) -> pd.DataFrame:
+    return pd.DataFrame([
+        (region, START + timedelta(hours=i), float(temperature(i)), 50.0, 10.0, None)
+        for i in range(hours) if i not in skip
+    ], columns=["region", "period_utc", *WEATHER.value_columns])
+
+
+def at(frame: pd.DataFrame, region: str, hours: int) -> pd.Series:
+    rows = frame[(frame["region"] == region)
+                 & (frame["period_utc"] == pd.Timestamp(START + timedelta(hours=hours)))]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_degree_hours_heat_index_lags_and_trailing_means(duckdb_path: str) -> None:
+    with open_db(duckdb_path) as conn:
+        write(conn, "raw_weather", hourly_weather("TEX", 24 * 8, skip=(50,)))
+        # 90 F at 50 % humidity: the NWS table gives a heat index of 95 F (35 C).
+        conn.execute("UPDATE raw_weather SET temperature_c = 32.2222 "
+                     "WHERE period_utc = ?", [START + timedelta(hours=100)])
+        frame = compute_weather_features(conn, START, START + timedelta(days=8),
+                                         normalisation_cutoff=START + timedelta(days=7))
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == 24 * 8 - 1  # one row per hour that has weather
+    cold, warm = at(frame, "TEX", 0), at(frame, "TEX", 23)  # 10 C and 33 C
+    assert (cold["hdh"], cold["cdh"]) == (8.0, 0.0)
+    assert (warm["hdh"], warm["cdh"]) == (0.0, 15.0)
+    assert cold["heat_index_c"] == 10.0  # below 80 F the index is the air temperature
+    assert at(frame, "TEX", 100)["heat_index_c"] == pytest.approx(35.0, abs=0.6)
+    assert pd.isna(at(frame, "TEX", 74)["temp_lag_24h"])  # hour 50 has no row
+    assert at(frame, "TEX", 75)["temp_lag_24h"] == 10.0 + 51 % 24
+    assert pd.isna(at(frame, "TEX", 53)["temp_lag_3h"])
+    assert at(frame, "TEX", 54)["temp_lag_3h"] == 10.0 + 51 % 24
+    # A trailing 24 h mean over a full daily cycle 10..33 C is 21.5 C.
+    assert at(frame, "TEX", 47)["temp_roll24_mean"] == pytest.approx(21.5)
+    assert at(frame, "TEX", 10)["temp_roll24_mean"] == pytest.approx(15.0)  # hours 0..10
+
+
+def test_z_scores_use_statistics_from_before_the_cutoff_only(duckdb_path: str) -> None:
+    cutoff = START + timedelta(days=10)
+    with open_db(duckdb_path) as conn:
+        write(conn, "raw_weather", hourly_weather("CAL", 24 * 20))
+        stats = fit_weather_normalisation(conn, cutoff).set_index(["region", "variable"])
+        training = np.array([10.0 + (i % 24) for i in range(24 * 10)])
+        assert stats.loc[("CAL", "temperature_c"), "mean"] == pytest.approx(training.mean())
+        assert stats.loc[("CAL", "temperature_c"), "std"] == pytest.approx(training.std(ddof=1))
+        assert stats.loc[("CAL", "temperature_c"), "n_rows"] == 240
+        assert ("CAL", "precipitation_mm") not in stats.index  # no values: no statistics
+        before = compute_weather_features(conn, START, START + timedelta(days=20))
+        # A heat wave after the cut-off changes neither the stored statistics nor old z-scores.
+        conn.execute("UPDATE raw_weather SET temperature_c = temperature_c + 20 "
+                     "WHERE period_utc >= ?", [cutoff])
+        after = compute_weather_features(conn, START, START + timedelta(days=20))
+        stored = weather_normalisation(conn)
+    pd.testing.assert_series_equal(before["temperature_z"][:240], after["temperature_z"][:240])
+    assert (after["temperature_z"][240:] > before["temperature_z"][240:] + 2.5).all()
+    assert (stored["cutoff_utc"] == pd.Timestamp(cutoff)).all()
+    z = (after["temperature_c"] - training.mean()) / training.std(ddof=1)
+    np.testing.assert_allclose(after["temperature_z"], z)
+    assert after["precipitation_z"].isna().all()
+
+
+def test_default_cutoff_holds_out_the_last_eight_weeks_of_demand(duckdb_path: str) -> None:
+    with open_db(duckdb_path) as conn:
+        assert default_normalisation_cutoff(conn) is None
+        last = START + timedelta(days=100)
+        write(conn, "raw_demand", pd.DataFrame(
+            [("CAL", last, "D", 1.0), ("CAL", last + timedelta(days=9), "DF", 1.0)],
+            columns=list(DEMAND.columns)))
+        write(conn, "raw_weather", hourly_weather("CAL", 24 * 100))
+        assert default_normalisation_cutoff(conn) == pd.Timestamp(last - timedelta(weeks=8))
+        compute_weather_features(conn, START, START + timedelta(days=1))  # fits once
+        stats = weather_normalisation(conn)
+    assert (stats["cutoff_utc"] == pd.Timestamp(last - timedelta(weeks=8))).all()
+    assert (stats["n_rows"] == (100 - 56) * 24).all()
+
+
+def test_model_frame_keeps_regions_without_weather(duckdb_path: str) -> None:
+    days = 16
+    with open_db(duckdb_path) as conn:
+        demand = pd.DataFrame(
+            [(r, START + timedelta(hours=i), "D", 1000.0 + i)
+             for r in ("CAL", "NOWX") for i in range(24 * days)],
+            columns=list(DEMAND.columns))
+        write(conn, "raw_demand", demand)
+        write(conn, "raw_weather", hourly_weather("CAL", 24 * days))
+        end = START + timedelta(days=days)
+        storage.replace_window(conn, "demand_features",
+                               compute_demand_features(conn, START, end), START, end)
+        storage.replace_window(conn, "weather_features",
+                               compute_weather_features(conn, START, end), START, end)
+        window = (START + timedelta(days=14), START + timedelta(days=15))
+        frame = model_frame(conn, *window)
+        only_cal = model_frame(conn, *window, regions=["CAL"])
+    assert len(frame) == 48 and sorted(frame["region"].unique()) == ["CAL", "NOWX"]
+    assert set(FEATURE_COLUMNS + WEATHER_FEATURE_COLUMNS) <= set(frame.columns)
+    assert frame.loc[frame["region"] == "NOWX", "temperature_c"].isna().all()
+    assert frame.loc[frame["region"] == "CAL", "temperature_c"].notna().all()
+    assert frame.loc[frame["region"] == "CAL", "lag_336h"].notna().all()
+    assert only_cal["region"].unique().tolist() == ["CAL"]
+
+
+def test_assets_materialise_a_real_window_idempotently(duckdb_path: str) -> None:
+    # Real bundled rows for one March 2020 day plus the lookback the features read.
+    start, end = datetime(2020, 1, 20, tzinfo=UTC), datetime(2020, 3, 2, tzinfo=UTC)
+    with open_db(duckdb_path) as conn:
+        for dataset in (DEMAND, WEATHER):
+            raw = read_bundled(dataset, start, end, PACKAGE_DATA_DIR)
+            write(conn, dataset.table, raw[list(dataset.columns)])
+    resources = {"duckdb": ElectricityDuckDB(database=duckdb_path)}
+    for _ in range(2):
+        result = dg.materialize(feature_assets, resources=resources,
+                                partition_key="2020-03-01-12:00")
+        assert result.success
+    events = {e.asset_key.to_user_string(): e.materialization.metadata
+              for e in result.get_asset_materialization_events()}
+    assert events["demand_features"]["dagster/row_count"].value == 12
+    assert events["weather_features"]["dagster/row_count"].value == 3  # CAL, MIDA, TEX
+    assert "CAL, CAR" in events["demand_features"]["regions"].value
+    with open_db(duckdb_path) as conn:
+        counts = conn.execute(
+            "SELECT (SELECT count(*) FROM demand_features), (SELECT count(*) FROM "
+            "weather_features), (SELECT count(*) FROM demand_features WHERE lag_336h IS NULL)"
+        ).fetchone()
+    assert counts == (12, 3, 0)
