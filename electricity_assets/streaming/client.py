@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
+from electricity_assets.streaming.settings import (
+    BrokerUnavailable,
+    KafkaConfigError,
+    KafkaSettings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str] | None = None,
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
-        raise KafkaConfigError(
+        raise BrokerUnavailable(
             f"cannot list topics on {settings.bootstrap_servers}: {exc.args[0].str()}: check "
             "KAFKA_BROKER_ADDRESS and the KAFKA_SECURITY_PROTOCOL/SASL settings"
         ) from None
@@ -69,6 +73,7 @@ def new_consumer(settings: KafkaSettings) -> Consumer:
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 20,  # reach end-of-partition fast (default 500 ms per empty fetch)
     })
 
 
@@ -150,7 +155,8 @@ def read_ranges(consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, 
                 del pending[partition]
                 continue
             pending[partition] = (low, end)
-    consumer.assign([TopicPartition(topic, p, s) for p, (s, _) in pending.items()])
+    assigned = [TopicPartition(topic, p, s) for p, (s, _) in pending.items()]
+    consumer.assign(assigned)
     deadline = time.monotonic() + timeout_s
     try:
         while pending:
@@ -177,6 +183,7 @@ def read_ranges(consumer: Consumer, topic: str, ranges: Mapping[int, tuple[int, 
                 if msg.offset() >= end - 1:
                     _finish(consumer, topic, pending, partition)
     finally:
+        consumer.resume(assigned)  # librdkafka keeps the pause across unassign/assign
         consumer.unassign()
 
 

@@ -110,13 +110,12 @@ def rows_frame(dataset: Dataset, rows: list[dict[str, Any]]) -> pd.DataFrame:
 def message_hour(payload: bytes | None) -> datetime | None:
     """The hour a message is about, read leniently (the sensor only needs it to pick partitions)."""
     try:
-        value = json.loads(payload) if payload else None
-        hour = pd.Timestamp(value["period_utc"])  # type: ignore[index]
-    except Exception:
+        hour = datetime.fromisoformat(json.loads(payload)["period_utc"])  # type: ignore[arg-type]
+    except Exception:  # anything unreadable is the run's business (it becomes a dead letter)
         return None
-    if hour.tzinfo is None or hour != hour.floor("h"):
+    if hour.tzinfo is None or hour.minute or hour.second or hour.microsecond:
         return None
-    return hour.tz_convert("UTC").to_pydatetime()
+    return hour.astimezone(UTC)
 
 
 def encode_frame(dataset: Dataset, frame: pd.DataFrame, source: str,

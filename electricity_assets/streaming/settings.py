@@ -28,6 +28,10 @@ class KafkaConfigError(RuntimeError):
     """The Kafka settings or the broker's answer make streaming impossible; message says why."""
 
 
+class BrokerUnavailable(KafkaConfigError):
+    """No broker answered at the configured address."""
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = DEFAULT_BROKER_ADDRESS
