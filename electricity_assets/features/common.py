@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import duckdb
 import pandas as pd
+
+from electricity_assets import storage
 
 
 def utc_hour(value: datetime | str, name: str) -> pd.Timestamp:
@@ -33,3 +36,14 @@ def to_utc(frame: pd.DataFrame, column: str = "period_utc") -> pd.DataFrame:
         else:
             frame[column] = values.dt.tz_convert("UTC")
     return frame
+
+
+def ensure_exists(conn: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Create the tables among `names` that do not exist yet (a no-op on read-only connections
+    where they all exist, unlike CREATE TABLE IF NOT EXISTS, which read-only DuckDB refuses)."""
+    existing = {row[0] for row in conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema()").fetchall()}
+    for name in names:
+        if name not in existing:
+            storage.ensure_table(conn, name)

@@ -5,19 +5,25 @@ list), from the region's first observation to 24 h after its last one (the hours
 forecast can still be made for). Missing hours get a row with `demand_mwh` NULL.
 
 Implausible-value rule (trailing, so it never looks ahead): a reported D is implausible when
-    D <= 0, or D < 0.2 x M or D > 3 x M,
-where M is the median of the region's raw D over the 168 hours before it (t-168h .. t-1h, at least
-24 values, otherwise only the D <= 0 part applies). The ratios are wide on purpose: the real daily
-swing stays within about 0.5-1.8 x the weekly median, while the EIA glitches this targets sit far
-outside (MIDA 53 MWh against a median of ~88,700; TEN zeros; SE 302 against ~25,800). The same
-rule against the same M nulls EIA's DF. Flagged hours stay in `raw_demand`; here `demand_mwh` is
-NULL and `is_implausible` true, so they are neither training targets nor lag/rolling inputs.
+    D <= 0, or D < 0.2 x M, or D > 3 x M,
+where M is the median of the region's raw D over the 1,440 hours (60 days) before it, given at
+least 168 values (otherwise only D <= 0 applies). Sixty days because glitches come in runs: SE
+reported ~1/50-scale values for most of August 2015, which a one-week median would adopt as
+normal within days. The ratios are wide on purpose: real load stays within about 0.5-1.8 x M
+(summer peaks in SW reach 2.5 x a spring median; FLA during hurricane Irma fell to ~0.25 x and is
+kept), while the glitches sit far outside (MIDA 53 MWh against ~88,700; TEN zeros). On the bundled
+history it flags SE 1,191 h, TEN 32, CAL 2, MIDA 2. Known miss: CAL 2019-12-20 00-02Z (~0.21 x M).
+The same bounds on the same M null EIA's DF. Flagged hours stay in `raw_demand`; here
+`demand_mwh` is NULL and `is_implausible` true, so they are neither targets nor lag inputs.
 
 No leakage: every demand-derived feature for hour t uses cleaned demand at or before t-24h only.
-Lags join on `period_utc - INTERVAL n HOUR` (a missing hour gives NULL, never a shifted value);
-rolling statistics use RANGE frames ending at t-24h and need at least half of their hours.
+Lags join on `period_utc - INTERVAL n HOUR` (a missing hour gives NULL, never a shifted value).
+Rolling mean/std/min/max cover t-47h..t-24h and t-191h..t-24h; they are ROWS frames over the
+dense per-region hourly grid (one row per hour, NULL where missing - so rows are hours, and much
+faster than RANGE on TIMESTAMPTZ) and need at least half of their hours, else NULL.
 Calendar features describe the hour label as EIA publishes it (hour-ending) in the region's
-local time (`regions.get_region(code).timezone`, DST-correct).
+local time (`regions.get_region(code).timezone`, DST-correct); holidays from `holidays`
+(US federal + the region's `holiday_subdiv`) by that local date.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import pandas as pd
 
 from electricity_assets import storage
 from electricity_assets.features.calendar import CALENDAR_SQL, holiday_flags, region_timezones
-from electricity_assets.features.common import table_ddl, to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, table_ddl, to_utc, utc_hour
 
 TABLE = "demand_features"
 
@@ -81,9 +87,8 @@ def _roll_select() -> str:
 
 def _roll_windows() -> str:
     return ",\n        ".join(
-        f"r{h} AS (PARTITION BY region ORDER BY period_utc RANGE BETWEEN "
-        f"INTERVAL {h + FORECAST_HORIZON_HOURS - 1} HOUR PRECEDING AND "
-        f"INTERVAL {FORECAST_HORIZON_HOURS} HOUR PRECEDING)"
+        f"r{h} AS (PARTITION BY region ORDER BY period_utc ROWS BETWEEN "
+        f"{h + FORECAST_HORIZON_HOURS - 1} PRECEDING AND {FORECAST_HORIZON_HOURS} PRECEDING)"
         for h in ROLL_WINDOWS
     )
 
@@ -119,10 +124,10 @@ series AS (
            median(r.d_raw) OVER w_trailing AS d_median,
            count(r.d_raw) OVER w_trailing AS d_count
     FROM grid g LEFT JOIN raw r USING (region, period_utc)
-    WINDOW w_trailing AS (PARTITION BY g.region ORDER BY g.period_utc RANGE BETWEEN
-        INTERVAL {IMPLAUSIBLE_MEDIAN_HOURS} HOUR PRECEDING AND INTERVAL 1 HOUR PRECEDING)
+    WINDOW w_trailing AS (PARTITION BY g.region ORDER BY g.period_utc ROWS BETWEEN
+        {IMPLAUSIBLE_MEDIAN_HOURS} PRECEDING AND 1 PRECEDING)
 ),
-clean AS (
+clean AS MATERIALIZED (
     SELECT region, period_utc,
            CASE WHEN {_implausible('d_raw')} THEN NULL ELSE d_raw END AS demand_mwh,
            CASE WHEN {_implausible('df_raw')} THEN NULL ELSE df_raw END AS df_mwh,
@@ -160,7 +165,7 @@ def compute_demand_features(conn: duckdb.DuckDBPyConnection, start: datetime,
                             end: datetime) -> pd.DataFrame:
     """Demand + calendar features for start <= period_utc < end (columns: `COLUMNS`)."""
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    storage.ensure_table(conn, "raw_demand")
+    ensure_exists(conn, "raw_demand")
     bounds = conn.execute(
         "SELECT region, min(period_utc), max(period_utc) FROM raw_demand GROUP BY region"
     ).fetchall()
@@ -190,7 +195,7 @@ def compute_demand_features(conn: duckdb.DuckDBPyConnection, start: datetime,
 
 def implausible_counts(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per region in `demand_features`: hours with a reported D, hours flagged implausible."""
-    storage.ensure_table(conn, TABLE)
+    ensure_exists(conn, TABLE)
     return conn.execute(f"""
         SELECT region,
                count(*) FILTER (WHERE demand_mwh IS NOT NULL OR is_implausible) AS reported_hours,

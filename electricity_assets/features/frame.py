@@ -8,9 +8,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from electricity_assets import storage
 from electricity_assets.features import demand, weather
-from electricity_assets.features.common import to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
 
 
 def model_frame(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
@@ -21,7 +20,7 @@ def model_frame(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     restricted to `regions`. Sorted by region, period_utc.
     """
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    storage.ensure_tables(conn, [demand.TABLE, weather.TABLE])
+    ensure_exists(conn, demand.TABLE, weather.TABLE)
     weather_cols = ", ".join(f"w.{c}" for c in weather.COLUMNS if c not in ("region", "period_utc"))
     params: dict[str, object] = {"start": start_ts, "end": end_ts}
     region_filter = ""

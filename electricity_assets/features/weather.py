@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from electricity_assets import storage
-from electricity_assets.features.common import table_ddl, to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, table_ddl, to_utc, utc_hour
 
 TABLE = "weather_features"
 NORMALISATION_TABLE = "weather_normalisation"
@@ -117,7 +117,7 @@ ORDER BY w.region, w.period_utc
 
 def default_normalisation_cutoff(conn: duckdb.DuckDBPyConnection) -> datetime | None:
     """Latest demand hour (or weather hour without demand) minus `NORMALISATION_HOLDOUT`."""
-    storage.ensure_tables(conn, ["raw_demand", "raw_weather"])
+    ensure_exists(conn, "raw_demand", "raw_weather")
     (latest,) = conn.execute(
         "SELECT coalesce((SELECT max(period_utc) FROM raw_demand WHERE type = 'D'), "
         "(SELECT max(period_utc) FROM raw_weather))"
@@ -132,7 +132,7 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
     cutoff_ts = pd.Timestamp(cutoff)
     if cutoff_ts.tzinfo is None:
         raise ValueError(f"cutoff={cutoff!r} is naive: pass a timezone-aware UTC datetime")
-    storage.ensure_tables(conn, ["raw_weather", NORMALISATION_TABLE])
+    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE)
     stats = conn.execute(" UNION ALL ".join(
         f"SELECT region, '{c}' AS variable, avg({c}) AS mean, stddev_samp({c}) AS std, "
         f"count({c}) AS n_rows FROM raw_weather WHERE period_utc < $cutoff GROUP BY region "
@@ -158,7 +158,7 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
 
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The stored z-score statistics (empty until fitted)."""
-    storage.ensure_table(conn, NORMALISATION_TABLE)
+    ensure_exists(conn, NORMALISATION_TABLE)
     return to_utc(conn.execute(
         f"SELECT * FROM {NORMALISATION_TABLE} ORDER BY region, variable").df())
 
@@ -171,7 +171,7 @@ def compute_weather_features(conn: duckdb.DuckDBPyConnection, start: datetime, e
     reused, and fitted with `default_normalisation_cutoff` only if none exist yet.
     """
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    storage.ensure_tables(conn, ["raw_weather", NORMALISATION_TABLE])
+    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE)
     if normalisation_cutoff is not None:
         fit_weather_normalisation(conn, normalisation_cutoff)
     elif conn.execute(f"SELECT count(*) FROM {NORMALISATION_TABLE}").fetchone()[0] == 0:
