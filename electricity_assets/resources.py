@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -19,6 +21,8 @@ class ElectricityDuckDB(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as conn:
             try:
                 conn.execute("SET TimeZone = 'UTC'")
@@ -36,3 +40,18 @@ class SourceResource(dg.ConfigurableResource):
     eia_base_url: str = "https://api.eia.gov/v2"
     open_meteo_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
     open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources from the environment; secrets go through EnvVar so the UI never shows them."""
+    from electricity_assets import settings
+
+    key = dg.EnvVar("EIA_API_KEY") if os.environ.get("EIA_API_KEY") else None
+    return {
+        "duckdb": ElectricityDuckDB(database=settings.duckdb_path()),
+        "source": SourceResource(
+            mode=settings.source_mode(),
+            data_dir=str(settings.data_dir()),
+            eia_api_key=key,
+        ),
+    }

@@ -1,0 +1,1 @@
+"""Thin asset definitions: wire sources, features and models to DuckDB and add metadata."""

@@ -1,0 +1,29 @@
+"""The single Definitions object of the code location: assets, checks, jobs, schedules, sensors."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from electricity_assets.assets.features import feature_assets
+from electricity_assets.assets.freshness import freshness_checks
+from electricity_assets.assets.raw import raw_asset_checks, raw_assets
+from electricity_assets.resources import build_resources
+from electricity_assets.schedules import build_operations
+
+# Each capability exposes its lists; this file only gathers them.
+assets: list = [*raw_assets, *feature_assets]
+asset_checks: list = [*raw_asset_checks, *freshness_checks]
+# Hourly/retrain jobs + schedules and the serving-snapshot sensor, over the assets defined above.
+operation_jobs, operation_schedules, operation_sensors = build_operations(assets)
+jobs: list = [*operation_jobs]
+schedules: list = [*operation_schedules]
+sensors: list = [*operation_sensors]
+
+defs = dg.Definitions(
+    assets=assets,
+    asset_checks=asset_checks,
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    resources=build_resources(),
+)

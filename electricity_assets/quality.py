@@ -1,0 +1,115 @@
+"""Data-quality queries over the raw tables, shared by materialisation metadata and asset checks.
+
+Raw data is never cleaned here: implausible rows are counted and shown, and stay in the table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from electricity_assets.datasets import Dataset
+
+# Why these rules: EIA-930 has reporting glitches (MIDA 53 MWh against a median of 88,747, TEN
+# zeros, negative and 20x DF spikes). A value below 20% or above 300% of its series' median, a
+# negative value, or a zero demand is not physical for a whole region; weather bounds are
+# beyond any recorded US extreme.
+IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
+    "demand": {
+        "negative value": "value_mwh < 0",
+        "zero demand": "type = 'D' AND value_mwh = 0",
+        "below 20% of series median": "value_mwh > 0 AND value_mwh < 0.2 * series_median",
+        "above 300% of series median": "value_mwh > 3 * series_median",
+    },
+    "weather": {
+        "temperature outside -60..60 C": "temperature_c NOT BETWEEN -60 AND 60",
+        "humidity outside 0..100 %": "relative_humidity NOT BETWEEN 0 AND 100",
+        "wind speed outside 0..250 km/h": "wind_speed_kmh NOT BETWEEN 0 AND 250",
+        "precipitation outside 0..300 mm": "precipitation_mm NOT BETWEEN 0 AND 300",
+    },
+}
+
+
+def _series_columns(dataset: Dataset) -> list[str]:
+    """Key columns that identify a series besides period_utc (region, and type for demand)."""
+    return [c for c in dataset.key_columns if c != "period_utc"]
+
+
+def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list]:
+    if start is None or end is None:
+        return "TRUE", []
+    return "period_utc >= ? AND period_utc < ?", [start, end]
+
+
+def duplicate_keys(conn: duckdb.DuckDBPyConnection, dataset: Dataset) -> pd.DataFrame:
+    keys = ", ".join(dataset.key_columns)
+    return conn.execute(
+        f"SELECT {keys}, count(*) AS copies FROM {dataset.table} "
+        f"GROUP BY {keys} HAVING count(*) > 1 ORDER BY copies DESC LIMIT 20"
+    ).df()
+
+
+def missing_hours(conn: duckdb.DuckDBPyConnection, dataset: Dataset,
+                  start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+    """Per series: hours between its first and last row in the window that have no row."""
+    series = ", ".join(_series_columns(dataset))
+    where, params = _window_sql(start, end)
+    return conn.execute(
+        f"""
+        SELECT {series},
+               min(period_utc) AS first_hour, max(period_utc) AS last_hour,
+               count(*) AS present_hours,
+               CAST(date_diff('hour', min(period_utc), max(period_utc)) + 1 AS BIGINT)
+                   AS expected_hours,
+               expected_hours - present_hours AS missing_hours,
+               count(*) FILTER (WHERE {' OR '.join(f'{c} IS NULL' for c in dataset.value_columns)})
+                   AS rows_with_nulls
+        FROM {dataset.table} WHERE {where}
+        GROUP BY ALL ORDER BY ALL
+        """,
+        params,
+    ).df()
+
+
+def implausible_rows(conn: duckdb.DuckDBPyConnection, dataset: Dataset,
+                     start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+    """Every raw row breaking a rule in IMPLAUSIBLE_RULES, with the rule's name as `reason`."""
+    series = ", ".join(_series_columns(dataset))
+    where, params = _window_sql(start, end)
+    rules = IMPLAUSIBLE_RULES[dataset.name]
+    reason = "CASE " + " ".join(f"WHEN {sql} THEN '{name}'" for name, sql in rules.items()) + " END"
+    medians = (
+        f"(SELECT {series}, median(value_mwh) AS series_median FROM {dataset.table} "
+        f"GROUP BY ALL) USING ({series})"
+        if dataset.name == "demand" else None
+    )
+    source = f"{dataset.table} JOIN {medians}" if medians else dataset.table
+    cols = ", ".join(dataset.columns)
+    return conn.execute(
+        f"SELECT {cols}, {reason} AS reason FROM {source} "
+        f"WHERE ({where}) AND ({' OR '.join(f'({sql})' for sql in rules.values())}) "
+        "ORDER BY period_utc",
+        params,
+    ).df()
+
+
+def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
+    """A small markdown rendering for Dagster metadata (no tabulate dependency)."""
+    if frame.empty:
+        return "_no rows_"
+    shown = frame.head(max_rows)
+    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    more = [f"\n_{len(frame) - max_rows} more rows_"] if len(frame) > max_rows else []
+    return "\n".join([header, rule, *body, *more])
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%MZ")
+    return str(value)

@@ -1,0 +1,53 @@
+"""Source selection: one call returns a window of either dataset from the replay or the live APIs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from electricity_assets.datasets import Dataset
+from electricity_assets.sources.bundled import read_bundled
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    mode: str                     # bundled | api
+    data_dir: Path
+    eia_api_key: str | None = field(default=None, repr=False)
+    eia_base_url: str = "https://api.eia.gov/v2"
+    open_meteo_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
+    open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+
+
+@dataclass
+class SourceWindow:
+    rows: pd.DataFrame            # dataset.columns, period_utc tz-aware UTC
+    rejected: pd.DataFrame        # rows the source refused, with a `reason` column
+    source: str                   # label stored in the `source` column
+
+
+def load_window(dataset: Dataset, start: datetime, end: datetime,
+                config: SourceConfig) -> SourceWindow:
+    """Rows of `dataset` with start <= period_utc < end from the configured source."""
+    if config.mode == "bundled":
+        rows = read_bundled(dataset, start, end, config.data_dir)
+        return SourceWindow(rows, pd.DataFrame(columns=["payload", "reason"]), "bundled")
+    if config.mode == "api":
+        from electricity_assets.sources.live import fetch_live
+
+        rows, rejected = fetch_live(
+            dataset, start, end, None,
+            eia_api_key=config.eia_api_key,
+            eia_base_url=config.eia_base_url,
+            archive_url=config.open_meteo_archive_url,
+            forecast_url=config.open_meteo_forecast_url,
+        )
+        label = "eia_api" if dataset.name == "demand" else "open_meteo"
+        return SourceWindow(rows[list(dataset.columns)], rejected, label)
+    raise ValueError(f"unknown source mode {config.mode!r}: expected 'bundled' or 'api'")
