@@ -102,7 +102,8 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
     shown = frame.head(max_rows)
     header = "| " + " | ".join(map(str, shown.columns)) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |"
+            for row in shown.itertuples(index=False)]
     more = [f"\n_{len(frame) - max_rows} more rows_"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *body, *more])
 

@@ -128,7 +128,8 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
     return _raw
 
 
-def build_raw_checks(dataset: Dataset, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+def build_raw_checks(dataset: Dataset,
+                     asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(asset=asset, name="no_duplicate_keys", blocking=True,
                     description=f"No two rows share ({', '.join(dataset.key_columns)}).")
     def _no_duplicates(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:

@@ -1,4 +1,4 @@
-"""Source selection: one call returns a window of either dataset from the replay or the live APIs."""
+"""Source selection: one call returns a window of either dataset, from the replay or the APIs."""
 
 from __future__ import annotations
 
