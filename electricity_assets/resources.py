@@ -42,6 +42,23 @@ class SourceResource(dg.ConfigurableResource):
     open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
 
 
+class MLflowResource(dg.ConfigurableResource):
+    """Where training runs and the model registry live (empty fields: `settings` defaults)."""
+
+    tracking_uri: str = ""
+    artifact_root: str = ""
+    experiment_name: str = "demand-forecasting"
+    ui_url: str = "http://127.0.0.1:5000"  # for run links in asset metadata
+
+    def mlflow_config(self):  # -> modeling.registry.MlflowConfig (lazy import: MLflow is slow)
+        from electricity_assets import settings
+        from electricity_assets.modeling.registry import MlflowConfig
+
+        return MlflowConfig(self.tracking_uri or settings.mlflow_tracking_uri(),
+                            self.artifact_root or settings.mlflow_artifact_root(),
+                            self.experiment_name, self.ui_url)
+
+
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources from the environment; secrets go through EnvVar so the UI never shows them."""
     from electricity_assets import settings
@@ -53,5 +70,10 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             mode=settings.source_mode(),
             data_dir=str(settings.data_dir()),
             eia_api_key=key,
+        ),
+        "mlflow": MLflowResource(
+            tracking_uri=settings.mlflow_tracking_uri(),
+            artifact_root=settings.mlflow_artifact_root(),
+            ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
         ),
     }

@@ -1,0 +1,54 @@
+"""demand_forecasts: each region's champion forecast, 24 hours ahead, per hourly partition."""
+
+
+import dagster as dg
+
+from electricity_assets import quality
+from electricity_assets.partitions import hourly_partitions
+from electricity_assets.resources import ElectricityDuckDB, MLflowResource
+from electricity_assets.storage import replace_window
+
+OWNERS = ["team:forecasting"]
+TABLE = "demand_forecasts"
+
+
+@dg.asset(
+    deps=["demand_features", "weather_features", "trained_models"],
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="modeling",
+    kinds={"mlflow", "duckdb"},
+    owners=OWNERS,
+    description=(
+        "For every region and hour of the window, the forecast of models:/demand-<REGION>"
+        "@champion made with data up to 24 h before the hour, its P10/P90 and model version. "
+        "Regions without a champion are skipped (listed in the metadata)."
+    ),
+)
+def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckDB,
+                     mlflow: MLflowResource) -> dg.MaterializeResult:
+    from electricity_assets.modeling.forecasting import forecast_window  # MLflow import is slow
+
+    start, end = context.partition_time_window
+    with duckdb.get_connection() as conn:
+        batch = forecast_window(conn, start, end, mlflow.mlflow_config())
+        written = replace_window(conn, TABLE, batch.rows, start, end)
+    for region, reason in batch.skipped.items():
+        context.log.warning(f"{region}: no forecast - {reason}")
+    context.log.info(f"demand_forecasts: {written:,} rows for [{start.isoformat()}, "
+                     f"{end.isoformat()})")
+    versions = (batch.rows.groupby("region")["model_version"].first().reset_index()
+                if written else batch.rows)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": written,
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "regions": ", ".join(sorted(batch.rows["region"].unique())) if written else "none",
+        "skipped": dg.MetadataValue.md(
+            "\n".join(f"- {k}: {v}" for k, v in batch.skipped.items()) or "none"),
+        "model_versions": dg.MetadataValue.md(quality.markdown_table(versions)),
+        "preview": dg.MetadataValue.md(quality.markdown_table(batch.rows.tail(10))),
+    })
+
+
+forecast_assets = [demand_forecasts]

@@ -1,0 +1,91 @@
+"""trained_models: retrain every region's LightGBM model, log it to MLflow, move the aliases.
+
+Not partitioned, on purpose. A model is a function of all the history before its cut-off, not of
+one time slice, and offline the data clock (replay) is unrelated to the wall clock that weekly
+partitions would follow: a 2026 partition would still train on 2015-2020 data. So each
+materialisation trains on everything in `demand_features`/`weather_features` up to the latest
+hour with demand; `retrain_schedule` (schedules.py) runs it weekly, and the registry (one version
+per run, `champion` only if it beats the current one on the same validation hours) is the history.
+"""
+
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from electricity_assets import quality
+from electricity_assets.assets.forecasts import demand_forecasts
+from electricity_assets.features import model_frame
+from electricity_assets.partitions import HISTORY_START
+from electricity_assets.resources import ElectricityDuckDB, MLflowResource
+
+OWNERS = ["team:forecasting"]
+
+
+class TrainedModelsConfig(dg.Config):
+    regions: list[str] = Field(
+        default_factory=list,
+        description="Regions to train (empty: every region in demand_features).")
+    history_days: int = Field(
+        default=0, ge=0, description="Train on the last N days only (0: all history).")
+
+
+def _window(conn, history_days: int) -> tuple[datetime, datetime]:
+    (latest,) = conn.execute(
+        "SELECT max(period_utc) FROM demand_features WHERE demand_mwh IS NOT NULL").fetchone()
+    if latest is None:
+        raise dg.Failure("demand_features holds no demand yet: materialise raw_demand and "
+                         "demand_features first (e.g. a backfill in the UI)")
+    end = latest.astimezone(UTC) + timedelta(hours=1)
+    start = (end - timedelta(days=history_days) if history_days
+             else datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
+    return start, end
+
+
+@dg.asset(
+    deps=["demand_features", "weather_features"],
+    group_name="modeling",
+    kinds={"lightgbm", "mlflow"},
+    owners=OWNERS,
+    description=(
+        "One LightGBM model per region (demand / recent-level ratio target; lags >= 24 h, "
+        "calendar, weather where the region has it), time-ordered split with the last 2 weeks "
+        "for early stopping and conformal P10/P90. Logged to MLflow and registered as "
+        "demand-<REGION>; a version becomes `champion` only if it beats the current champion "
+        "on the same validation hours, otherwise `challenger`."
+    ),
+)
+def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfig,
+                   duckdb: ElectricityDuckDB, mlflow: MLflowResource) -> dg.MaterializeResult:
+    from electricity_assets.modeling.retrain import retrain_all  # MLflow import is slow
+
+    with duckdb.get_connection() as conn:  # released before training: others can write
+        start, end = _window(conn, config.history_days)
+        frame = model_frame(conn, start, end, regions=config.regions or None)
+    if frame.empty:
+        raise dg.Failure(f"no feature rows for regions {config.regions} in [{start}, {end})")
+    report = retrain_all(frame, mlflow.mlflow_config(), tags={"dagster_run_id": context.run_id})
+    for region, reason in report.failed.items():
+        context.log.error(f"{region}: not trained - {reason}")
+    if not report.registrations:
+        raise dg.Failure("no region could be trained: " + "; ".join(report.failed.values()))
+    table = report.metrics_table()
+    context.log.info(f"trained {len(report.registrations)} regions in {report.seconds:.1f} s")
+    links = "\n".join(f"- [{r.model_name} v{r.version} ({r.alias})]({r.run_url})"
+                      for r in report.registrations)
+    return dg.MaterializeResult(metadata={
+        "regions_trained": len(report.registrations),
+        "regions_failed": dg.MetadataValue.md(
+            "\n".join(f"- {k}: {v}" for k, v in report.failed.items()) or "none"),
+        "training_seconds": round(report.seconds, 1),
+        "data_end": end.isoformat(),
+        "champions": ", ".join(r.region for r in report.registrations if r.alias == "champion"),
+        "metrics": dg.MetadataValue.md(quality.markdown_table(table, max_rows=100)),
+        "mlflow_runs": dg.MetadataValue.md(links),
+        "mean_model_mdape": float(table["model_mdape"].mean()),
+        "mean_df_mdape": float(table["df_mdape"].mean()),
+    })
+
+
+model_assets = [trained_models, demand_forecasts]

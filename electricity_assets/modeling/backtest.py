@@ -1,0 +1,127 @@
+"""Rolling-origin backtest: refit every few weeks, forecast each hour 24 h ahead, compare.
+
+Over the last `weeks` weeks of each region's data, the model is refitted at each origin on
+everything before it (its own validation split included) and forecasts the hours up to the next
+origin. Every forecast for hour t still uses demand up to t-24h only (that is what the features
+contain), so refitting weekly instead of daily only makes the model a few days staler than in
+production. Compared on the same hours: the model, EIA's day-ahead forecast (DF) and the
+seasonal-naive forecast (the same hour a week earlier).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from electricity_assets import storage
+from electricity_assets.modeling.metrics import compare
+from electricity_assets.modeling.training import (
+    InsufficientDataError,
+    TrainingConfig,
+    evaluation_frame,
+    predict_frame,
+    train_region,
+)
+
+logger = logging.getLogger(__name__)
+
+TABLE = "forecast_backtest"
+CSV_COLUMNS = ["region", "hours", "model_mdape", "model_mape", "model_mae", "df_mdape",
+               "df_mape", "naive_mdape", "coverage_p10_p90"]
+
+
+@dataclass
+class BacktestResult:
+    summary: pd.DataFrame                 # one row per region (the `forecast_backtest` columns)
+    hourly: pd.DataFrame                  # every forecast hour: target, model, DF, naive, P10/P90
+    failed: dict[str, str] = field(default_factory=dict)  # region -> reason
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
+                    config: TrainingConfig | None = None) -> pd.DataFrame:
+    """Hourly 24-hour-ahead forecasts of one region over its last `weeks` weeks of data."""
+    last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
+    if pd.isna(last):
+        raise InsufficientDataError("no demand in the data")
+    test_end = last + timedelta(hours=1)
+    test_start = test_end - timedelta(weeks=weeks)
+    parts = []
+    for k in range(0, weeks, refit_weeks):
+        origin = test_start + timedelta(weeks=k)
+        until = min(origin + timedelta(weeks=refit_weeks), test_end)
+        model = train_region(frame[frame["period_utc"] < origin], config)
+        rows = frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)]
+        forecasts = predict_frame(model.booster, model.feature_columns, model.residual_low,
+                                  model.residual_high, rows)
+        parts.append(evaluation_frame(rows, forecasts).assign(origin=origin))
+    return pd.concat(parts, ignore_index=True)
+
+
+def summarise(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Per-region metrics on the same hours for model, DF and naive (percentages as 1.8)."""
+    records = []
+    for region, rows in hourly.groupby("region", sort=True):
+        m = compare(rows)
+        records.append({
+            "region": region, "hours": m["model"]["hours"],
+            **{f"{who}_{metric}": m[who][metric] for who in ("model", "df", "naive")
+               for metric in ("mdape", "mape", "mae")},
+            "coverage_p10_p90": m["model"].get("coverage_p10_p90", float("nan")),
+            "window_start": rows["period_utc"].min(),
+            "window_end": rows["period_utc"].max() + timedelta(hours=1),
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def run_backtest(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
+                 config: TrainingConfig | None = None) -> BacktestResult:
+    """Backtest every region in `frame` (a `model_frame`); a region that fails is reported."""
+    if weeks < 1 or refit_weeks < 1:
+        raise ValueError(f"weeks={weeks}, refit_weeks={refit_weeks}: both must be >= 1")
+    parts, failed = [], {}
+    for region, rows in frame.groupby("region", sort=True):
+        try:
+            parts.append(backtest_region(rows, weeks, refit_weeks, config))
+        except InsufficientDataError as exc:
+            failed[str(region)] = str(exc)
+            logger.warning("backtest skipped %s: %s", region, exc)
+    hourly = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    summary = summarise(hourly) if len(hourly) else pd.DataFrame(columns=CSV_COLUMNS)
+    return BacktestResult(summary=summary, hourly=hourly, failed=failed)
+
+
+def write_backtest(conn: duckdb.DuckDBPyConnection, result: BacktestResult) -> int:
+    """Store the summary in `forecast_backtest` under the result's run_id (idempotent)."""
+    table = result.summary.assign(run_id=result.run_id,
+                                  created_at=pd.Timestamp(datetime.now(UTC)))
+    return storage.upsert(conn, TABLE, table)
+
+
+def format_table(summary: pd.DataFrame, failed: dict[str, str] | None = None) -> str:
+    """The console table: one line per region, then the averages and any failed region."""
+    header = (f"{'region':<8}{'hours':>6}  {'model':>6} {'DF':>6} {'naive':>6}   MdAPE %  |"
+              f"  {'model':>6} {'DF':>6} {'naive':>6}   MAPE %  | cover P10-P90 %")
+    lines = [header, "-" * len(header)]
+    for r in summary.itertuples():
+        lines.append(
+            f"{r.region:<8}{r.hours:>6}  {r.model_mdape:>6.2f} {r.df_mdape:>6.2f} "
+            f"{r.naive_mdape:>6.2f}           |  {r.model_mape:>6.2f} {r.df_mape:>6.2f} "
+            f"{r.naive_mape:>6.2f}          | {r.coverage_p10_p90:>6.1f}")
+    if len(summary):
+        wins_df = int((summary["model_mdape"] < summary["df_mdape"]).sum())
+        wins_naive = int((summary["model_mdape"] < summary["naive_mdape"]).sum())
+        lines.append("-" * len(header))
+        lines.append(
+            f"{'mean':<8}{int(summary['hours'].sum()):>6}  {summary['model_mdape'].mean():>6.2f} "
+            f"{summary['df_mdape'].mean():>6.2f} {summary['naive_mdape'].mean():>6.2f}")
+        lines.append(f"model median APE below DF in {wins_df}/{len(summary)} regions, below "
+                     f"seasonal-naive in {wins_naive}/{len(summary)}")
+    for region, reason in (failed or {}).items():
+        lines.append(f"{region}: FAILED - {reason}")
+    return "\n".join(lines)

@@ -1,0 +1,226 @@
+"""MLflow tracking and registry: one run per region, `demand-<REGION>` with champion/challenger.
+
+A new version takes the `champion` alias only when its validation median APE beats the current
+champion re-scored on the same (new) validation hours; otherwise it is the `challenger`.
+Aliases, never the deprecated registry stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: training runs headless inside Dagster
+
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import mlflow.pyfunc  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from electricity_assets import settings  # noqa: E402
+from electricity_assets.features import WEATHER_FEATURE_COLUMNS  # noqa: E402
+from electricity_assets.modeling.metrics import error_metrics  # noqa: E402
+from electricity_assets.modeling.pyfunc import DemandForecaster  # noqa: E402
+from electricity_assets.modeling.training import RegionModel, model_inputs  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+EXPERIMENT_NAME = "demand-forecasting"
+# Pinned so MLflow skips its slow requirement inference (it imports the whole environment).
+PIP_REQUIREMENTS = ["lightgbm>=4.5", "pandas>=2.2", "numpy>=1.26", "mlflow>=3.1,<4"]
+DECISION_METRIC = "mdape"
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str
+    artifact_root: str
+    experiment_name: str = EXPERIMENT_NAME
+    ui_url: str = "http://127.0.0.1:5000"
+
+    @classmethod
+    def from_settings(cls) -> MlflowConfig:
+        return cls(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root(),
+                   ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"))
+
+
+@dataclass(frozen=True)
+class Registration:
+    region: str
+    model_name: str
+    version: str
+    alias: str                   # champion | challenger
+    run_id: str
+    run_url: str
+    mdape: float                 # the new version on its validation hours
+    previous_version: str | None
+    previous_mdape: float | None  # the previous champion on the same hours
+
+    @property
+    def decision(self) -> str:
+        if self.previous_version is None:
+            return "champion (first version)"
+        verb = "beats" if self.alias == CHAMPION else "does not beat"
+        return (f"{self.alias}: {self.mdape:.2f} % {verb} v{self.previous_version} "
+                f"({self.previous_mdape:.2f} %)")
+
+
+def model_name(region: str) -> str:
+    return f"demand-{region}"
+
+
+def champion_uri(region: str) -> str:
+    return f"models:/{model_name(region)}@{CHAMPION}"
+
+
+@contextmanager
+def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
+    """Point MLflow at `config` (tracking + registry) and yield a client and the experiment id."""
+    if config.tracking_uri.startswith("sqlite:///"):
+        Path(config.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                          exist_ok=True)
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+    try:
+        client = MlflowClient(config.tracking_uri, config.tracking_uri)
+        experiment = client.get_experiment_by_name(config.experiment_name)
+        if experiment is None:
+            artifact_root = Path(config.artifact_root)
+            artifact_root.mkdir(parents=True, exist_ok=True)
+            experiment_id = client.create_experiment(
+                config.experiment_name, artifact_location=artifact_root.resolve().as_uri())
+        else:
+            experiment_id = experiment.experiment_id
+        yield client, experiment_id
+    finally:
+        if previous is not None:
+            mlflow.set_tracking_uri(previous)
+
+
+def _importance_figure(model: RegionModel) -> plt.Figure:
+    gain = pd.Series(model.booster.feature_importance("gain"), index=model.feature_columns)
+    top = gain.sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.barh(top.index, top.to_numpy() / max(top.sum(), 1e-12) * 100)
+    ax.set_xlabel("share of total gain (%)")
+    ax.set_title(f"{model_name(model.region)}: feature importance (top 20)")
+    fig.tight_layout()
+    return fig
+
+
+def _flat_metrics(model: RegionModel) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for who, values in model.metrics.items():
+        for metric, value in values.items():
+            if metric != "hours" and pd.notna(value):
+                metrics[f"val_{who}_{metric}"] = float(value)
+    metrics["val_hours"] = float(model.metrics["model"]["hours"])
+    metrics["best_iteration"] = float(model.best_iteration)
+    return metrics
+
+
+def _params(model: RegionModel) -> dict[str, str]:
+    params = {f"lgb_{k}": str(v) for k, v in model.config.params.items()}
+    params.update({
+        "region": model.region,
+        "target": "demand_mwh / first non-null of (lag_24h, roll24_mean, roll168_mean)",
+        "interval": "split-conformal ratio residuals "
+                    f"q{model.config.interval[0]:.2f}/q{model.config.interval[1]:.2f}",
+        "train_start": model.train_start.isoformat(),
+        "train_end": model.train_end.isoformat(),
+        "validation_end": model.validation_end.isoformat(),
+        "train_hours": str(model.train_hours),
+        "validation_weeks": str(model.config.validation_weeks),
+        "n_features": str(len(model.feature_columns)),
+        "uses_weather": str(any(c in WEATHER_FEATURE_COLUMNS for c in model.feature_columns)),
+    })
+    return params
+
+
+def log_and_register(model: RegionModel, config: MlflowConfig,
+                     tags: dict[str, str] | None = None) -> Registration:
+    """Log one training run, register it as a new version and set champion or challenger.
+
+    The current champion is re-scored on the new model's validation hours before deciding.
+    """
+    name = model_name(model.region)
+    inputs = model_inputs(model.validation_features, model.feature_columns)
+    with tracking(config) as (client, experiment_id):
+        previous = _score_champion(client, model, inputs)
+        with mlflow.start_run(experiment_id=experiment_id,
+                              run_name=f"{name} {model.validation_end:%Y-%m-%d}") as run:
+            mlflow.set_tags({"region": model.region, "model_name": name, **(tags or {})})
+            mlflow.log_params(_params(model))
+            mlflow.log_metrics(_flat_metrics(model))
+            fig = _importance_figure(model)
+            mlflow.log_figure(fig, "feature_importance.png")
+            plt.close(fig)
+            forecaster = DemandForecaster.from_region_model(model)
+            example = inputs.head(5)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=forecaster,
+                signature=infer_signature(example, forecaster.predict(None, example)),
+                input_example=example, pip_requirements=PIP_REQUIREMENTS,
+                registered_model_name=name,
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        mdape = model.metrics["model"][DECISION_METRIC]
+        wins = previous is None or mdape < previous[1]
+        alias = CHAMPION if wins else CHALLENGER
+        client.set_registered_model_alias(name, alias, version)
+        client.set_model_version_tag(name, version, "validation_mdape", f"{mdape:.3f}")
+        if previous is not None:
+            client.set_model_version_tag(
+                name, version, "champion_comparison",
+                f"v{version} {mdape:.3f} % vs v{previous[0]} {previous[1]:.3f} % on the same hours")
+    registration = Registration(
+        region=model.region, model_name=name, version=version, alias=alias, run_id=run_id,
+        run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{run_id}",
+        mdape=mdape, previous_version=None if previous is None else previous[0],
+        previous_mdape=None if previous is None else previous[1],
+    )
+    logger.info("%s v%s: %s", name, version, registration.decision)
+    return registration
+
+
+def _score_champion(client: MlflowClient, model: RegionModel, inputs: pd.DataFrame
+                    ) -> tuple[str, float] | None:
+    try:
+        version = client.get_model_version_by_alias(model_name(model.region), CHAMPION)
+    except MlflowException:
+        return None  # no registered model or no champion yet
+    champion = mlflow.pyfunc.load_model(champion_uri(model.region))
+    predicted = champion.predict(inputs)["forecast_mwh"].to_numpy()
+    actual = model.validation["demand_mwh"].to_numpy()
+    return str(version.version), error_metrics(actual, predicted)[DECISION_METRIC]
+
+
+def load_champion(region: str, config: MlflowConfig) -> tuple[str, mlflow.pyfunc.PyFuncModel]:
+    """(version, model) of `demand-<region>@champion`; LookupError when there is none."""
+    with tracking(config) as (client, _):
+        try:
+            version = client.get_model_version_by_alias(model_name(region), CHAMPION)
+        except MlflowException as exc:
+            raise LookupError(
+                f"no champion for {model_name(region)}: materialise trained_models first") from exc
+        return str(version.version), mlflow.pyfunc.load_model(champion_uri(region))
+
+
+def temporary_config() -> MlflowConfig:
+    """An MLflow store in a fresh temporary folder (benchmarks on foreign data)."""
+    root = Path(tempfile.mkdtemp(prefix="electricity-mlflow-"))
+    return MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))

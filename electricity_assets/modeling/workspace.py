@@ -1,0 +1,58 @@
+"""Build a self-contained DuckDB from a replay folder: ingest, then featurise every hour.
+
+Used by the backtest benchmark on data the project has never seen (`--data-dir`), so it never
+touches the user's database; the Dagster assets do the same work partition by partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from electricity_assets import storage
+from electricity_assets.datasets import DEMAND, WEATHER, Dataset
+from electricity_assets.features import demand, weather
+from electricity_assets.sources.bundled import BundledDataError, bundled_coverage, read_bundled
+
+logger = logging.getLogger(__name__)
+
+
+def _ingest(conn: duckdb.DuckDBPyConnection, dataset: Dataset, data_dir: Path
+            ) -> tuple[datetime, datetime] | None:
+    try:
+        coverage = bundled_coverage(dataset, data_dir)
+    except BundledDataError:
+        if dataset is DEMAND:
+            raise
+        logger.warning("%s: no %s file, continuing without it", data_dir, dataset.bundled_file)
+        return None
+    if coverage is None:
+        return None
+    start = pd.Timestamp(coverage[0]).tz_convert("UTC").to_pydatetime()
+    end = pd.Timestamp(coverage[1]).tz_convert("UTC").to_pydatetime() + timedelta(hours=1)
+    frame = read_bundled(dataset, start, end, data_dir)
+    frame["source"] = "bundled"
+    frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
+    storage.replace_window(conn, dataset.table, frame, start, end)
+    logger.info("ingested %d %s rows from %s", len(frame), dataset.name, data_dir)
+    return start, end
+
+
+def build_workspace(conn: duckdb.DuckDBPyConnection, data_dir: Path) -> tuple[datetime, datetime]:
+    """Ingest `data_dir` and compute both feature tables; returns the demand window [start, end)."""
+    conn.execute("SET TimeZone = 'UTC'")
+    window = _ingest(conn, DEMAND, data_dir)
+    if window is None:
+        raise BundledDataError(f"{data_dir}/{DEMAND.bundled_file} holds no rows")
+    _ingest(conn, WEATHER, data_dir)
+    start, end = window
+    end += timedelta(hours=demand.FORECAST_HORIZON_HOURS)  # features exist a day past the data
+    storage.replace_window(conn, demand.TABLE, demand.compute_demand_features(conn, start, end),
+                           start, end)
+    storage.replace_window(conn, weather.TABLE,
+                           weather.compute_weather_features(conn, start, end), start, end)
+    return start, end

@@ -1,0 +1,117 @@
+"""Training, metrics and backtest on a few weeks of real bundled data (no MLflow here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from electricity_assets import settings
+from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
+from electricity_assets.modeling import backtest
+from electricity_assets.modeling.metrics import error_metrics, interval_coverage
+from electricity_assets.modeling.training import (
+    InsufficientDataError,
+    TrainingConfig,
+    predict_frame,
+    train_region,
+)
+from electricity_assets.modeling.workspace import build_workspace
+
+WINDOW = ("2020-01-25", "2020-04-02")
+
+
+def write_sample(folder: Path, window: tuple[str, str] = WINDOW) -> Path:
+    """CAL (with weather), FLA (without) and ZZZ (10 days of TEN, renamed: too little data)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    eia = settings.PACKAGE_DATA_DIR / "eia930_hourly.csv.gz"
+    weather = settings.PACKAGE_DATA_DIR / "weather_hourly.csv.gz"
+    with duckdb.connect() as conn:
+        conn.execute(f"""COPY (
+            SELECT period_utc, region, type, value_mwh FROM read_csv('{eia}', all_varchar = true)
+            WHERE region IN ('CAL', 'FLA') AND period_utc >= '{window[0]}'
+                  AND period_utc < '{window[1]}'
+            UNION ALL
+            SELECT period_utc, 'ZZZ', type, value_mwh FROM read_csv('{eia}', all_varchar = true)
+            WHERE region = 'TEN' AND period_utc >= '2020-03-20' AND period_utc < '{window[1]}'
+        ) TO '{folder / "eia930_hourly.csv.gz"}' (HEADER, COMPRESSION gzip)""")
+        conn.execute(f"""COPY (
+            SELECT * FROM read_csv('{weather}', all_varchar = true)
+            WHERE region = 'CAL' AND period_utc >= '{window[0]}' AND period_utc < '{window[1]}'
+        ) TO '{folder / "weather_hourly.csv.gz"}' (HEADER, COMPRESSION gzip)""")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("modeling_training")
+    folder = write_sample(root / "data")
+    with duckdb.connect(str(root / "ws.duckdb")) as conn:
+        start, end = build_workspace(conn, folder)
+        return model_frame(conn, start, end)
+
+
+def test_error_metrics_hand_checked() -> None:
+    actual = np.array([100.0, 200.0, 0.0, np.nan, 50.0])
+    predicted = np.array([110.0, 190.0, 5.0, 10.0, np.nan])
+    m = error_metrics(actual, predicted)  # zero and missing actuals/forecasts are excluded
+    assert m == {"mae": 10.0, "rmse": 10.0, "mape": 7.5, "mdape": 7.5, "hours": 2}
+    assert interval_coverage([10, 20, 30, 40], [9, 21, 25, np.nan], [11, 25, 30, 50]) == (
+        pytest.approx(200 / 3))
+
+
+def test_time_ordered_split_and_baselines_on_the_same_hours(frame: pd.DataFrame) -> None:
+    model = train_region(frame[frame["region"] == "CAL"])
+    validation = model.validation
+    assert validation["period_utc"].min() >= model.train_end  # no shuffling across time
+    assert model.validation_end - model.train_end <= pd.Timedelta(weeks=2)
+    assert model.validation_end == frame.loc[frame["region"] == "CAL"].dropna(
+        subset=["demand_mwh"])["period_utc"].max() + pd.Timedelta(hours=1)
+    hours = {who: m["hours"] for who, m in model.metrics.items()}
+    assert hours["model"] == hours["df"] == hours["naive"] > 24 * 10
+    assert model.metrics["model"]["mdape"] < model.metrics["naive"]["mdape"]
+    assert 50 <= model.metrics["model"]["coverage_p10_p90"] <= 100
+    assert model.residual_low < 0 < model.residual_high
+    assert "temperature_c" in model.feature_columns  # CAL has weather
+
+
+def test_region_without_weather_gets_a_model_without_weather_features(
+        frame: pd.DataFrame) -> None:
+    model = train_region(frame[frame["region"] == "FLA"])
+    assert not set(model.feature_columns) & set(WEATHER_FEATURE_COLUMNS)
+    assert np.isfinite(model.metrics["model"]["mdape"])
+
+
+def test_forecast_ignores_the_target_and_eia_forecast(frame: pd.DataFrame) -> None:
+    rows = frame[frame["region"] == "CAL"]
+    model = train_region(rows)
+    args = (model.booster, model.feature_columns, model.residual_low, model.residual_high)
+    tampered = rows.assign(demand_mwh=rows["demand_mwh"] * 3, df_mwh=1.0)
+    pd.testing.assert_frame_equal(predict_frame(*args, rows), predict_frame(*args, tampered))
+    out = predict_frame(*args, rows).dropna()
+    assert (out["p10_mwh"] <= out["forecast_mwh"]).all()
+    assert (out["forecast_mwh"] <= out["p90_mwh"]).all()
+
+
+def test_too_little_data_fails_that_region_only(frame: pd.DataFrame,
+                                                duckdb_path: str) -> None:
+    with pytest.raises(InsufficientDataError, match="region ZZZ: .* training"):
+        train_region(frame[frame["region"] == "ZZZ"])
+    result = backtest.run_backtest(frame[frame["region"] != "FLA"], weeks=1,
+                                   config=TrainingConfig(min_train_hours=24 * 21))
+    assert list(result.summary["region"]) == ["CAL"]
+    assert "ZZZ" in result.failed
+    row = result.summary.iloc[0]
+    assert row["hours"] == 7 * 24
+    assert np.isfinite(row[["model_mdape", "df_mdape", "naive_mdape", "coverage_p10_p90"]]
+                       .astype(float)).all()
+    assert (result.hourly["period_utc"] >= row["window_start"]).all()
+    with duckdb.connect(duckdb_path) as conn:
+        backtest.write_backtest(conn, result)
+        backtest.write_backtest(conn, result)  # idempotent per run_id
+        stored = conn.execute("SELECT region, hours, model_mdape FROM forecast_backtest").fetchall()
+    assert stored == [("CAL", 168, pytest.approx(row["model_mdape"]))]
+    assert "CAL" in backtest.format_table(result.summary, result.failed)
