@@ -29,16 +29,10 @@ ATTRIBUTION = (
     "doi:10.5281/zenodo.3517197 (CC BY 4.0). Weather data by Open-Meteo.com (CC BY 4.0)."
 )
 
-cached = st.cache_data(ttl=TTL_S, show_spinner=False)
-regions = cached(queries.regions)
-demand_range = cached(queries.demand_range)
-latest_forecast_hour = cached(queries.latest_forecast_hour)
-demand_series = cached(queries.demand_series)
-backtest = cached(queries.backtest)
-weather_vs_demand = cached(queries.weather_vs_demand)
-freshness = cached(queries.freshness)
-dead_letter_count = cached(queries.dead_letter_count)
-snapshot_published_at = cached(queries.snapshot_published_at)
+# One cache entry per page part; each load opens and closes its own read-only connection.
+load_overview = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_overview)
+load_region_span = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_region_span)
+load_window = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_window)
 champion_card = st.cache_data(ttl=300, show_spinner=False)(queries.champion_card)
 
 
@@ -49,11 +43,11 @@ def region_label(code: str) -> str:
 
 def pick_window(region: str, tz: str) -> tuple[datetime, datetime] | None:
     """Sidebar date range in the region's local dates; returns the UTC [start, end) window."""
-    span = demand_range(region)
+    span = load_region_span(region)
     if span is None:
         return None
-    first, last = (pd.Timestamp(t).tz_convert(tz) for t in span)
-    focus = latest_forecast_hour(region)
+    first, last = (pd.Timestamp(t).tz_convert(tz) for t in (span.first, span.last))
+    focus = span.latest_forecast
     end_default = min(pd.Timestamp(focus).tz_convert(tz), last) if focus is not None else last
     default = (max(end_default - timedelta(days=DEFAULT_DAYS), first).date(), end_default.date())
     picked = st.sidebar.date_input("Date range (local dates)", value=default,
@@ -98,9 +92,8 @@ def metrics_section(series: pd.DataFrame) -> None:
                    "`demand_forecasts` has been materialised for these hours.")
 
 
-def weather_section(region: str, window: tuple[datetime, datetime], tz: str) -> None:
+def weather_section(region: str, frame: pd.DataFrame, tz: str) -> None:
     st.subheader("Weather: temperature vs demand")
-    frame = weather_vs_demand(region, *window)
     if frame.empty:
         st.info(f"No weather for {region} in this range (the bundled weather covers CAL, MIDA "
                 "and TEX from 2020).")
@@ -137,29 +130,28 @@ def model_card_section(region: str) -> None:
         st.caption(card.message)
 
 
-def operations_section() -> None:
+def operations_section(overview: queries.Overview) -> None:
     st.subheader("Data freshness")
-    fresh = freshness()
-    now = current_time()
     cols = st.columns(3)
-    cols[0].metric("Data clock (UTC)", f"{now:%Y-%m-%d %H:%M}")
-    cols[1].metric("Dead letters", dead_letter_count())
-    published = snapshot_published_at()
+    cols[0].metric("Data clock (UTC)", f"{current_time():%Y-%m-%d %H:%M}")
+    cols[1].metric("Dead letters", overview.dead_letters)
+    published = overview.published_at
     cols[2].metric("Snapshot published (UTC)",
                    f"{pd.Timestamp(published):%Y-%m-%d %H:%M:%S}" if published is not None
                    else "live file")
-    st.dataframe(fresh, hide_index=True, width="stretch")
+    st.dataframe(overview.freshness, hide_index=True, width="stretch")
 
 
 def main() -> None:
     st.set_page_config(page_title="US electricity demand", layout="wide")
     st.title("US hourly electricity demand: actual vs forecasts")
     try:
-        codes = regions()
+        overview = load_overview()
     except ServingUnavailableError as exc:
         st.warning(str(exc))
         st.caption(ATTRIBUTION)
         return
+    codes = overview.regions
     if not codes:
         st.warning("No demand data yet: the first `electricity-stack` run seeds it.")
         st.caption(ATTRIBUTION)
@@ -170,21 +162,22 @@ def main() -> None:
     tz = get_region(region).timezone
     window = pick_window(region, tz)
     if window is not None:
-        series = demand_series(region, *window)
+        view = load_window(region, *window)
+        series = view.series
         if series.empty:
             st.info("No demand in this range.")
         else:
             st.plotly_chart(demand_chart(series, tz, region), width="stretch")
             metrics_section(series)
-        bt = backtest(region)
+        bt = view.backtest
         st.subheader("Backtest")
         if bt.empty:
             st.info("No backtest for this region yet.")
         else:
             st.dataframe(bt, hide_index=True, width="stretch")
-        weather_section(region, window, tz)
+        weather_section(region, view.weather, tz)
     model_card_section(region)
-    operations_section()
+    operations_section(overview)
     st.caption(ATTRIBUTION)
     st.caption(f"Page built {date.today():%Y-%m-%d}; queries cached for {TTL_S} s.")
 

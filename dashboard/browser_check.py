@@ -25,7 +25,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-dev-shm-usage", "--hide-scrollbars"]
 
 PAGE_STATE_JS = """JSON.stringify({
-  text: document.body ? document.body.innerText : "",
+  // textContent, not innerText: st.metric labels are not in innerText in headless layouts.
+  text: document.body ? document.body.innerText + " | " + document.body.textContent : "",
   charts: document.querySelectorAll('.js-plotly-plot .main-svg').length,
   running: !!document.querySelector('[data-testid="stStatusWidget"]'),
   exceptions: document.querySelectorAll('[data-testid="stException"]').length
@@ -119,8 +120,10 @@ def capture_dashboard(url: str, screenshot: Path, user_data_dir: Path, min_chart
         cdp.call("Page.navigate", url=url)
         state: dict = {}
         while time.monotonic() - started < timeout_s:
-            value = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS,
-                             returnByValue=True)["result"].get("value")
+            answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
+            if "exceptionDetails" in answer:
+                raise BrowserCheckError(f"page probe failed: {answer['exceptionDetails']}")
+            value = answer["result"].get("value")
             state = json.loads(value) if value else {}
             if state.get("exceptions"):
                 raise BrowserCheckError(f"the app shows an exception:\n{state['text'][-2000:]}")

@@ -1,7 +1,8 @@
 """The dashboard's read side: plain functions over the serving snapshot (no Streamlit here).
 
-Every function opens its own short-lived read-only connection through `electricity_assets.serving`
-and returns a DataFrame or plain values, so tests call them directly.
+Query functions take an open connection; the `load_*` bundles open one short-lived read-only
+connection (`electricity_assets.serving.read_connection`) for all the queries of one part of the
+page, so a cold page load opens three connections and a warm one (st.cache_data) none.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -23,18 +25,26 @@ SEASONAL_LAG_HOURS = 168  # seasonal naive: the same hour one week earlier
 METRIC_COLUMNS = ["forecast", "hours", "MdAPE %", "MAPE %", "MAE MWh"]
 
 
-def has_table(name: str) -> bool:
-    return name in serving.table_names()
+Conn = duckdb.DuckDBPyConnection
 
 
-def regions() -> list[str]:
+def _q(conn: Conn, sql: str, params: list | None = None) -> pd.DataFrame:
+    return conn.execute(sql, params or []).df()
+
+
+def has_table(conn: Conn, name: str) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                             [name]).fetchone()[0])
+
+
+def regions(conn: Conn) -> list[str]:
     """Every region with actual demand in the data (including ones a replay folder adds)."""
-    frame = serving.query("SELECT DISTINCT region FROM raw_demand WHERE type = 'D' ORDER BY 1")
+    frame = _q(conn, "SELECT DISTINCT region FROM raw_demand WHERE type = 'D' ORDER BY 1")
     return frame["region"].tolist()
 
 
-def demand_range(region: str) -> tuple[datetime, datetime] | None:
-    frame = serving.query(
+def demand_range(conn: Conn, region: str) -> tuple[datetime, datetime] | None:
+    frame = _q(conn,
         "SELECT min(period_utc) AS first, max(period_utc) AS last FROM raw_demand "
         "WHERE region = ? AND type = 'D'", [region])
     if frame.empty or pd.isna(frame["first"].iloc[0]):
@@ -42,17 +52,17 @@ def demand_range(region: str) -> tuple[datetime, datetime] | None:
     return frame["first"].iloc[0].to_pydatetime(), frame["last"].iloc[0].to_pydatetime()
 
 
-def latest_forecast_hour(region: str) -> datetime | None:
-    if not has_table("demand_forecasts"):
+def latest_forecast_hour(conn: Conn, region: str) -> datetime | None:
+    if not has_table(conn, "demand_forecasts"):
         return None
-    value = serving.query("SELECT max(period_utc) AS last FROM demand_forecasts WHERE region = ?",
+    value = _q(conn, "SELECT max(period_utc) AS last FROM demand_forecasts WHERE region = ?",
                           [region])["last"].iloc[0]
     return None if pd.isna(value) else value.to_pydatetime()
 
 
-def demand_series(region: str, start: datetime, end: datetime) -> pd.DataFrame:
+def demand_series(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Hourly actual, EIA DF, model forecast with P10/P90, and seasonal naive in [start, end)."""
-    with_forecasts = has_table("demand_forecasts")
+    with_forecasts = has_table(conn, "demand_forecasts")
     forecast_cols = ("f.forecast_mwh, f.p10_mwh, f.p90_mwh, f.model_version" if with_forecasts
                      else "NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
                           "NULL::DOUBLE AS p90_mwh, NULL::VARCHAR AS model_version")
@@ -80,7 +90,7 @@ def demand_series(region: str, start: datetime, end: datetime) -> pd.DataFrame:
     if with_forecasts:
         params.append(region)
     params.append(start)
-    return serving.query(sql, params)
+    return _q(conn, sql, params)
 
 
 def error_metrics(series: pd.DataFrame) -> pd.DataFrame:
@@ -105,26 +115,26 @@ def error_metrics(series: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
-def backtest(region: str) -> pd.DataFrame:
-    if not has_table("forecast_backtest"):
+def backtest(conn: Conn, region: str) -> pd.DataFrame:
+    if not has_table(conn, "forecast_backtest"):
         return pd.DataFrame()
-    return serving.query(
+    return _q(conn,
         "SELECT window_start, window_end, hours, model_mdape, df_mdape, naive_mdape, model_mape, "
         "df_mape, naive_mape, model_mae, df_mae, naive_mae, coverage_p10_p90, run_id, created_at "
         "FROM forecast_backtest WHERE region = ? ORDER BY created_at DESC LIMIT 20", [region])
 
 
-def weather_vs_demand(region: str, start: datetime, end: datetime) -> pd.DataFrame:
-    if not has_table("raw_weather"):
+def weather_vs_demand(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:
+    if not has_table(conn, "raw_weather"):
         return pd.DataFrame(columns=["period_utc", "temperature_c", "actual_mwh"])
-    return serving.query(
+    return _q(conn,
         "SELECT w.period_utc, w.temperature_c, d.value_mwh AS actual_mwh FROM raw_weather w "
         "JOIN raw_demand d ON d.region = w.region AND d.period_utc = w.period_utc AND d.type = 'D' "
         "WHERE w.region = ? AND w.period_utc >= ? AND w.period_utc < ? "
         "AND w.temperature_c IS NOT NULL ORDER BY w.period_utc", [region, start, end])
 
 
-def freshness(now: datetime | None = None) -> pd.DataFrame:
+def freshness(conn: Conn, now: datetime | None = None) -> pd.DataFrame:
     """Latest hour per region and dataset, how far behind `now` it is, and the last stream write.
 
     `now` defaults to the data clock (the replay clock offline), so replayed history is judged
@@ -135,11 +145,11 @@ def freshness(now: datetime | None = None) -> pd.DataFrame:
              "max(ingested_at) AS last_ingested_at, "
              "max(ingested_at) FILTER (WHERE source = 'kafka') AS last_streamed_at "
              "FROM raw_demand WHERE type = 'D' GROUP BY region"]
-    if has_table("raw_weather"):
+    if has_table(conn, "raw_weather"):
         parts.append("SELECT region, 'weather', max(period_utc), max(ingested_at), "
                      "max(ingested_at) FILTER (WHERE source = 'kafka') FROM raw_weather "
                      "GROUP BY region")
-    frame = serving.query(" UNION ALL ".join(parts) + " ORDER BY region, dataset")
+    frame = _q(conn, " UNION ALL ".join(parts) + " ORDER BY region, dataset")
     lag = pd.Timestamp(now) - frame["latest_hour"]
     frame["lag_hours"] = (lag.dt.total_seconds() / 3600).round(1)
     wall = pd.Timestamp(datetime.now(UTC))
@@ -147,16 +157,16 @@ def freshness(now: datetime | None = None) -> pd.DataFrame:
     return frame
 
 
-def dead_letter_count() -> int:
-    if not has_table("dead_letters"):
+def dead_letter_count(conn: Conn) -> int:
+    if not has_table(conn, "dead_letters"):
         return 0
-    return int(serving.query("SELECT count(*) AS n FROM dead_letters")["n"].iloc[0])
+    return int(_q(conn, "SELECT count(*) AS n FROM dead_letters")["n"].iloc[0])
 
 
-def snapshot_published_at() -> datetime | None:
-    if not has_table("serving_meta"):
+def snapshot_published_at(conn: Conn) -> datetime | None:
+    if not has_table(conn, "serving_meta"):
         return None
-    return serving.query("SELECT max(published_at) AS t FROM serving_meta")["t"].iloc[0]
+    return _q(conn, "SELECT max(published_at) AS t FROM serving_meta")["t"].iloc[0]
 
 
 @dataclass
@@ -223,3 +233,46 @@ def champion_card(region: str, tracking_uri: str | None = None) -> ModelCard:
     except Exception as exc:  # noqa: BLE001
         card.message = f"Run details unavailable: {type(exc).__name__}"
     return card
+
+
+@dataclass
+class Overview:
+    regions: list[str]
+    freshness: pd.DataFrame
+    dead_letters: int
+    published_at: datetime | None
+
+
+@dataclass
+class RegionSpan:
+    first: datetime
+    last: datetime
+    latest_forecast: datetime | None
+
+
+@dataclass
+class WindowView:
+    series: pd.DataFrame
+    backtest: pd.DataFrame
+    weather: pd.DataFrame
+
+
+def load_overview(now: datetime | None = None) -> Overview:
+    now = now or current_time()
+    with serving.read_connection() as conn:
+        if not has_table(conn, "raw_demand"):
+            return Overview([], pd.DataFrame(), 0, None)
+        return Overview(regions(conn), freshness(conn, now), dead_letter_count(conn),
+                        snapshot_published_at(conn))
+
+
+def load_region_span(region: str) -> RegionSpan | None:
+    with serving.read_connection() as conn:
+        span = demand_range(conn, region)
+        return None if span is None else RegionSpan(*span, latest_forecast_hour(conn, region))
+
+
+def load_window(region: str, start: datetime, end: datetime) -> WindowView:
+    with serving.read_connection() as conn:
+        return WindowView(demand_series(conn, region, start, end), backtest(conn, region),
+                          weather_vs_demand(conn, region, start, end))

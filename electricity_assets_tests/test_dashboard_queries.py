@@ -36,7 +36,7 @@ def live_db(seeded_file: Path, isolated_home: Path) -> Path:
 
 
 def test_regions_come_from_the_data(live_db: Path) -> None:
-    codes = queries.regions()
+    codes = queries.load_overview().regions
     # The bundle has 12 codes; CENT and NY are in the catalogue but not in the data.
     assert len(codes) == 12 and {"CAL", "US48", "TEN"} <= set(codes)
     assert "CENT" not in codes and "NY" not in codes
@@ -44,7 +44,7 @@ def test_regions_come_from_the_data(live_db: Path) -> None:
 
 def test_demand_series_joins_actual_df_model_and_naive(live_db: Path) -> None:
     start, end = datetime(2020, 3, 20, tzinfo=UTC), datetime(2020, 3, 22, tzinfo=UTC)
-    series = queries.demand_series("CAL", start, end)
+    series = queries.load_window("CAL", start, end).series
     assert len(series) == 48
     assert series["period_utc"].min() == pd.Timestamp(start)
     with duckdb.connect(str(live_db), read_only=True) as conn:
@@ -78,19 +78,20 @@ def test_error_metrics_skip_zero_actuals_and_missing_forecasts() -> None:
 
 
 def test_df_error_on_real_data_matches_the_published_baseline(live_db: Path) -> None:
-    series = queries.demand_series("CAL", FORECAST_START, SEED_END)
+    series = queries.load_window("CAL", FORECAST_START, SEED_END).series
     df = queries.error_metrics(series).set_index("forecast").loc["EIA day-ahead (DF)"]
     # SOURCES.md: CAL's DF has a median APE of 1.8 % over 2015-2020.
     assert df["hours"] > 300 and 0.5 < df["MdAPE %"] < 5
 
 
 def test_freshness_is_judged_against_the_given_clock(live_db: Path) -> None:
-    fresh = queries.freshness(now=datetime(2020, 4, 2, 5, tzinfo=UTC))
+    overview = queries.load_overview(now=datetime(2020, 4, 2, 5, tzinfo=UTC))
+    fresh = overview.freshness
     cal = fresh[(fresh.region == "CAL") & (fresh.dataset == "demand")].iloc[0]
     assert cal["latest_hour"] == pd.Timestamp("2020-04-01T23:00Z")
     assert cal["lag_hours"] == 6.0
     assert set(fresh[fresh.dataset == "weather"].region) == {"CAL", "MIDA", "TEX"}
-    assert queries.dead_letter_count() == 1
+    assert overview.dead_letters == 1
 
 
 def test_reads_prefer_the_published_snapshot(live_db: Path) -> None:
@@ -99,10 +100,10 @@ def test_reads_prefer_the_published_snapshot(live_db: Path) -> None:
     # Once published, the live file can change (or be locked) without the dashboard seeing it.
     with duckdb.connect(str(live_db)) as conn:
         conn.execute("DELETE FROM raw_demand WHERE region = 'CAL'")
-        assert "CAL" in queries.regions()
-        assert queries.snapshot_published_at() is not None
+        overview = queries.load_overview()
+        assert "CAL" in overview.regions and overview.published_at is not None
     serving.publish_snapshot()
-    assert "CAL" not in queries.regions()
+    assert "CAL" not in queries.load_overview().regions
 
 
 def test_champion_card_degrades_without_a_registry(isolated_home: Path) -> None:
@@ -122,7 +123,7 @@ WRITER = textwrap.dedent("""
     import pandas as pd
 
     resource = ElectricityDuckDB(database=sys.argv[1])
-    start, hours = datetime(2020, 3, 1, tzinfo=UTC), 6
+    start, hours = datetime(2020, 3, 1, tzinfo=UTC), 3
     rows = read_bundled(DEMAND, start, start + timedelta(days=8), PACKAGE_DATA_DIR)
     rows = rows.assign(source="bundled", ingested_at=pd.Timestamp.now(tz="UTC"))
     print("ready", flush=True)
@@ -145,8 +146,8 @@ def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
     reads = publishes = 0
     deadline = time.monotonic() + 120
     while writer.poll() is None and time.monotonic() < deadline:
-        series = queries.demand_series("TEX", FORECAST_START, SEED_END)
-        assert len(series) > 300
+        view = queries.load_window("TEX", FORECAST_START, SEED_END)
+        assert len(view.series) > 300 and len(view.weather) > 300
         reads += 1
         if reads % 5 == 0:  # what the run-status sensor does after each run
             serving.publish_snapshot()
@@ -155,4 +156,4 @@ def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
     assert writer.returncode == 0, err[-2000:]
     assert "writer done" in out
     print(f"{reads} reads, {publishes} snapshots during the backfill")
-    assert reads >= 10 and publishes >= 2
+    assert reads >= 5 and publishes >= 1
