@@ -6,12 +6,13 @@ import dagster as dg
 
 from electricity_assets.assets.features import feature_assets
 from electricity_assets.assets.freshness import freshness_checks
+from electricity_assets.assets.models import model_assets
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.resources import build_resources
 from electricity_assets.schedules import build_operations
 
 # Each capability exposes its lists; this file only gathers them.
-assets: list = [*raw_assets, *feature_assets]
+assets: list = [*raw_assets, *feature_assets, *model_assets]
 asset_checks: list = [*raw_asset_checks, *freshness_checks]
 # Hourly/retrain jobs + schedules and the serving-snapshot sensor, over the assets defined above.
 operation_jobs, operation_schedules, operation_sensors = build_operations(assets)
@@ -26,4 +27,7 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=sensors,
     resources=build_resources(),
+    # DuckDB admits one writer process: steps of a run take turns in one process instead of
+    # fighting over the file lock from parallel subprocesses (the work inside is vectorised).
+    executor=dg.in_process_executor,
 )

@@ -65,7 +65,7 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
         frame = model_frame(conn, start, end, regions=config.regions or None)
     if frame.empty:
         raise dg.Failure(f"no feature rows for regions {config.regions} in [{start}, {end})")
-    report = retrain_all(frame, mlflow.mlflow_config(), tags={"dagster_run_id": context.run_id})
+    report = retrain_all(frame, mlflow.mlflow_config(), tags={"dagster_run_id": context.run.run_id})
     for region, reason in report.failed.items():
         context.log.error(f"{region}: not trained - {reason}")
     if not report.registrations:

@@ -1,0 +1,119 @@
+"""MLflow registry decisions, the trained_models / demand_forecasts assets and the benchmark CLI,
+on a few weeks of real bundled data and a real (temporary, sqlite) MLflow store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from electricity_assets.assets.models import model_assets
+from electricity_assets.features import model_frame
+from electricity_assets.modeling.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MlflowConfig,
+    load_champion,
+    log_and_register,
+)
+from electricity_assets.modeling.training import TrainingConfig, train_region
+from electricity_assets.modeling.workspace import build_workspace
+from electricity_assets.resources import ElectricityDuckDB, MLflowResource
+from electricity_assets_tests.test_modeling_training import write_sample
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("modeling_registry")
+    folder = write_sample(root / "data")
+    db = root / "ws.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        start, end = build_workspace(conn, folder)
+        frame = model_frame(conn, start, end)
+    return {"root": root, "folder": folder, "db": str(db), "frame": frame,
+            "mlflow": MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))}
+
+
+def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
+    config: MlflowConfig = workspace["mlflow"]
+    rows = workspace["frame"][workspace["frame"]["region"] == "FLA"]
+    first = log_and_register(train_region(rows), config)
+    assert (first.version, first.alias, first.previous_version) == ("1", CHAMPION, None)
+    # Two boosting rounds: barely better than the starting constant, must not take over.
+    weak = log_and_register(train_region(rows, TrainingConfig(num_boost_round=2)), config)
+    assert (weak.version, weak.alias, weak.previous_version) == ("2", CHALLENGER, "1")
+    assert weak.previous_mdape == pytest.approx(first.mdape)  # champion re-scored, same hours
+    assert weak.mdape > weak.previous_mdape
+    assert load_champion("FLA", config)[0] == "1"
+
+    client = MlflowClient(config.tracking_uri, config.tracking_uri)
+    assert str(client.get_model_version_by_alias("demand-FLA", CHALLENGER).version) == "2"
+    run = client.get_run(first.run_id)
+    for key in ("val_model_mdape", "val_model_mae", "val_model_rmse", "val_model_mape",
+                "val_df_mdape", "val_naive_mdape", "val_model_coverage_p10_p90"):
+        assert key in run.data.metrics
+    assert run.data.params["region"] == "FLA"
+    assert "feature_importance.png" in {a.path for a in client.list_artifacts(first.run_id)}
+    mlflow.set_tracking_uri(config.tracking_uri)
+    info = mlflow.models.get_model_info("models:/demand-FLA@champion")
+    assert info.signature is not None and "lag_24h" in info.signature.inputs.input_names()
+    assert "EIA_API_KEY" not in str(run.data.params)
+
+
+def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dict) -> None:
+    root = workspace["root"]
+    resources = {
+        "duckdb": ElectricityDuckDB(database=workspace["db"]),
+        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / 'assets_mlflow.db'}",
+                                 artifact_root=str(root / "assets_artifacts")),
+    }
+    trained, forecasts = model_assets
+    result = dg.materialize([trained], resources=resources)
+    assert result.success
+    metadata = result.asset_materializations_for_node("trained_models")[0].metadata
+    assert metadata["regions_trained"].value == 2  # CAL and FLA
+    assert "ZZZ" in metadata["regions_failed"].value  # too little data: that region only
+    assert "demand-CAL" in metadata["mlflow_runs"].value
+
+    tags = {"dagster/asset_partition_range_start": "2020-03-30-00:00",
+            "dagster/asset_partition_range_end": "2020-03-30-23:00"}
+    for _ in range(2):  # idempotent per window
+        assert dg.materialize([forecasts], resources=resources, tags=tags).success
+    with duckdb.connect(workspace["db"], read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        rows = conn.execute("SELECT * FROM demand_forecasts ORDER BY region, period_utc").df()
+    assert rows.groupby("region").size().to_dict() == {"CAL": 24, "FLA": 24}
+    assert set(rows["model_version"]) == {"1"}
+    assert (rows["period_utc"] - rows["issued_at"] == pd.Timedelta(hours=24)).all()
+    assert (rows["p10_mwh"] <= rows["forecast_mwh"]).all()
+    assert (rows["forecast_mwh"] <= rows["p90_mwh"]).all()
+    assert rows["period_utc"].min() == pd.Timestamp("2020-03-30T00:00Z")
+
+
+def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(
+        workspace: dict, tmp_path: Path) -> None:
+    user_home = tmp_path / "user_home"
+    out = tmp_path / "bt.csv"
+    env = {**os.environ, "ELECTRICITY_HOME": str(user_home)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "forecast_accuracy.py"), "--data-dir",
+         str(workspace["folder"]), "--weeks", "1", "--csv", str(out)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ZZZ: FAILED" in done.stdout
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["region", "hours", "model_mdape", "model_mape", "model_mae",
+                                   "df_mdape", "df_mape", "naive_mdape", "coverage_p10_p90"]
+    assert list(table["region"]) == ["CAL", "FLA"]
+    assert (table["hours"] == 168).all()
+    assert not user_home.exists()
