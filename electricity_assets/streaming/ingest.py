@@ -109,6 +109,7 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
     settings = settings or KafkaSettings.from_env()
     topic, ranges = parse_offsets(kafka_offsets)
     result = IngestResult(topic=topic)
+    storage.ensure_tables(conn, [dataset.table, "dead_letters"])  # even for an empty range
     hours: set[datetime] = set()
     reasons: Counter[str] = Counter()
     consumer = new_consumer(settings)
