@@ -10,15 +10,16 @@ from electricity_assets.assets.models import model_assets
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.resources import build_resources
 from electricity_assets.schedules import build_operations
+from electricity_assets.sensors import stream_jobs, stream_sensors
 
 # Each capability exposes its lists; this file only gathers them.
 assets: list = [*raw_assets, *feature_assets, *model_assets]
 asset_checks: list = [*raw_asset_checks, *freshness_checks]
 # Hourly/retrain jobs + schedules and the serving-snapshot sensor, over the assets defined above.
 operation_jobs, operation_schedules, operation_sensors = build_operations(assets)
-jobs: list = [*operation_jobs]
+jobs: list = [*operation_jobs, *stream_jobs]
 schedules: list = [*operation_schedules]
-sensors: list = [*operation_sensors]
+sensors: list = [*operation_sensors, *stream_sensors]
 
 defs = dg.Definitions(
     assets=assets,
