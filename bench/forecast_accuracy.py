@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weeks", type=int, default=8, help="backtest window (default 8)")
     parser.add_argument("--refit-weeks", type=int, default=1,
                         help="refit the model every N weeks of the window (default 1)")
+    parser.add_argument("--compare-global", action="store_true",
+                        help="also backtest one global model (region as a categorical feature)")
     return parser.parse_args(argv)
 
 
@@ -55,30 +57,39 @@ def main(argv: list[str] | None = None) -> int:
 
     db_path = settings.duckdb_path()
     started = time.perf_counter()
+    # Connections stay short: the project's DuckDB admits one writer, Dagster may need it.
     with duckdb.connect(db_path) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         if args.data_dir is not None:
             start, end = build_workspace(conn, args.data_dir.resolve())
         else:
             start, end = datetime(2015, 1, 1, tzinfo=UTC), datetime.now(UTC)
-        prepared = time.perf_counter()
         try:
             frame = model_frame(conn, start, end)
         except Exception as exc:  # missing tables in a fresh project DuckDB
             print(f"{db_path}: no features ({exc}); materialise demand_features first or pass "
                   "--data-dir", file=sys.stderr)
             return 1
-        if frame.empty:
-            print(f"{db_path}: demand_features is empty; materialise it first or pass --data-dir",
-                  file=sys.stderr)
-            return 1
-        result = backtest.run_backtest(frame, weeks=args.weeks, refit_weeks=args.refit_weeks)
-        backtest.write_backtest(conn, result)
+    if frame.empty:
+        print(f"{db_path}: demand_features is empty; materialise it first or pass --data-dir",
+              file=sys.stderr)
+        return 1
+    prepared = time.perf_counter()
+    result = backtest.run_backtest(frame, weeks=args.weeks, refit_weeks=args.refit_weeks)
     finished = time.perf_counter()
+    with duckdb.connect(db_path) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        backtest.write_backtest(conn, result)
+    if args.compare_global:
+        shared = frame[~frame["region"].isin(list(result.failed))]
+        global_result = backtest.backtest_global(shared, args.weeks, args.refit_weeks)
     print(backtest.format_table(result.summary, result.failed))
     print(f"\nbacktest {result.run_id}: last {args.weeks} weeks, refit every {args.refit_weeks} "
           f"week(s); ingest+features {prepared - started:.1f} s, training+backtest "
           f"{finished - prepared:.1f} s; stored in {db_path} table forecast_backtest")
+    if args.compare_global:
+        print(f"\nglobal model ({time.perf_counter() - finished:.1f} s), same window; not stored:")
+        print(backtest.format_table(global_result.summary))
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         result.summary[backtest.CSV_COLUMNS].round(3).to_csv(args.csv, index=False)

@@ -115,3 +115,11 @@ def test_too_little_data_fails_that_region_only(frame: pd.DataFrame,
         stored = conn.execute("SELECT region, hours, model_mdape FROM forecast_backtest").fetchall()
     assert stored == [("CAL", 168, pytest.approx(row["model_mdape"]))]
     assert "CAL" in backtest.format_table(result.summary, result.failed)
+
+
+def test_global_model_backtests_every_region_it_was_trained_on(frame: pd.DataFrame) -> None:
+    result = backtest.backtest_global(frame[frame["region"] != "ZZZ"], weeks=1,
+                                      config=TrainingConfig(min_train_hours=24 * 21))
+    assert list(result.summary["region"]) == ["CAL", "FLA"]
+    assert (result.summary["hours"] == 168).all()
+    assert result.summary["model_mdape"].between(0, 20).all()

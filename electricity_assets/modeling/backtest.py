@@ -25,6 +25,8 @@ from electricity_assets.modeling.training import (
     TrainingConfig,
     evaluation_frame,
     predict_frame,
+    predict_global,
+    train_global,
     train_region,
 )
 
@@ -61,6 +63,23 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
                                   model.residual_high, rows)
         parts.append(evaluation_frame(rows, forecasts).assign(origin=origin))
     return pd.concat(parts, ignore_index=True)
+
+
+def backtest_global(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
+                    config: TrainingConfig | None = None) -> BacktestResult:
+    """The same backtest with one global model (region as a categorical feature)."""
+    last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
+    test_end = last + timedelta(hours=1)
+    test_start = test_end - timedelta(weeks=weeks)
+    parts = []
+    for k in range(0, weeks, refit_weeks):
+        origin = test_start + timedelta(weeks=k)
+        until = min(origin + timedelta(weeks=refit_weeks), test_end)
+        model = train_global(frame[frame["period_utc"] < origin], config)
+        rows = frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)]
+        parts.append(evaluation_frame(rows, predict_global(model, rows)).assign(origin=origin))
+    hourly = pd.concat(parts, ignore_index=True)
+    return BacktestResult(summary=summarise(hourly), hourly=hourly)
 
 
 def summarise(hourly: pd.DataFrame) -> pd.DataFrame:

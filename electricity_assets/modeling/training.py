@@ -184,3 +184,61 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
     logger.info("region %s: %d training hours, %d rounds, validation median APE %.2f %%",
                 region, len(train), model.best_iteration, model.metrics["model"]["mdape"])
     return model
+
+
+REGION_FEATURE = "region_index"
+
+
+@dataclass
+class GlobalModel:
+    """One booster for all regions, with the region as a categorical feature (for comparison)."""
+
+    booster: lgb.Booster
+    feature_columns: list[str]  # the last one is REGION_FEATURE
+    regions: list[str]
+    residuals: dict[str, tuple[float, float]]  # per-region conformal offsets
+
+
+def _with_region_index(frame: pd.DataFrame, regions: list[str]) -> pd.DataFrame:
+    index = {r: float(i) for i, r in enumerate(regions)}
+    return frame.assign(**{REGION_FEATURE: frame["region"].map(index).astype(float)})
+
+
+def train_global(frame: pd.DataFrame, config: TrainingConfig | None = None) -> GlobalModel:
+    """One model over every region of `frame`; validation = the last weeks of the whole frame."""
+    config = config or TrainingConfig()
+    regions = sorted(frame["region"].unique())
+    data = _with_region_index(frame.assign(_scale=scale_of(frame)), regions)
+    data = data[data["demand_mwh"].notna() & data["_scale"].notna()]
+    validation_start = data["period_utc"].max() + timedelta(hours=1) - timedelta(
+        weeks=config.validation_weeks)
+    train = data[data["period_utc"] < validation_start]
+    valid = data[data["period_utc"] >= validation_start]
+    if len(train) < config.min_train_hours or len(valid) < config.min_validation_hours:
+        raise InsufficientDataError(f"global model: {len(train)} training hours, too few")
+    features = [*usable_features(frame), REGION_FEATURE]
+    y_train = train["demand_mwh"] / train["_scale"]
+    y_valid = valid["demand_mwh"] / valid["_scale"]
+    train_set = lgb.Dataset(model_inputs(train, features), y_train,
+                            categorical_feature=[REGION_FEATURE])
+    valid_set = lgb.Dataset(model_inputs(valid, features), y_valid, reference=train_set)
+    booster = lgb.train(
+        config.params, train_set, num_boost_round=config.num_boost_round,
+        valid_sets=[valid_set], callbacks=[lgb.early_stopping(config.early_stopping_rounds,
+                                                              verbose=False)])
+    residual = y_valid - booster.predict(model_inputs(valid, features),
+                                         num_iteration=booster.best_iteration)
+    residuals = {
+        r: tuple(float(np.quantile(residual[valid["region"] == r], q)) for q in config.interval)
+        for r in regions if (valid["region"] == r).any()
+    }
+    return GlobalModel(booster, features, regions, residuals)
+
+
+def predict_global(model: GlobalModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """Like `predict_frame`, for every region the global model knows (others get NaN)."""
+    parts = []
+    for region, rows in _with_region_index(frame, model.regions).groupby("region", sort=False):
+        low, high = model.residuals.get(str(region), (np.nan, np.nan))
+        parts.append(predict_frame(model.booster, model.feature_columns, low, high, rows))
+    return pd.concat(parts).reindex(frame.index)
