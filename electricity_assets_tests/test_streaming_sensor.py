@@ -152,3 +152,22 @@ def test_allocate_shares_the_budget_fairly() -> None:
 def test_a_corrupt_cursor_says_how_to_recover() -> None:
     with pytest.raises(KafkaConfigError, match="reset it in the UI"):
         StreamCursor.parse('{"topics": 3}')
+
+
+def test_a_recreated_topic_is_read_again_under_new_run_keys(
+        kafka_settings: KafkaSettings) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    publish(kafka_settings, START, END)
+    before, cursor = plan_batches(kafka_settings, None)
+    topic = kafka_settings.topic(DEMAND)
+    admin = AdminClient(kafka_settings.client_config())
+    admin.delete_topics([topic], operation_timeout=10)[topic].result()
+    # The in-memory broker restarted, say: the topic is back with fewer messages than before.
+    publish(kafka_settings, START, START + pd.Timedelta(hours=1))
+    after, _ = plan_batches(kafka_settings, cursor.to_json())
+    demand_ranges = after[0].ranges["demand"]
+    assert min(start for start, _ in demand_ranges.values()) == 0
+    assert sum(e - s for s, e in demand_ranges.values()) == len(
+        read_bundled(DEMAND, START, START + pd.Timedelta(hours=1), PACKAGE_DATA_DIR))
+    assert after[0].run_key not in {b.run_key for b in before}
