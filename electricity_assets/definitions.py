@@ -6,7 +6,7 @@ import dagster as dg
 
 from electricity_assets.assets.features import feature_assets
 from electricity_assets.assets.freshness import freshness_checks
-from electricity_assets.assets.models import model_assets
+from electricity_assets.assets.models import model_asset_checks, model_assets
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.resources import build_resources
 from electricity_assets.schedules import build_operations
@@ -14,7 +14,7 @@ from electricity_assets.sensors import stream_jobs, stream_sensors
 
 # Each capability exposes its lists; this file only gathers them.
 assets: list = [*raw_assets, *feature_assets, *model_assets]
-asset_checks: list = [*raw_asset_checks, *freshness_checks]
+asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
 # Hourly/retrain jobs + schedules and the serving-snapshot sensor, over the assets defined above.
 operation_jobs, operation_schedules, operation_sensors = build_operations(assets)
 jobs: list = [*operation_jobs, *stream_jobs]

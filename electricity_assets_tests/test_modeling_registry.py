@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from electricity_assets.assets.models import model_assets
+from electricity_assets.assets.models import model_asset_checks, model_assets
 from electricity_assets.features import model_frame
 from electricity_assets.modeling.registry import (
     CHALLENGER,
@@ -78,8 +78,11 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
                                  artifact_root=str(root / "assets_artifacts")),
     }
     trained, forecasts = model_assets
-    result = dg.materialize([trained], resources=resources)
+    result = dg.materialize([trained, *model_asset_checks], resources=resources)
     assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert check.metadata["models"].value == 2
+    assert check.metadata["without_champion"].value == "none"
     metadata = result.asset_materializations_for_node("trained_models")[0].metadata
     assert metadata["regions_trained"].value == 2  # CAL and FLA
     assert "ZZZ" in metadata["regions_failed"].value  # too little data: that region only

@@ -88,4 +88,29 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
     })
 
 
+@dg.asset_check(
+    asset=trained_models,
+    description=("Every registered demand-<REGION> has a champion, and each champion's "
+                 "validation median APE beats seasonal-naive (same hour last week)."),
+)
+def champions_beat_seasonal_naive(mlflow: MLflowResource) -> dg.AssetCheckResult:
+    from electricity_assets.modeling.registry import champions
+
+    table = champions(mlflow.mlflow_config())
+    missing = table.loc[table["champion"].isna(), "model_name"].tolist()
+    losing = table.loc[table["model"].astype(float) >= table["naive"].astype(float),
+                       "model_name"].tolist()
+    return dg.AssetCheckResult(
+        passed=bool(len(table)) and not missing and not losing,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "models": len(table),
+            "without_champion": ", ".join(missing) or "none",
+            "champion_not_beating_naive": ", ".join(losing) or "none",
+            "champions": dg.MetadataValue.md(quality.markdown_table(table, max_rows=100)),
+        },
+    )
+
+
 model_assets = [trained_models, demand_forecasts]
+model_asset_checks = [champions_beat_seasonal_naive]

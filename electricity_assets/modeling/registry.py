@@ -224,3 +224,22 @@ def temporary_config() -> MlflowConfig:
     """An MLflow store in a fresh temporary folder (benchmarks on foreign data)."""
     root = Path(tempfile.mkdtemp(prefix="electricity-mlflow-"))
     return MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
+
+
+def champions(config: MlflowConfig) -> pd.DataFrame:
+    """Per registered `demand-*` model: champion and challenger versions and the champion's
+    validation median APE against EIA DF and seasonal-naive (from its training run)."""
+    records = []
+    with tracking(config) as (client, _):
+        for registered in client.search_registered_models("name LIKE 'demand-%'"):
+            aliases = dict(registered.aliases or {})
+            record = {"model_name": registered.name,
+                      "champion": aliases.get(CHAMPION), "challenger": aliases.get(CHALLENGER)}
+            if record["champion"] is not None:
+                version = client.get_model_version(registered.name, record["champion"])
+                metrics = client.get_run(version.run_id).data.metrics
+                record.update({who: metrics.get(f"val_{who}_mdape")
+                               for who in ("model", "df", "naive")})
+            records.append(record)
+    columns = ["model_name", "champion", "challenger", "model", "df", "naive"]
+    return pd.DataFrame.from_records(records, columns=columns).sort_values("model_name")
