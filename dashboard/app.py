@@ -90,6 +90,8 @@ def metrics_section(series: pd.DataFrame) -> None:
     if table.loc[0, "hours"] == 0:
         st.caption("No model forecasts in this range yet: the model row fills in once "
                    "`demand_forecasts` has been materialised for these hours.")
+    else:
+        st.caption("All three are scored on the same hours: those with a model forecast.")
 
 
 def weather_section(region: str, frame: pd.DataFrame, tz: str) -> None:
@@ -122,6 +124,9 @@ def model_card_section(region: str) -> None:
         st.markdown("**Validation metrics**")
         st.dataframe(pd.DataFrame(card.metrics.items(), columns=["metric", "value"]),
                      hide_index=True)
+    if card.importance_png:
+        st.image(card.importance_png, caption="Feature importance (share of gain), from MLflow",
+                 width=560)
     if card.top_features:
         st.markdown("**Top features**")
         st.dataframe(pd.DataFrame(card.top_features, columns=["feature", "importance"]),

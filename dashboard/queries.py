@@ -93,17 +93,20 @@ def demand_series(conn: Conn, region: str, start: datetime, end: datetime) -> pd
     return _q(conn, sql, params)
 
 
-def error_metrics(series: pd.DataFrame) -> pd.DataFrame:
-    """MdAPE, MAPE and MAE of model, EIA DF and seasonal naive, each over the hours it covers.
+def error_metrics(series: pd.DataFrame, common_hours: bool = True) -> pd.DataFrame:
+    """MdAPE, MAPE and MAE of model, EIA DF and seasonal naive.
 
-    Hours with no positive actual are left out of the percentage errors (EIA glitches such as
-    zero demand would make them infinite).
+    With `common_hours` (and any model forecast in range) all three are scored on the hours the
+    model covers, so the rows compare like with like. Hours with no positive actual are left out
+    (EIA glitches such as zero demand would make percentage errors infinite).
     """
+    scored = series[series["actual_mwh"] > 0]
+    if common_hours and scored["forecast_mwh"].notna().any():
+        scored = scored[scored["forecast_mwh"].notna()]
     rows = []
     for label, column in (("model", "forecast_mwh"), ("EIA day-ahead (DF)", "eia_df_mwh"),
                           ("seasonal naive (t-168 h)", "naive_mwh")):
-        both = series[["actual_mwh", column]].dropna()
-        both = both[both["actual_mwh"] > 0]
+        both = scored[["actual_mwh", column]].dropna()
         if both.empty:
             rows.append({"forecast": label, "hours": 0, "MdAPE %": np.nan, "MAPE %": np.nan,
                          "MAE MWh": np.nan})
@@ -179,12 +182,23 @@ class ModelCard:
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     top_features: list[tuple[str, float]] = field(default_factory=list)
+    importance_png: bytes | None = None
 
 
 def _registry_exists(uri: str) -> bool:
     if uri.startswith("sqlite:///"):
         return Path(uri.removeprefix("sqlite:///")).exists()
     return True
+
+
+def _artifact_bytes(client, run_id: str, path: str) -> bytes | None:
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+    except Exception:  # noqa: BLE001 - no such artifact: the card shows the rest
+        return None
 
 
 def _top_features(client, run_id: str, tags: dict[str, str], limit: int = 10
@@ -230,6 +244,7 @@ def champion_card(region: str, tracking_uri: str | None = None) -> ModelCard:
         card.top_features = _top_features(client, version.run_id,
                                           {**run.data.tags, **(version.tags or {})})
         card.trained_at = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+        card.importance_png = _artifact_bytes(client, version.run_id, "feature_importance.png")
     except Exception as exc:  # noqa: BLE001
         card.message = f"Run details unavailable: {type(exc).__name__}"
     return card

@@ -67,7 +67,7 @@ def test_error_metrics_skip_zero_actuals_and_missing_forecasts() -> None:
         "eia_df_mwh": [100.0, 200.0, 10.0, 300.0],
         "naive_mwh": [np.nan] * 4,
     })
-    table = queries.error_metrics(series).set_index("forecast")
+    table = queries.error_metrics(series, common_hours=False).set_index("forecast")
     model = table.loc["model"]
     assert model["hours"] == 2
     assert model["MdAPE %"] == pytest.approx(10.0) and model["MAPE %"] == pytest.approx(10.0)
@@ -75,6 +75,10 @@ def test_error_metrics_skip_zero_actuals_and_missing_forecasts() -> None:
     df = table.loc["EIA day-ahead (DF)"]
     assert df["hours"] == 3 and df["MAE MWh"] == pytest.approx(100 / 3)
     assert table.loc["seasonal naive (t-168 h)", "hours"] == 0
+    # Like for like: by default every forecast is scored on the model's hours only.
+    common = queries.error_metrics(series).set_index("forecast")
+    assert common.loc["EIA day-ahead (DF)", "hours"] == 2
+    assert common.loc["EIA day-ahead (DF)", "MAE MWh"] == pytest.approx(0.0)
 
 
 def test_df_error_on_real_data_matches_the_published_baseline(live_db: Path) -> None:
@@ -157,3 +161,38 @@ def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
     assert "writer done" in out
     print(f"{reads} reads, {publishes} snapshots during the backfill")
     assert reads >= 5 and publishes >= 1
+
+
+def test_champion_card_reads_version_metrics_and_importance_from_mlflow(
+        isolated_home: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from mlflow import MlflowClient
+
+    from electricity_assets import settings
+
+    uri = settings.mlflow_tracking_uri()
+    (isolated_home / "mlflow").mkdir()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment(
+        "card", artifact_location=(isolated_home / "artifacts").as_uri())
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_metrics({"val_model_mdape": 2.5, "val_df_mdape": 1.9})
+        fig, ax = plt.subplots()
+        ax.barh(["lag_24h", "local_hour"], [70, 30])
+        mlflow.log_figure(fig, "feature_importance.png")
+        plt.close(fig)
+    client.create_registered_model("demand-CAL")
+    version = client.create_model_version("demand-CAL", f"{run.info.artifact_uri}/model",
+                                          run_id=run.info.run_id)
+    client.set_registered_model_alias("demand-CAL", "champion", version.version)
+
+    card = queries.champion_card("CAL")
+    assert card.available and card.version == "1" and card.run_id == run.info.run_id
+    assert card.metrics == {"val_df_mdape": 1.9, "val_model_mdape": 2.5}
+    assert card.importance_png is not None and card.importance_png[:4] == b"\x89PNG"
+    assert not queries.champion_card("TEX").available  # no model for TEX: a message, no error

@@ -17,20 +17,19 @@ from electricity_assets.stack import seed_plan
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_seed_plan_covers_history_then_recent_features_models_forecasts() -> None:
+def test_seed_plan_runs_recent_hours_models_and_forecasts_through_dagster() -> None:
     start = datetime(2020, 3, 25, 23, tzinfo=UTC)
     available = {"raw_demand", "raw_weather", "demand_features", "weather_features",
                  "trained_models", "demand_forecasts"}
-    plan = seed_plan(start, available, feature_days=400, forecast_days=28)
-    assert plan == [
-        (["raw_demand", "raw_weather"], "2015-07-01-05:00...2020-03-25-22:00"),
-        (["demand_features", "weather_features"], "2019-02-19-23:00...2020-03-25-22:00"),
+    assert seed_plan(start, available, forecast_days=7) == [
+        (["raw_demand", "raw_weather", "demand_features", "weather_features"],
+         "2020-03-23-23:00...2020-03-25-22:00"),
         (["trained_models"], None),
-        (["demand_forecasts"], "2020-02-26-23:00...2020-03-25-22:00"),
+        (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
     ]
     # Steps for assets that are not defined (yet) are left out rather than failing the seed.
     assert seed_plan(start, {"raw_demand"}) == [
-        (["raw_demand"], "2015-07-01-05:00...2020-03-25-22:00")]
+        (["raw_demand"], "2020-03-23-23:00...2020-03-25-22:00")]
 
 
 def _free_port() -> int:
