@@ -76,7 +76,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         seconds = time_ingest(Path(tmp) / "ingest.duckdb")
-        print(f"1. ingest only, full history ({hours_full:,} hours, both datasets): {seconds:.1f} s")
+        print(f"1. ingest only, full history ({hours_full:,} hours, both datasets): "
+              f"{seconds:.1f} s")
 
     slice_last = first + timedelta(days=args.days) - timedelta(hours=1)
     with tempfile.TemporaryDirectory() as tmp:

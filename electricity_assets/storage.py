@@ -28,7 +28,7 @@ TABLES: dict[str, str] = {
         relative_humidity DOUBLE,
         wind_speed_kmh DOUBLE,
         precipitation_mm DOUBLE,
-        source VARCHAR NOT NULL,          -- bundled | open_meteo_archive | open_meteo_forecast | kafka
+        source VARCHAR NOT NULL,          -- bundled | open_meteo | kafka
         ingested_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (region, period_utc)""",
     "dead_letters": """
