@@ -105,36 +105,33 @@ def browser_load(workdir: Path, screenshot: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duckdb", help="measure an existing database instead")
+    parser.add_argument("--duckdb", help="measure a copy of an existing database instead")
+    parser.add_argument("--home", help="measure an existing ELECTRICITY_HOME in place (e.g. "
+                        ".local after `./dev run` seeded it: real forecasts and model card)")
     parser.add_argument("--screenshot", default=str(REPO / "bench" / "out" / "dashboard.png"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
-    os.environ["ELECTRICITY_HOME"] = str(workdir)
-    live = workdir / "electricity.duckdb"
-    if args.duckdb:
+    os.environ["ELECTRICITY_HOME"] = args.home or str(workdir)
+    live = Path(args.home or workdir) / "electricity.duckdb"
+    if args.home:
+        pass
+    elif args.duckdb:
         shutil.copy(args.duckdb, live)
     else:
         timed("build tmp DuckDB with the full bundled history", build_full_database, live)
     os.environ["DUCKDB_PATH"] = str(live)
-    last = None
     from electricity_assets import serving
 
     print(f"snapshot: {timed('publish serving snapshot', serving.publish_snapshot)['rows']}")
     from dashboard import queries
 
     def default_view() -> None:
-        nonlocal last
-        region = "CAL"
-        span = queries.demand_range(region)
-        last = span[1]
-        series = queries.demand_series(region, last - timedelta(days=14), last)
-        queries.error_metrics(series)
-        queries.backtest(region)
-        queries.weather_vs_demand(region, last - timedelta(days=14), last)
-        queries.freshness()
-        queries.dead_letter_count()
+        overview = queries.load_overview()
+        region = "CAL" if "CAL" in overview.regions else overview.regions[0]
+        span = queries.load_region_span(region)
+        view = queries.load_window(region, span.last - timedelta(days=14), span.last)
+        queries.error_metrics(view.series)
         queries.champion_card(region)
-        queries.regions()
 
     timed("default view queries, cold, in-process", default_view)
     from streamlit.testing.v1 import AppTest

@@ -117,7 +117,7 @@ def build_services(ports: dict[str, int], logs: Path) -> list[Service]:
     py = sys.executable
     dash, dag, mlf = ports["dashboard"], ports["dagster"], ports["mlflow"]
     uri = settings.mlflow_tracking_uri()
-    return [
+    services = [
         Service("dagster", [py, "-m", "dagster", "dev", "-m", "electricity_assets.definitions",
                             "-h", "127.0.0.1", "-p", str(dag)],
                 f"http://127.0.0.1:{dag}", f"http://127.0.0.1:{dag}/server_info",
@@ -134,6 +134,10 @@ def build_services(ports: dict[str, int], logs: Path) -> list[Service]:
                 f"http://127.0.0.1:{mlf}", f"http://127.0.0.1:{mlf}/health",
                 logs / "mlflow.log"),
     ]
+    if uri.startswith(("http://", "https://", "databricks")):
+        # A remote tracking server has its own UI: start none locally.
+        services = [s for s in services if s.name != "mlflow"]
+    return services
 
 
 RECENT_HOURS = 48
