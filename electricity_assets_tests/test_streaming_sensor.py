@@ -171,3 +171,24 @@ def test_a_recreated_topic_is_read_again_under_new_run_keys(
     assert sum(e - s for s, e in demand_ranges.values()) == len(
         read_bundled(DEMAND, START, START + pd.Timedelta(hours=1), PACKAGE_DATA_DIR))
     assert after[0].run_key not in {b.run_key for b in before}
+
+
+def test_partition_range_is_clamped_to_existing_partitions() -> None:
+    from electricity_assets.sensors import _partition_key
+
+    first, last = "2015-07-01-05:00", "2026-01-01-10:00"
+    assert _partition_key(datetime(2020, 1, 15, 3, tzinfo=UTC), first, last) == "2020-01-15-03:00"
+    # Day-ahead DF rows and weather forecasts are about hours that have no partition yet.
+    assert _partition_key(datetime(2026, 1, 2, tzinfo=UTC), first, last) == last
+    assert _partition_key(datetime(2001, 1, 1, tzinfo=UTC), first, last) == first
+    assert _partition_key(None, first, last) == last  # only unreadable messages in the batch
+
+
+def test_a_broker_that_is_down_skips_the_tick_with_the_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from electricity_assets.sensors import kafka_stream_sensor
+
+    monkeypatch.setenv("KAFKA_BROKER_ADDRESS", "127.0.0.1:1")
+    result = kafka_stream_sensor(dg.build_sensor_context(cursor=None))
+    assert isinstance(result, dg.SkipReason)
+    assert "KAFKA_BROKER_ADDRESS" in (result.skip_message or "")

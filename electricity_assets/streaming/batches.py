@@ -128,7 +128,7 @@ def plan_batches(settings: KafkaSettings, cursor_text: str | None,
     """The next batches (each at most settings.max_batch_messages) and the cursor after them."""
     datasets = list(datasets)
     topics = {d.name: settings.topic(d) for d in datasets}
-    ensure_topics(settings, topics.values())
+    ensure_topics(settings, topics.values(), timeout_s=5)  # a tick must stay short
     ids_by_topic = _topic_ids(settings, topics.values())
     topic_ids = {name: ids_by_topic[topic] for name, topic in topics.items()}
     cursor = StreamCursor.parse(cursor_text)
