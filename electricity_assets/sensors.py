@@ -20,6 +20,7 @@ from electricity_assets.streaming.job import stream_ingest_job, stream_run_confi
 from electricity_assets.streaming.settings import BrokerUnavailable, KafkaSettings
 
 SENSOR_INTERVAL_SECONDS = 5
+RUN_RETRIES = 2
 
 
 def _partition_key(hour: datetime | None, first: str, last: str) -> str:
@@ -41,6 +42,8 @@ def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunReques
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
             "kafka/messages": str(batch.messages),
+            # Retried runs re-read the same offsets (needs `run_retries: enabled` in dagster.yaml).
+            "dagster/max_retries": str(RUN_RETRIES),
         },
     )
 

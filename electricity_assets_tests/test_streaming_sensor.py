@@ -86,6 +86,7 @@ def test_sensor_to_raw_rows_exactly_once(kafka_settings: KafkaSettings, duckdb_p
     assert request.tags["dagster/asset_partition_range_start"] == "2020-01-15-00:00"
     assert request.tags["dagster/asset_partition_range_end"] == "2020-01-15-02:00"
     assert request.tags["kafka/messages"] == str(sent)
+    assert request.tags["dagster/max_retries"] == "2"
 
     # A run dies mid-batch (the dead-letter write fails after raw rows were written) ...
     real_upsert = storage.upsert
