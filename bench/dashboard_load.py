@@ -131,7 +131,6 @@ def main() -> None:
         span = queries.load_region_span(region)
         view = queries.load_window(region, span.last - timedelta(days=14), span.last)
         queries.error_metrics(view.series)
-        queries.champion_card(region)
 
     timed("default view queries, cold, in-process", default_view)
     from streamlit.testing.v1 import AppTest

@@ -33,7 +33,6 @@ ATTRIBUTION = (
 load_overview = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_overview)
 load_region_span = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_region_span)
 load_window = st.cache_data(ttl=TTL_S, show_spinner=False)(queries.load_window)
-champion_card = st.cache_data(ttl=300, show_spinner=False)(queries.champion_card)
 
 
 def region_label(code: str) -> str:
@@ -109,9 +108,8 @@ def weather_section(region: str, frame: pd.DataFrame, tz: str) -> None:
     st.plotly_chart(fig, width="stretch")
 
 
-def model_card_section(region: str) -> None:
+def model_card_section(card: queries.ModelCard) -> None:
     st.subheader("Champion model")
-    card = champion_card(region)
     if not card.available:
         st.info(card.message)
         return
@@ -127,10 +125,6 @@ def model_card_section(region: str) -> None:
     if card.importance_png:
         st.image(card.importance_png, caption="Feature importance (share of gain), from MLflow",
                  width=560)
-    if card.top_features:
-        st.markdown("**Top features**")
-        st.dataframe(pd.DataFrame(card.top_features, columns=["feature", "importance"]),
-                     hide_index=True)
     if card.message:
         st.caption(card.message)
 
@@ -181,7 +175,9 @@ def main() -> None:
         else:
             st.dataframe(bt, hide_index=True, width="stretch")
         weather_section(region, view.weather, tz)
-    model_card_section(region)
+    span = load_region_span(region)
+    if span is not None:
+        model_card_section(span.card)
     operations_section(overview)
     st.caption(ATTRIBUTION)
     st.caption(f"Page built {date.today():%Y-%m-%d}; queries cached for {TTL_S} s.")

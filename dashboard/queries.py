@@ -7,16 +7,16 @@ page, so a cold page load opens three connections and a warm one (st.cache_data)
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from electricity_assets import serving, settings
+from electricity_assets import serving
 from electricity_assets.replay_clock import current_time
 
 logger = logging.getLogger(__name__)
@@ -181,73 +181,23 @@ class ModelCard:
     trained_at: datetime | None = None
     run_id: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    top_features: list[tuple[str, float]] = field(default_factory=list)
     importance_png: bytes | None = None
 
 
-def _registry_exists(uri: str) -> bool:
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).exists()
-    return True
-
-
-def _artifact_bytes(client, run_id: str, path: str) -> bytes | None:
-    import tempfile
-
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
-    except Exception:  # noqa: BLE001 - no such artifact: the card shows the rest
-        return None
-
-
-def _top_features(client, run_id: str, tags: dict[str, str], limit: int = 10
-                  ) -> list[tuple[str, float]]:
-    """Feature importances the training run logged: a JSON artifact, tags or metrics."""
-    import json
-    import tempfile
-
-    for artifact in ("feature_importance.json", "feature_importances.json"):
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = client.download_artifacts(run_id, artifact, tmp)
-                data = json.loads(Path(path).read_text())
-            pairs = (data.items() if isinstance(data, dict)
-                     else [(d["feature"], d["importance"]) for d in data])
-            return sorted(((str(k), float(v)) for k, v in pairs), key=lambda kv: -kv[1])[:limit]
-        except Exception:  # noqa: BLE001 - artifact absent or shaped differently: try the next
-            continue
-    if "top_features" in tags:
-        return [(name.strip(), float("nan")) for name in tags["top_features"].split(",")][:limit]
-    return []
-
-
-def champion_card(region: str, tracking_uri: str | None = None) -> ModelCard:
-    """The `champion` of `demand-<region>` from the MLflow registry; degrades to a message."""
+def champion_card(conn: Conn, region: str) -> ModelCard:
+    """The champion of `demand-<region>` as published into the snapshot (read from MLflow there)."""
     name = f"demand-{region}"
-    uri = tracking_uri or settings.mlflow_tracking_uri()
-    if not _registry_exists(uri):
+    if not has_table(conn, "model_cards"):
         return ModelCard(name, False, "No model registry yet: run `trained_models` in Dagster.")
-    try:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        version = client.get_model_version_by_alias(name, "champion")
-    except Exception as exc:  # noqa: BLE001 - any registry failure must not break the page
-        logger.info("no champion for %s: %s", name, exc)
+    rows = _q(conn, "SELECT * FROM model_cards WHERE region = ?", [region])
+    if rows.empty:
         return ModelCard(name, False, f"No champion model for {region} yet.")
-    card = ModelCard(name, True, version=str(version.version), run_id=version.run_id,
-                     trained_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC))
-    try:
-        run = client.get_run(version.run_id)
-        card.metrics = {k: float(v) for k, v in sorted(run.data.metrics.items())}
-        card.top_features = _top_features(client, version.run_id,
-                                          {**run.data.tags, **(version.tags or {})})
-        card.trained_at = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
-        card.importance_png = _artifact_bytes(client, version.run_id, "feature_importance.png")
-    except Exception as exc:  # noqa: BLE001
-        card.message = f"Run details unavailable: {type(exc).__name__}"
-    return card
+    row = rows.iloc[0]
+    png = row["importance_png"]
+    return ModelCard(name, True, version=row["version"], run_id=row["run_id"],
+                     trained_at=row["trained_at"].to_pydatetime(),
+                     metrics=json.loads(row["metrics_json"]),
+                     importance_png=bytes(png) if png is not None and len(png) else None)
 
 
 @dataclass
@@ -263,6 +213,7 @@ class RegionSpan:
     first: datetime
     last: datetime
     latest_forecast: datetime | None
+    card: ModelCard
 
 
 @dataclass
@@ -284,7 +235,9 @@ def load_overview(now: datetime | None = None) -> Overview:
 def load_region_span(region: str) -> RegionSpan | None:
     with serving.read_connection() as conn:
         span = demand_range(conn, region)
-        return None if span is None else RegionSpan(*span, latest_forecast_hour(conn, region))
+        if span is None:
+            return None
+        return RegionSpan(*span, latest_forecast_hour(conn, region), champion_card(conn, region))
 
 
 def load_window(region: str, start: datetime, end: datetime) -> WindowView:

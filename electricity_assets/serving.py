@@ -8,6 +8,9 @@ writer as well. So the dashboard never opens the live database while a snapshot 
   `serving.duckdb` with `os.replace` (atomic; a reader still holding the old file keeps reading it).
   The copy takes a short read-only lock on the live file (under a second on the full bundle);
   a writer that hits it retries (ElectricityDuckDB backs off), as this copy does.
+- the champion model cards (MLflow `demand-<REGION>@champion`: version, metrics, feature
+  importance figure) are read at publish time into the snapshot's `model_cards` table, so the
+  dashboard never imports MLflow (10+ s) while a page loads.
 - reader side: short-lived read-only connections to the snapshot, one per query, never cached.
   Without a snapshot (e.g. a database filled by hand) the live file is read the same way, with a
   bounded retry on the lock.
@@ -17,8 +20,10 @@ No Dagster imports: the dashboard imports this module.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -109,6 +114,16 @@ def publish_snapshot(live_path: str | None = None, target: Path | None = None,
     started = time.monotonic()
     try:
         counts = with_lock_retry(copy, f"snapshot of {live_path}", lock_timeout_s)
+        with duckdb.connect(str(tmp)) as snap:  # MLflow is read with no lock on the live file
+            regions = ([r[0] for r in snap.execute(
+                "SELECT DISTINCT region FROM raw_demand ORDER BY 1").fetchall()]
+                if "raw_demand" in counts else [])
+            cards = collect_model_cards(regions)
+            snap.execute(f"CREATE TABLE model_cards ({MODEL_CARD_COLUMNS})")
+            if len(cards):
+                snap.register("_cards", cards)
+                snap.execute("INSERT INTO model_cards SELECT * FROM _cards")
+            counts["model_cards"] = len(cards)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -116,6 +131,53 @@ def publish_snapshot(live_path: str | None = None, target: Path | None = None,
     logger.info("published serving snapshot %s in %.2f s: %s", target,
                 time.monotonic() - started, counts)
     return {"path": str(target), "seconds": time.monotonic() - started, "rows": counts}
+
+
+MODEL_CARD_COLUMNS = ("region VARCHAR, model_name VARCHAR, version VARCHAR, run_id VARCHAR, "
+                      "trained_at TIMESTAMPTZ, metrics_json VARCHAR, importance_png BLOB")
+
+
+def registry_exists(uri: str) -> bool:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _artifact_bytes(client, run_id: str, path: str) -> bytes | None:
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(client.download_artifacts(run_id, path, tmp)).read_bytes()
+    except Exception:  # noqa: BLE001 - no such artifact: the card shows the rest
+        return None
+
+
+def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per region whose `demand-<REGION>` has a `champion` alias in MLflow."""
+    columns = ["region", "model_name", "version", "run_id", "trained_at", "metrics_json",
+               "importance_png"]
+    uri = tracking_uri or settings.mlflow_tracking_uri()
+    if not regions or not registry_exists(uri):
+        return pd.DataFrame(columns=columns)
+    from mlflow import MlflowClient  # slow import: only when a registry exists
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    rows = []
+    for region in regions:
+        name = f"demand-{region}"
+        try:
+            version = client.get_model_version_by_alias(name, "champion")
+            run = client.get_run(version.run_id)
+        except Exception as exc:  # noqa: BLE001 - no model or alias yet for this region
+            logger.debug("no champion card for %s: %s", name, exc)
+            continue
+        rows.append({
+            "region": region, "model_name": name, "version": str(version.version),
+            "run_id": version.run_id,
+            "trained_at": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+            "metrics_json": json.dumps(dict(sorted(run.data.metrics.items()))),
+            "importance_png": _artifact_bytes(client, version.run_id, "feature_importance.png"),
+        })
+    return pd.DataFrame(rows, columns=columns)
 
 
 @contextmanager

@@ -49,7 +49,7 @@ def test_default_view_shows_real_region_chart_metrics_and_operations(app: AppTes
     text = _texts(app)
     assert "Weather data by Open-Meteo.com (CC BY 4.0)" in text
     assert "Ruggles & Farnham" in text and "public domain" in text
-    assert "No model registry yet" in text  # model card degrades without MLflow
+    assert "No champion model for CAL yet" in text  # model card degrades without MLflow
 
 
 def test_switching_region_and_range_recomputes(app: AppTest) -> None:

@@ -72,7 +72,7 @@ def test_dashboard_renders_real_forecasts_in_chromium(
     text = page.text
     for expected in ("actual demand", "EIA day-ahead (DF)", "model forecast", "model P10-P90",
                      "MdAPE %", "MAPE %", "MAE MWh", "Backtest", "temperature vs demand",
-                     "No model registry yet", "Dead letters",
+                     "No champion model for CAL yet", "Dead letters",
                      "Weather data by Open-Meteo.com (CC BY 4.0)"):
         assert expected in text, f"{expected!r} missing from the rendered page"
     assert "Traceback" not in text and "Error" not in text.replace("Error metrics", "")

@@ -110,10 +110,11 @@ def test_reads_prefer_the_published_snapshot(live_db: Path) -> None:
     assert "CAL" not in queries.load_overview().regions
 
 
-def test_champion_card_degrades_without_a_registry(isolated_home: Path) -> None:
-    card = queries.champion_card("CAL")
-    assert not card.available and "No model registry" in card.message
-    assert not (isolated_home / "mlflow").exists()  # reading must not create a registry
+def test_champion_card_degrades_without_a_registry(live_db: Path, isolated_home: Path) -> None:
+    serving.publish_snapshot()
+    card = queries.load_region_span("CAL").card
+    assert not card.available and "No champion model for CAL" in card.message
+    assert not (isolated_home / "mlflow").exists()  # publishing must not create a registry
 
 
 WRITER = textwrap.dedent("""
@@ -164,7 +165,7 @@ def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
 
 
 def test_champion_card_reads_version_metrics_and_importance_from_mlflow(
-        isolated_home: Path) -> None:
+        live_db: Path, isolated_home: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,8 +192,10 @@ def test_champion_card_reads_version_metrics_and_importance_from_mlflow(
                                           run_id=run.info.run_id)
     client.set_registered_model_alias("demand-CAL", "champion", version.version)
 
-    card = queries.champion_card("CAL")
+    # Cards are read from MLflow when the snapshot is published, not while a page loads.
+    assert serving.publish_snapshot()["rows"]["model_cards"] == 1
+    card = queries.load_region_span("CAL").card
     assert card.available and card.version == "1" and card.run_id == run.info.run_id
     assert card.metrics == {"val_df_mdape": 1.9, "val_model_mdape": 2.5}
     assert card.importance_png is not None and card.importance_png[:4] == b"\x89PNG"
-    assert not queries.champion_card("TEX").available  # no model for TEX: a message, no error
+    assert not queries.load_region_span("TEX").card.available  # no model: a message, no error
