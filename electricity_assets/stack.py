@@ -105,11 +105,16 @@ def wait_healthy(service: Service, timeout_s: float) -> bool:
 
 
 def prepare_dagster_home(home: Path) -> Path:
-    dagster_home = home / "dagster_home"
+    """DAGSTER_HOME (default ELECTRICITY_HOME/dagster_home) with the repo's dagster.yaml in it.
+
+    A DAGSTER_HOME set by the user keeps its own dagster.yaml (e.g. Postgres storage)."""
+    default = home / "dagster_home"
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or default)
     dagster_home.mkdir(parents=True, exist_ok=True)
     repo_yaml = settings.PROJECT_ROOT / "dagster.yaml"
-    if repo_yaml.exists():
-        shutil.copy(repo_yaml, dagster_home / "dagster.yaml")
+    target = dagster_home / "dagster.yaml"
+    if repo_yaml.exists() and (dagster_home == default or not target.exists()):
+        shutil.copy(repo_yaml, target)
     return dagster_home
 
 

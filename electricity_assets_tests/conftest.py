@@ -20,6 +20,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("ELECTRICITY_SOURCE", raising=False)
     monkeypatch.delenv("ELECTRICITY_DATA_DIR", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("SERVING_DUCKDB_PATH", "ELECTRICITY_REPLAY_START", "ELECTRICITY_REPLAY_ANCHOR",
+                 "ELECTRICITY_REPLAY_SPEED"):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

@@ -50,6 +50,7 @@ def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home:
     dash_port, kafka_port = _free_port(), _free_port()
     env = {**os.environ, "KAFKA_BROKER_PORT": str(kafka_port)}
     env.pop("KAFKA_BROKER_ADDRESS", None)
+    env.pop("DAGSTER_HOME", None)  # the stack derives it from the tmp ELECTRICITY_HOME
     proc = subprocess.Popen(
         [sys.executable, "-m", "electricity_assets.stack", "--services", "broker,dashboard",
          "--no-seed", "--dashboard-port", str(dash_port), "--startup-timeout", "60"],
@@ -85,3 +86,4 @@ def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home:
     logs = isolated_home / "logs"
     assert (logs / "dashboard.log").stat().st_size > 0 and (logs / "broker.log").exists()
     assert (isolated_home / "replay_clock.json").exists()
+    assert (isolated_home / "dagster_home" / "dagster.yaml").exists()
