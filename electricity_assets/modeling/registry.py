@@ -85,13 +85,19 @@ def champion_uri(region: str) -> str:
     return f"models:/{model_name(region)}@{CHAMPION}"
 
 
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 @contextmanager
 def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
     """Point MLflow at `config` (tracking + registry) and yield a client and the experiment id."""
     if config.tracking_uri.startswith("sqlite:///"):
         Path(config.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                           exist_ok=True)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which `settings` reads: put the
+    # process's URIs and environment back exactly as they were, or the next config leaks.
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    saved_env = {k: os.environ.get(k) for k in _URI_ENV}
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
     try:
@@ -108,6 +114,12 @@ def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
     finally:
         if previous is not None:
             mlflow.set_tracking_uri(previous)
+            mlflow.set_registry_uri(previous)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _importance_figure(model: RegionModel) -> plt.Figure:
