@@ -121,7 +121,9 @@ def build_operations(assets: Sequence) -> tuple[list, list, list]:
     description="After each successful run, publish the dashboard's serving snapshot.")
 def publish_serving_snapshot(context: dg.RunStatusSensorContext):
     try:
-        result = serving.publish_snapshot()
+        # Well inside the sensor's gRPC deadline (60 s); a missed publish is redone by the
+        # next successful run.
+        result = serving.publish_snapshot(lock_timeout_s=20.0)
     except serving.ServingUnavailableError as exc:
         return dg.SkipReason(str(exc))
     context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
