@@ -117,6 +117,7 @@ def build_operations(assets: Sequence) -> tuple[list, list, list]:
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS, name="publish_serving_snapshot",
+    monitor_all_code_locations=True,  # also runs launched from the CLI (the stack's seed)
     default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
     description="After each successful run, publish the dashboard's serving snapshot.")
 def publish_serving_snapshot(context: dg.RunStatusSensorContext):
