@@ -107,7 +107,9 @@ def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(
         workspace: dict, tmp_path: Path) -> None:
     user_home = tmp_path / "user_home"
     out = tmp_path / "bt.csv"
-    env = {**os.environ, "ELECTRICITY_HOME": str(user_home)}
+    scratch = tmp_path / "scratch"  # the benchmark's temporary workspace lands here
+    scratch.mkdir()
+    env = {**os.environ, "ELECTRICITY_HOME": str(user_home), "TMPDIR": str(scratch)}
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "forecast_accuracy.py"), "--data-dir",
          str(workspace["folder"]), "--weeks", "1", "--csv", str(out)],
@@ -120,3 +122,5 @@ def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(
     assert list(table["region"]) == ["CAL", "FLA"]
     assert (table["hours"] == 168).all()
     assert not user_home.exists()
+    (workspace_dir,) = scratch.glob("electricity-backtest-*")
+    assert (workspace_dir / "electricity.duckdb").exists()
