@@ -113,3 +113,37 @@ def test_definitions_load_and_validate() -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
     assert {"raw_demand", "raw_weather"} <= keys
+
+
+def test_api_mode_pulls_from_eia_and_keeps_the_key_out_of_storage_and_logs(
+        duckdb_path: str, httpserver, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real EIA v2 body shape with real bundled rows (CAL, TEX, 2020-01-01 00-02Z), served
+    # by a local HTTP server standing in for api.eia.gov.
+    body = (Path(__file__).parent / "fixtures" /
+            "eia_region_data_CAL_TEX_2020-01-01T00-02.json").read_text()
+    key = "test-key-0123456789abcdef"
+    monkeypatch.setenv("EIA_API_KEY", key)
+    httpserver.expect_request("/v2/electricity/rto/region-data/data/",
+                              method="GET").respond_with_data(body,
+                                                              content_type="application/json")
+    resources = {"duckdb": ElectricityDuckDB(database=duckdb_path),
+                 "source": SourceResource(mode="api", eia_api_key=dg.EnvVar("EIA_API_KEY"),
+                                          eia_base_url=httpserver.url_for("/v2"))}
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([raw_demand], resources=resources, instance=instance,
+                                tags=dict(zip(RANGE_TAGS, ("2020-01-01-00:00", "2020-01-01-02:00"),
+                                              strict=True)))
+        logs = " ".join(str(e.user_message) + str(e.dagster_event)
+                        for e in instance.all_logs(result.run_id))
+    assert result.success
+    (request, _), = httpserver.log
+    assert request.args["api_key"] == key and request.args["start"] == "2020-01-01T00"
+    assert _rows(duckdb_path, "SELECT source, count(*), count(DISTINCT region) FROM raw_demand "
+                              "GROUP BY source") == [("eia_api", 12, 2)]
+    cal_first_hour = ("SELECT value_mwh FROM raw_demand WHERE region = 'CAL' AND type = 'D' "
+                      "AND period_utc = '2020-01-01 00:00:00+00'")
+    assert _rows(duckdb_path, cal_first_hour) == [(27723.0,)]
+    assert key not in logs
+    with duckdb.connect(duckdb_path, read_only=True) as conn:
+        dump = conn.execute("SELECT * FROM raw_demand").df().to_csv()
+    assert key not in dump
