@@ -13,3 +13,8 @@ HISTORY_START = "2015-07-01-05:00"  # first EIA-930 hour (UTC)
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=HISTORY_START, timezone="UTC", end_offset=0
 )
+
+# Model retraining: one partition per week of DATA time (Sunday 00:00 UTC). Partition W trains on
+# everything before W's end, so a backfill of weeks rebuilds the model history a data clock saw,
+# and offline the replay clock (not the wall clock) decides which week is due.
+weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2015-07-05", timezone="UTC")

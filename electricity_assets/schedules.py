@@ -23,7 +23,7 @@ import dagster as dg
 import pandas as pd
 
 from electricity_assets import replay_clock, serving, settings
-from electricity_assets.partitions import hourly_partitions
+from electricity_assets.partitions import hourly_partitions, weekly_partitions
 
 HOURLY_ASSETS = ("raw_demand", "raw_weather", "demand_features", "weather_features",
                  "demand_forecasts")
@@ -78,6 +78,26 @@ def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     )
 
 
+def retrain_partition_key(data_time: datetime) -> str | None:
+    """The newest trained_models week that is complete at `data_time` (None before the first)."""
+    this_week = (data_time - timedelta(days=(data_time.weekday() + 1) % 7)).replace(
+        hour=0, minute=0, second=0, microsecond=0)  # the Sunday 00:00 UTC on or before
+    last_complete = this_week - timedelta(weeks=1)
+    if last_complete < pd.Timestamp(weekly_partitions.start).to_pydatetime():
+        return None
+    return last_complete.strftime(weekly_partitions.fmt)
+
+
+def retrain_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
+    now = replay_clock.current_time(tick_time)
+    key = retrain_partition_key(now)
+    if key is None:
+        return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC: no complete week yet")
+    return dg.RunRequest(run_key=key, partition_key=key,
+                         tags={"data_clock_utc": now.isoformat(),
+                               "electricity/kind": "training"})
+
+
 def _present(keys: Sequence[str], available: set[str]) -> list[str]:
     return [k for k in keys if k in available]
 
@@ -108,10 +128,15 @@ def build_operations(assets: Sequence) -> tuple[list, list, list]:
             "retrain_job", selection=dg.AssetSelection.assets(*retrain_keys),
             description="Retrain the per-region models and update champion/challenger aliases.")
         jobs.append(retrain_job)
-        schedules.append(dg.ScheduleDefinition(
-            name="retrain_schedule", job=retrain_job, cron_schedule=retrain_cron(),
-            execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-            description="Retrain on a slower cadence than the hourly forecasts."))
+
+        @dg.schedule(job=retrain_job, cron_schedule=retrain_cron(), execution_timezone="UTC",
+                     default_status=dg.DefaultScheduleStatus.RUNNING,
+                     description="Retrain the newest complete data week (replay clock "
+                                 "offline), on a slower cadence than the hourly forecasts.")
+        def retrain_schedule(context: dg.ScheduleEvaluationContext):
+            return retrain_run_request(context.scheduled_execution_time)
+
+        schedules.append(retrain_schedule)
     return jobs, schedules, [publish_serving_snapshot]
 
 

@@ -162,11 +162,16 @@ def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 
         start = max(replay_start - timedelta(hours=hours), hourly_partitions.start)
         return start.strftime(PARTITION_FMT)
 
+    from electricity_assets.schedules import retrain_partition_key
+
     end = (replay_start - timedelta(hours=1)).strftime(PARTITION_FMT)
+    # The model is the week complete before the forecast window starts: the seeded forecasts are
+    # out-of-sample, as live ones are.
+    week = retrain_partition_key(replay_start - timedelta(days=forecast_days))
     steps: list[tuple[list[str], str | None]] = [
         (["raw_demand", "raw_weather", "demand_features", "weather_features"],
          f"{since(RECENT_HOURS)}...{end}"),
-        (["trained_models"], None),
+        (["trained_models"], f"{week}...{week}"),
         (["demand_forecasts"], f"{since(forecast_days * 24)}...{end}"),
     ]
     return [([k for k in keys if k in available], rng) for keys, rng in steps

@@ -78,7 +78,9 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
                                  artifact_root=str(root / "assets_artifacts")),
     }
     trained, forecasts = model_assets
-    result = dg.materialize([trained, *model_asset_checks], resources=resources)
+    # Week of 2020-03-29 (Sunday): its cut-off, 2020-04-05, lies after the sample's last hour.
+    result = dg.materialize([trained, *model_asset_checks], resources=resources,
+                            partition_key="2020-03-29")
     assert result.success
     (check,) = result.get_asset_check_evaluations()
     assert check.metadata["models"].value == 2
@@ -101,6 +103,31 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
     assert (rows["p10_mwh"] <= rows["forecast_mwh"]).all()
     assert (rows["forecast_mwh"] <= rows["p90_mwh"]).all()
     assert rows["period_utc"].min() == pd.Timestamp("2020-03-30T00:00Z")
+    # Those hours lie inside the champion's training window: reported, not passed off as
+    # out-of-sample forecasts.
+    last = dg.materialize([forecasts], resources=resources, tags=tags)
+    meta = last.asset_materializations_for_node("demand_forecasts")[-1].metadata
+    assert meta["in_sample_hours"].value == 48
+
+
+def test_a_week_partition_trains_only_on_data_before_its_end(workspace: dict) -> None:
+    root = workspace["root"]
+    resources = {
+        "duckdb": ElectricityDuckDB(database=workspace["db"]),
+        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / 'weekly_mlflow.db'}",
+                                 artifact_root=str(root / "weekly_artifacts")),
+    }
+    trained, _ = model_assets
+    result = dg.materialize([trained], resources=resources, partition_key="2020-03-15",
+                            run_config={"ops": {"trained_models": {"config": {
+                                "regions": ["CAL"]}}}})
+    metadata = result.asset_materializations_for_node("trained_models")[0].metadata
+    assert metadata["data_end"].value == "2020-03-22T00:00:00+00:00"  # the week's end
+    uri = f"sqlite:///{root / 'weekly_mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    version = client.get_model_version_by_alias("demand-CAL", CHAMPION)
+    validation_end = client.get_run(version.run_id).data.params["validation_end"]
+    assert pd.Timestamp(validation_end) <= pd.Timestamp("2020-03-22T00:00Z")
 
 
 def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(

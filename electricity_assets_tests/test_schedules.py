@@ -48,6 +48,21 @@ def test_due_hours_cover_one_tick_of_data_time_plus_the_previous_hour(
     assert last - first == timedelta(hours=hours - 1)
 
 
+def test_retrain_schedule_targets_the_newest_complete_data_week(replay_env: None) -> None:
+    defs = _defs()
+    schedule = defs.get_schedule_def("retrain_schedule")
+    assert defs.resolve_job_def("retrain_job").partitions_def is not None
+    with dg.DagsterInstance.ephemeral() as instance:
+        # Data clock 2020-03-20 + 3 days = Monday 2020-03-23: the week of 03-15 has just ended.
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=ANCHOR + timedelta(days=3),
+            repository_def=defs.get_repository_def())
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2020-03-15"
+    # The same tick evaluated twice asks for the same run (deduplicated by its run key).
+    assert request.run_key == "2020-03-15"
+
+
 def test_schedule_targets_the_replayed_hours(replay_env: None) -> None:
     defs = _defs()
     schedule = defs.get_schedule_def("hourly_forecast_schedule")

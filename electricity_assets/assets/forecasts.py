@@ -13,7 +13,10 @@ TABLE = "demand_forecasts"
 
 
 @dg.asset(
-    deps=["demand_features", "weather_features", "trained_models"],
+    # Hours of week W are forecast by the model trained up to the end of week W-1.
+    deps=["demand_features", "weather_features",
+          dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
+              start_offset=-1, end_offset=-1))],
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="modeling",
@@ -35,6 +38,10 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         written = replace_window(conn, TABLE, batch.rows, start, end)
     for region, reason in batch.skipped.items():
         context.log.warning(f"{region}: no forecast - {reason}")
+    for region, hours in batch.in_sample.items():
+        context.log.warning(f"{region}: {hours} forecast hours fall inside the champion's "
+                            "training window (in-sample): materialise an earlier trained_models "
+                            "partition for honest historical forecasts")
     context.log.info(f"demand_forecasts: {written:,} rows for [{start.isoformat()}, "
                      f"{end.isoformat()})")
     versions = (batch.rows.groupby("region")["model_version"].first().reset_index()
@@ -47,6 +54,7 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         "skipped": dg.MetadataValue.md(
             "\n".join(f"- {k}: {v}" for k, v in batch.skipped.items()) or "none"),
         "model_versions": dg.MetadataValue.md(quality.markdown_table(versions)),
+        "in_sample_hours": sum(batch.in_sample.values()),
         "preview": dg.MetadataValue.md(quality.markdown_table(batch.rows.tail(10))),
     })
 

@@ -1,11 +1,10 @@
 """trained_models: retrain every region's LightGBM model, log it to MLflow, move the aliases.
 
-Not partitioned, on purpose. A model is a function of all the history before its cut-off, not of
-one time slice, and offline the data clock (replay) is unrelated to the wall clock that weekly
-partitions would follow: a 2026 partition would still train on 2015-2020 data. So each
-materialisation trains on everything in `demand_features`/`weather_features` up to the latest
-hour with demand; `retrain_schedule` (schedules.py) runs it weekly, and the registry (one version
-per run, `champion` only if it beats the current one on the same validation hours) is the history.
+Weekly partitions in DATA time (`partitions.weekly_partitions`): partition W trains on every
+feature row before W's end (the cut-off), so the model a partition produces only knows the past
+of that week, and a backfill of weeks rebuilds the model history. Offline the replay clock
+decides which week is due (`retrain_schedule`); a new version becomes `champion` only if it beats
+the current one on the same validation hours, otherwise `challenger`.
 """
 
 
@@ -17,7 +16,7 @@ from pydantic import Field
 from electricity_assets import quality
 from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.features import model_frame
-from electricity_assets.partitions import HISTORY_START
+from electricity_assets.partitions import HISTORY_START, weekly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 
 OWNERS = ["team:forecasting"]
@@ -31,12 +30,16 @@ class TrainedModelsConfig(dg.Config):
         default=0, ge=0, description="Train on the last N days only (0: all history).")
 
 
-def _window(conn, history_days: int) -> tuple[datetime, datetime]:
+def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, datetime]:
+    """Training rows: from the start (or the last `history_days`) to the last demand hour
+    before `cutoff`, the end of the partition's week."""
     (latest,) = conn.execute(
-        "SELECT max(period_utc) FROM demand_features WHERE demand_mwh IS NOT NULL").fetchone()
+        "SELECT max(period_utc) FROM demand_features WHERE demand_mwh IS NOT NULL "
+        "AND period_utc < ?", [cutoff]).fetchone()
     if latest is None:
-        raise dg.Failure("demand_features holds no demand yet: materialise raw_demand and "
-                         "demand_features first (e.g. a backfill in the UI)")
+        raise dg.Failure(f"demand_features holds no demand before {cutoff:%Y-%m-%d %H:%M} UTC: "
+                         "materialise raw_demand and demand_features for the weeks before "
+                         "this partition first (e.g. a backfill in the UI)")
     end = latest.astimezone(UTC) + timedelta(hours=1)
     start = (end - timedelta(days=history_days) if history_days
              else datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
@@ -45,6 +48,7 @@ def _window(conn, history_days: int) -> tuple[datetime, datetime]:
 
 @dg.asset(
     deps=["demand_features", "weather_features"],
+    partitions_def=weekly_partitions,
     group_name="modeling",
     kinds={"lightgbm", "mlflow"},
     owners=OWNERS,
@@ -61,7 +65,7 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
     from electricity_assets.modeling.retrain import retrain_all  # MLflow import is slow
 
     with duckdb.get_connection() as conn:  # released before training: others can write
-        start, end = _window(conn, config.history_days)
+        start, end = _window(conn, config.history_days, context.partition_time_window.end)
         frame = model_frame(conn, start, end, regions=config.regions or None)
     if frame.empty:
         raise dg.Failure(f"no feature rows for regions {config.regions} in [{start}, {end})")

@@ -11,7 +11,12 @@ import mlflow.pyfunc
 import pandas as pd
 
 from electricity_assets.features import model_frame
-from electricity_assets.modeling.registry import MlflowConfig, load_champion, model_name
+from electricity_assets.modeling.registry import (
+    MlflowConfig,
+    champion_cutoff,
+    load_champion,
+    model_name,
+)
 from electricity_assets.modeling.training import model_inputs
 
 logger = logging.getLogger(__name__)
@@ -25,6 +30,7 @@ FORECAST_COLUMNS = ["region", "period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"
 class ForecastBatch:
     rows: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)  # region -> why it has no forecast
+    in_sample: dict[str, int] = field(default_factory=dict)  # region -> hours before cut-off
 
 
 def predict_mwh(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -44,12 +50,16 @@ def forecast_window(conn: duckdb.DuckDBPyConnection, start: datetime, end: datet
     created_at = pd.Timestamp(datetime.now(UTC))
     parts: list[pd.DataFrame] = []
     skipped: dict[str, str] = {}
+    in_sample: dict[str, int] = {}
     for region, rows in frame.groupby("region", sort=True):
         try:
             version, model = load_champion(str(region), config)
         except LookupError as exc:
             skipped[str(region)] = str(exc)
             continue
+        cutoff = champion_cutoff(str(region), config)
+        if cutoff is not None and (inside := int((rows["period_utc"] < cutoff).sum())):
+            in_sample[str(region)] = inside  # the model saw these hours: not a real forecast
         predicted = predict_mwh(model, rows)
         out = pd.DataFrame({
             "region": rows["region"],
@@ -68,4 +78,4 @@ def forecast_window(conn: duckdb.DuckDBPyConnection, start: datetime, end: datet
             else pd.DataFrame({c: pd.Series(dtype=object) for c in FORECAST_COLUMNS}))
     for region, reason in skipped.items():
         logger.warning("no forecast for %s: %s", region, reason)
-    return ForecastBatch(rows=rows[FORECAST_COLUMNS], skipped=skipped)
+    return ForecastBatch(rows=rows[FORECAST_COLUMNS], skipped=skipped, in_sample=in_sample)

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,8 @@ import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
+from mlflow.tracking._model_registry import utils as _registry_utils  # noqa: E402
+from mlflow.tracking._tracking_service import utils as _tracking_utils  # noqa: E402
 
 from electricity_assets import settings  # noqa: E402
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS  # noqa: E402
@@ -94,9 +97,10 @@ def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
     if config.tracking_uri.startswith("sqlite:///"):
         Path(config.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                           exist_ok=True)
-    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which `settings` reads: put the
-    # process's URIs and environment back exactly as they were, or the next config leaks.
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    # MLflow keeps the URIs as process globals (and set_tracking_uri exports MLFLOW_TRACKING_URI,
+    # which `settings` reads): save and restore both globals and the environment exactly, or one
+    # config leaks into the next caller's registry look-ups.
+    saved_uris = (_tracking_utils._tracking_uri, _registry_utils._registry_uri)
     saved_env = {k: os.environ.get(k) for k in _URI_ENV}
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
@@ -112,9 +116,7 @@ def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
             experiment_id = experiment.experiment_id
         yield client, experiment_id
     finally:
-        if previous is not None:
-            mlflow.set_tracking_uri(previous)
-            mlflow.set_registry_uri(previous)
+        _tracking_utils._tracking_uri, _registry_utils._registry_uri = saved_uris
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -230,6 +232,17 @@ def load_champion(region: str, config: MlflowConfig) -> tuple[str, mlflow.pyfunc
             raise LookupError(
                 f"no champion for {model_name(region)}: materialise trained_models first") from exc
         return str(version.version), mlflow.pyfunc.load_model(champion_uri(region))
+
+
+def champion_cutoff(region: str, config: MlflowConfig) -> datetime | None:
+    """End of the data the champion saw (its `validation_end` param), None when unknown."""
+    with tracking(config) as (client, _):
+        try:
+            version = client.get_model_version_by_alias(model_name(region), CHAMPION)
+            value = client.get_run(version.run_id).data.params.get("validation_end")
+        except MlflowException:
+            return None
+    return datetime.fromisoformat(value) if value else None
 
 
 def temporary_config() -> MlflowConfig:
