@@ -16,6 +16,7 @@ class Dataset:
     key_columns: tuple[str, ...]    # primary key, always starting with region, period_utc
     value_columns: tuple[str, ...]  # measured columns
     bundled_file: str               # file name inside the replay data folder
+    replay_required: bool = True    # False: a replay folder may lack this file (no weather)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -36,6 +37,7 @@ WEATHER = Dataset(
     key_columns=("region", "period_utc"),
     value_columns=("temperature_c", "relative_humidity", "wind_speed_kmh", "precipitation_mm"),
     bundled_file="weather_hourly.csv.gz",
+    replay_required=False,  # models work without weather; a demand-only extract is valid
 )
 
 DATASETS = {d.name: d for d in (DEMAND, WEATHER)}

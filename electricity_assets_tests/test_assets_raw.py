@@ -147,3 +147,15 @@ def test_api_mode_pulls_from_eia_and_keeps_the_key_out_of_storage_and_logs(
     with duckdb.connect(duckdb_path, read_only=True) as conn:
         dump = conn.execute("SELECT * FROM raw_demand").df().to_csv()
     assert key not in dump
+
+
+def test_replay_folder_without_weather_still_ingests_demand(duckdb_path: str,
+                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "demand_only"
+    folder.mkdir()
+    (folder / "eia930_hourly.csv.gz").write_bytes(
+        (PACKAGE_DATA_DIR / "eia930_hourly.csv.gz").read_bytes())
+    assert _materialize(duckdb_path, "2020-01-01-00:00", "2020-01-01-05:00",
+                        data_dir=folder).success
+    assert _rows(duckdb_path, "SELECT count(*) FROM raw_demand") == [(12 * 2 * 6,)]
+    assert _rows(duckdb_path, "SELECT count(*) FROM raw_weather") == [(0,)]

@@ -36,6 +36,11 @@ def load_window(dataset: Dataset, start: datetime, end: datetime,
                 config: SourceConfig) -> SourceWindow:
     """Rows of `dataset` with start <= period_utc < end from the configured source."""
     if config.mode == "bundled":
+        if not dataset.replay_required and not (config.data_dir / dataset.bundled_file).exists():
+            logger.warning("%s has no %s: no %s rows replayed", config.data_dir,
+                           dataset.bundled_file, dataset.name)
+            return SourceWindow(pd.DataFrame({c: [] for c in dataset.columns}),
+                                pd.DataFrame(columns=["payload", "reason"]), "bundled")
         rows = read_bundled(dataset, start, end, config.data_dir)
         return SourceWindow(rows, pd.DataFrame(columns=["payload", "reason"]), "bundled")
     if config.mode == "api":
