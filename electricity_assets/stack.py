@@ -171,7 +171,7 @@ def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 
     steps: list[tuple[list[str], str | None]] = [
         (["raw_demand", "raw_weather", "demand_features", "weather_features"],
          f"{since(RECENT_HOURS)}...{end}"),
-        (["trained_models"], f"{week}...{week}"),
+        (["trained_models"], week),
         (["demand_forecasts"], f"{since(forecast_days * 24)}...{end}"),
     ]
     return [([k for k in keys if k in available], rng) for keys, rng in steps
@@ -241,8 +241,9 @@ def seed(argv: Sequence[str] | None = None) -> int:
     for keys, partition_range in plan:
         cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
                "electricity_assets.definitions", "--select", ",".join(keys)]
-        if partition_range:
-            cmd += ["--partition-range", partition_range]
+        if partition_range:  # "A...B" is one single-run range; a lone key is one partition
+            flag = "--partition-range" if "..." in partition_range else "--partition"
+            cmd += [flag, partition_range]
         print(f"seed: {' '.join(cmd[2:])}", flush=True)
         started = time.monotonic()
         code = subprocess.call(cmd, cwd=settings.PROJECT_ROOT)

@@ -25,7 +25,7 @@ def test_seed_plan_runs_recent_hours_models_and_forecasts_through_dagster() -> N
         (["raw_demand", "raw_weather", "demand_features", "weather_features"],
          "2020-03-23-23:00...2020-03-25-22:00"),
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
-        (["trained_models"], "2020-03-08...2020-03-08"),
+        (["trained_models"], "2020-03-08"),
         (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
     ]
     # Steps for assets that are not defined (yet) are left out rather than failing the seed.
