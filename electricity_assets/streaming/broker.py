@@ -78,7 +78,10 @@ def free_port() -> int:
 def wait_until_ready(settings: KafkaSettings, timeout_s: float,
                      process: subprocess.Popen[bytes] | None = None) -> None:
     """Block until the broker answers a metadata request, or raise KafkaConfigError."""
-    admin = AdminClient({**settings.client_config(), "socket.connection.setup.timeout.ms": 1000})
+    # Refused connections are expected while the listener comes up: keep librdkafka quiet
+    # (log_level 0) instead of printing one error line per attempt on the user's console.
+    admin = AdminClient({**settings.client_config(), "socket.connection.setup.timeout.ms": 1000,
+                         "log_level": 0})
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
