@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from electricity_assets import quality
+from electricity_assets.assets.metadata import window_metadata
 from electricity_assets.features import demand, weather
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.resources import ElectricityDuckDB
@@ -29,14 +30,7 @@ PREVIEW_COLUMNS = {
 def _metadata(table: str, frame: pd.DataFrame, start: datetime, end: datetime,
               written: int) -> dict[str, dg.MetadataValue]:
     regions = sorted(frame["region"].unique()) if len(frame) else []
-    return {
-        "dagster/row_count": dg.MetadataValue.int(written),
-        "window_start": dg.MetadataValue.text(start.isoformat()),
-        "window_end": dg.MetadataValue.text(end.isoformat()),
-        "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
-        "preview": dg.MetadataValue.md(
-            quality.markdown_table(frame[PREVIEW_COLUMNS[table]].tail(10))),
-    }
+    return window_metadata(written, start, end, regions, frame[PREVIEW_COLUMNS[table]].tail(10))
 
 
 @dg.asset(

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from electricity_assets import quality
+from electricity_assets.assets.metadata import window_metadata
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 from electricity_assets.storage import replace_window
@@ -46,16 +47,13 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
                      f"{end.isoformat()})")
     versions = (batch.rows.groupby("region")["model_version"].first().reset_index()
                 if written else batch.rows)
+    regions = sorted(batch.rows["region"].unique()) if written else []
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": written,
-        "window_start": start.isoformat(),
-        "window_end": end.isoformat(),
-        "regions": ", ".join(sorted(batch.rows["region"].unique())) if written else "none",
+        **window_metadata(written, start, end, regions, batch.rows.tail(10)),
         "skipped": dg.MetadataValue.md(
             "\n".join(f"- {k}: {v}" for k, v in batch.skipped.items()) or "none"),
         "model_versions": dg.MetadataValue.md(quality.markdown_table(versions)),
         "in_sample_hours": sum(batch.in_sample.values()),
-        "preview": dg.MetadataValue.md(quality.markdown_table(batch.rows.tail(10))),
     })
 
 

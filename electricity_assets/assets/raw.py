@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from electricity_assets import quality
+from electricity_assets.assets.metadata import window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.resources import ElectricityDuckDB, SourceResource
@@ -69,15 +70,11 @@ def _window_metadata(conn, dataset: Dataset, start: datetime, end: datetime,
     ).df()
     regions = sorted(gaps["region"].unique()) if len(gaps) else []
     return {
-        "dagster/row_count": dg.MetadataValue.int(rows),
-        "window_start": dg.MetadataValue.text(start.isoformat()),
-        "window_end": dg.MetadataValue.text(end.isoformat()),
-        "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
+        **window_metadata(rows, start, end, regions, preview),
         "missing_hours": dg.MetadataValue.int(int(gaps["missing_hours"].sum()) if len(gaps) else 0),
         "rows_with_nulls": dg.MetadataValue.int(
             int(gaps["rows_with_nulls"].sum()) if len(gaps) else 0),
         "coverage": dg.MetadataValue.md(quality.markdown_table(gaps, max_rows=40)),
-        "preview": dg.MetadataValue.md(quality.markdown_table(preview)),
     }
 
 
