@@ -7,13 +7,24 @@ import pandas as pd
 
 from electricity_assets import quality
 
+# Dagster copies a ranged run's metadata into the event of every hourly partition it covers: a
+# full-history backfill would store a markdown table ~40,000 times (hundreds of MB of event log).
+# Beyond a week, tables are left out of the metadata (raw assets log their coverage instead).
+MAX_TABLE_HOURS = 168
+
+
+def long_window(start: datetime, end: datetime) -> bool:
+    return (end - start).total_seconds() > MAX_TABLE_HOURS * 3600
+
 
 def window_metadata(rows: int, start: datetime, end: datetime, regions: list[str],
                     preview: pd.DataFrame) -> dict[str, dg.MetadataValue]:
-    return {
+    metadata = {
         "dagster/row_count": dg.MetadataValue.int(rows),
         "window_start": dg.MetadataValue.text(start.isoformat()),
         "window_end": dg.MetadataValue.text(end.isoformat()),
         "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
-        "preview": dg.MetadataValue.md(quality.markdown_table(preview)),
     }
+    if not long_window(start, end):
+        metadata["preview"] = dg.MetadataValue.md(quality.markdown_table(preview))
+    return metadata

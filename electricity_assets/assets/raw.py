@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from electricity_assets import quality
-from electricity_assets.assets.metadata import window_metadata
+from electricity_assets.assets.metadata import long_window, window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.resources import ElectricityDuckDB, SourceResource
@@ -60,9 +60,12 @@ def _stamp(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return frame.assign(source=source, ingested_at=pd.Timestamp(datetime.now(UTC)))
 
 
-def _window_metadata(conn, dataset: Dataset, start: datetime, end: datetime,
-                     rows: int) -> dict[str, dg.MetadataValue]:
+def _window_metadata(context: dg.AssetExecutionContext, conn, dataset: Dataset,
+                     start: datetime, end: datetime, rows: int) -> dict[str, dg.MetadataValue]:
     gaps = quality.missing_hours(conn, dataset, start, end)
+    if long_window(start, end):  # too big to copy into every partition's event: log it once
+        context.log.info(f"{dataset.table} coverage per series:\n"
+                         f"{quality.markdown_table(gaps, max_rows=100)}")
     preview = conn.execute(
         f"SELECT {', '.join(dataset.columns)} FROM {dataset.table} "
         "WHERE period_utc >= ? AND period_utc < ? ORDER BY period_utc DESC, region LIMIT 10",
@@ -74,7 +77,8 @@ def _window_metadata(conn, dataset: Dataset, start: datetime, end: datetime,
         "missing_hours": dg.MetadataValue.int(int(gaps["missing_hours"].sum()) if len(gaps) else 0),
         "rows_with_nulls": dg.MetadataValue.int(
             int(gaps["rows_with_nulls"].sum()) if len(gaps) else 0),
-        "coverage": dg.MetadataValue.md(quality.markdown_table(gaps, max_rows=40)),
+        **({} if long_window(start, end) else {
+            "coverage": dg.MetadataValue.md(quality.markdown_table(gaps, max_rows=40))}),
     }
 
 
@@ -98,7 +102,8 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
             with duckdb.get_connection() as conn:
                 result = ingest_offsets(conn, dataset, config.kafka_offsets,
                                         KafkaSettings.from_env())
-                metadata = _window_metadata(conn, dataset, start, end, result.rows_written)
+                metadata = _window_metadata(context, conn, dataset, start, end,
+                                            result.rows_written)
             context.log.info(
                 f"{dataset.table}: {result.messages} Kafka messages -> {result.rows_written} rows "
                 f"upserted, {result.dead_letters} dead letters, {len(result.hours)} hours")
@@ -117,7 +122,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         with duckdb.get_connection() as conn:
             written = replace_window(conn, dataset.table, _stamp(fetched.rows, fetched.source),
                                      start, end)
-            metadata = _window_metadata(conn, dataset, start, end, written)
+            metadata = _window_metadata(context, conn, dataset, start, end, written)
         metadata["source"] = dg.MetadataValue.text(fetched.source)
         metadata["rejected_rows"] = dg.MetadataValue.int(len(fetched.rejected))
         return dg.MaterializeResult(metadata=metadata)
