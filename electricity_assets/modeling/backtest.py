@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -45,20 +46,27 @@ class BacktestResult:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
-                    config: TrainingConfig | None = None) -> pd.DataFrame:
-    """Hourly 24-hour-ahead forecasts of one region over its last `weeks` weeks of data."""
+def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int
+           ) -> Iterator[tuple[datetime, pd.DataFrame, pd.DataFrame]]:
+    """Rolling origins over the last `weeks` weeks: (origin, rows before it, rows to forecast)."""
     last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
     if pd.isna(last):
         raise InsufficientDataError("no demand in the data")
     test_end = last + timedelta(hours=1)
     test_start = test_end - timedelta(weeks=weeks)
-    parts = []
     for k in range(0, weeks, refit_weeks):
         origin = test_start + timedelta(weeks=k)
         until = min(origin + timedelta(weeks=refit_weeks), test_end)
-        model = train_region(frame[frame["period_utc"] < origin], config)
-        rows = frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)]
+        yield (origin, frame[frame["period_utc"] < origin],
+               frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)])
+
+
+def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
+                    config: TrainingConfig | None = None) -> pd.DataFrame:
+    """Hourly 24-hour-ahead forecasts of one region over its last `weeks` weeks of data."""
+    parts = []
+    for origin, history, rows in _folds(frame, weeks, refit_weeks):
+        model = train_region(history, config)
         forecasts = predict_frame(model.booster, model.feature_columns, model.residual_low,
                                   model.residual_high, rows)
         parts.append(evaluation_frame(rows, forecasts).assign(origin=origin))
@@ -68,15 +76,9 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
 def backtest_global(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
                     config: TrainingConfig | None = None) -> BacktestResult:
     """The same backtest with one global model (region as a categorical feature)."""
-    last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
-    test_end = last + timedelta(hours=1)
-    test_start = test_end - timedelta(weeks=weeks)
     parts = []
-    for k in range(0, weeks, refit_weeks):
-        origin = test_start + timedelta(weeks=k)
-        until = min(origin + timedelta(weeks=refit_weeks), test_end)
-        model = train_global(frame[frame["period_utc"] < origin], config)
-        rows = frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)]
+    for origin, history, rows in _folds(frame, weeks, refit_weeks):
+        model = train_global(history, config)
         parts.append(evaluation_frame(rows, predict_global(model, rows)).assign(origin=origin))
     hourly = pd.concat(parts, ignore_index=True)
     return BacktestResult(summary=summarise(hourly), hourly=hourly)
