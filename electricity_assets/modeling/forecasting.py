@@ -13,7 +13,6 @@ import pandas as pd
 from electricity_assets.features import model_frame
 from electricity_assets.modeling.registry import (
     MlflowConfig,
-    champion_cutoff,
     load_champion,
     model_name,
 )
@@ -53,11 +52,10 @@ def forecast_window(conn: duckdb.DuckDBPyConnection, start: datetime, end: datet
     in_sample: dict[str, int] = {}
     for region, rows in frame.groupby("region", sort=True):
         try:
-            version, model = load_champion(str(region), config)
+            version, model, cutoff = load_champion(str(region), config)
         except LookupError as exc:
             skipped[str(region)] = str(exc)
             continue
-        cutoff = champion_cutoff(str(region), config)
         if cutoff is not None and (inside := int((rows["period_utc"] < cutoff).sum())):
             in_sample[str(region)] = inside  # the model saw these hours: not a real forecast
         predicted = predict_mwh(model, rows)

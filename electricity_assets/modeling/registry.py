@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -223,26 +224,23 @@ def _score_champion(client: MlflowClient, model: RegionModel, inputs: pd.DataFra
     return str(version.version), error_metrics(actual, predicted)[DECISION_METRIC]
 
 
-def load_champion(region: str, config: MlflowConfig) -> tuple[str, mlflow.pyfunc.PyFuncModel]:
-    """(version, model) of `demand-<region>@champion`; LookupError when there is none."""
+class Champion(NamedTuple):
+    version: str
+    model: mlflow.pyfunc.PyFuncModel
+    cutoff: datetime | None  # end of the data it saw (its `validation_end` param), if known
+
+
+def load_champion(region: str, config: MlflowConfig) -> Champion:
+    """`demand-<region>@champion` with its version and data cut-off; LookupError when none."""
     with tracking(config) as (client, _):
         try:
             version = client.get_model_version_by_alias(model_name(region), CHAMPION)
         except MlflowException as exc:
             raise LookupError(
                 f"no champion for {model_name(region)}: materialise trained_models first") from exc
-        return str(version.version), mlflow.pyfunc.load_model(champion_uri(region))
-
-
-def champion_cutoff(region: str, config: MlflowConfig) -> datetime | None:
-    """End of the data the champion saw (its `validation_end` param), None when unknown."""
-    with tracking(config) as (client, _):
-        try:
-            version = client.get_model_version_by_alias(model_name(region), CHAMPION)
-            value = client.get_run(version.run_id).data.params.get("validation_end")
-        except MlflowException:
-            return None
-    return datetime.fromisoformat(value) if value else None
+        cutoff = client.get_run(version.run_id).data.params.get("validation_end")
+        return Champion(str(version.version), mlflow.pyfunc.load_model(champion_uri(region)),
+                        datetime.fromisoformat(cutoff) if cutoff else None)
 
 
 def temporary_config() -> MlflowConfig:
