@@ -14,6 +14,12 @@ hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=HISTORY_START, timezone="UTC", end_offset=0
 )
 
+# Every hourly asset: a backfill of any range is ONE run that reads context.partition_time_window.
+HOURLY_WINDOWED = {
+    "partitions_def": hourly_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+}
+
 # Model retraining: one partition per week of DATA time (Sunday 00:00 UTC). Partition W trains on
 # everything before W's end, so a backfill of weeks rebuilds the model history a data clock saw,
 # and offline the replay clock (not the wall clock) decides which week is due.

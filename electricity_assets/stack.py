@@ -38,7 +38,6 @@ from electricity_assets import replay_clock, serving, settings
 logger = logging.getLogger("electricity_assets.stack")
 
 SEED_MARKER = "seeded.json"
-PARTITION_FMT = "%Y-%m-%d-%H:%M"
 
 
 @dataclass
@@ -157,14 +156,13 @@ def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 
     and a materialised event per partition in the sqlite event log (see README, Benchmarks).
     """
     from electricity_assets.partitions import hourly_partitions
+    from electricity_assets.schedules import retrain_partition_key
 
     def since(hours: int) -> str:
         start = max(replay_start - timedelta(hours=hours), hourly_partitions.start)
-        return start.strftime(PARTITION_FMT)
+        return start.strftime(hourly_partitions.fmt)
 
-    from electricity_assets.schedules import retrain_partition_key
-
-    end = (replay_start - timedelta(hours=1)).strftime(PARTITION_FMT)
+    end = (replay_start - timedelta(hours=1)).strftime(hourly_partitions.fmt)
     # The model is the week complete before the forecast window starts: the seeded forecasts are
     # out-of-sample, as live ones are.
     week = retrain_partition_key(replay_start - timedelta(days=forecast_days))

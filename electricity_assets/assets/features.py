@@ -14,7 +14,7 @@ from pydantic import Field
 from electricity_assets import quality
 from electricity_assets.assets.metadata import window_metadata
 from electricity_assets.features import demand, weather
-from electricity_assets.partitions import hourly_partitions
+from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB
 from electricity_assets.storage import replace_window
 
@@ -35,8 +35,7 @@ def _metadata(table: str, frame: pd.DataFrame, start: datetime, end: datetime,
 
 @dg.asset(
     deps=["raw_demand"],
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **HOURLY_WINDOWED,
     group_name="features",
     kinds={"duckdb"},
     owners=OWNERS,
@@ -76,8 +75,7 @@ class WeatherFeaturesConfig(dg.Config):
 
 @dg.asset(
     deps=["raw_weather"],
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **HOURLY_WINDOWED,
     group_name="features",
     kinds={"duckdb"},
     owners=OWNERS,

@@ -5,7 +5,7 @@ import dagster as dg
 
 from electricity_assets import quality
 from electricity_assets.assets.metadata import window_metadata
-from electricity_assets.partitions import hourly_partitions
+from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 from electricity_assets.storage import replace_window
 
@@ -18,8 +18,7 @@ TABLE = "demand_forecasts"
     deps=["demand_features", "weather_features",
           dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
               start_offset=-1, end_offset=-1))],
-    partitions_def=hourly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **HOURLY_WINDOWED,
     group_name="modeling",
     kinds={"mlflow", "duckdb"},
     owners=OWNERS,

@@ -16,7 +16,7 @@ from pydantic import Field
 from electricity_assets import quality
 from electricity_assets.assets.metadata import long_window, window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
-from electricity_assets.partitions import hourly_partitions
+from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
 from electricity_assets.storage import replace_window
@@ -85,8 +85,7 @@ def _window_metadata(context: dg.AssetExecutionContext, conn, dataset: Dataset,
 def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
     @dg.asset(
         name=dataset.table,
-        partitions_def=hourly_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        **HOURLY_WINDOWED,
         group_name="raw",
         kinds={"duckdb"},
         owners=OWNERS,
