@@ -24,6 +24,13 @@ if find_chromium() is None and not os.environ.get("CI"):
                 allow_module_level=True)
 
 
+EXPECTED_TEXTS = (
+    "CAL - California", "seasonal naive (t-168 h)", "Data freshness", "actual demand",
+    "EIA day-ahead (DF)", "model forecast", "model P10-P90", "MdAPE %", "MAPE %", "MAE MWh",
+    "Backtest", "temperature vs demand", "No champion model for CAL yet", "Dead letters",
+    "Weather data by Open-Meteo.com (CC BY 4.0)")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -63,17 +70,16 @@ def test_dashboard_renders_real_forecasts_in_chromium(
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
         _wait_healthy(url, proc, log)
+        # Wait for every text, not assert after the first few: Streamlit streams elements in,
+        # so a metric label can land a moment after the subheader above it.
         page = capture_dashboard(
             url, tmp_path / "dashboard.png", tmp_path / "chromium-profile", min_charts=2,
-            expect_texts=("CAL - California", "seasonal naive (t-168 h)", "Data freshness"))
+            expect_texts=EXPECTED_TEXTS)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     text = page.text
-    for expected in ("actual demand", "EIA day-ahead (DF)", "model forecast", "model P10-P90",
-                     "MdAPE %", "MAPE %", "MAE MWh", "Backtest", "temperature vs demand",
-                     "No champion model for CAL yet", "Dead letters",
-                     "Weather data by Open-Meteo.com (CC BY 4.0)"):
+    for expected in EXPECTED_TEXTS:
         assert expected in text, f"{expected!r} missing from the rendered page"
     assert "Traceback" not in text and "Error" not in text.replace("Error metrics", "")
     png = page.screenshot.read_bytes()
