@@ -151,9 +151,10 @@ def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 
               ) -> list[tuple[list[str], str | None]]:
     """Dagster runs of the first-run seed (recorded in DAGSTER_HOME), over defined assets.
 
-    The bulk history before the last RECENT_HOURS is written by `seed_history` instead: a Dagster
-    run over tens of thousands of hourly partitions spends most of its time recording a planned
-    and a materialised event per partition in the sqlite event log (see README, Benchmarks).
+    The bulk history before the last RECENT_HOURS is written by `seed_history` instead, in
+    seconds: a Dagster run over the ~41k hourly partitions takes ~2 minutes, most of it recording
+    a materialisation event per partition and asset (see README, Benchmarks), and the dashboard
+    should have data at once. Backfilling that range from the UI records it.
     """
     from electricity_assets.partitions import hourly_partitions
     from electricity_assets.schedules import retrain_partition_key
