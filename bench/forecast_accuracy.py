@@ -3,6 +3,11 @@
     .venv/bin/python bench/forecast_accuracy.py                  # the project's DuckDB features
     .venv/bin/python bench/forecast_accuracy.py --data-dir DIR   # another replay folder, alone
     ... --csv out.csv --weeks 8 --refit-weeks 1
+    ... --end 2017-08-01 --end 2018-02-01 --end 2019-07-15 --end 2020-04-03   # several windows
+
+Each --end (a UTC date or ISO time) scores the `--weeks` weeks before it, using only data before
+it; several give one table per window and a summary across them, which is how a change should be
+judged (one window, such as the default COVID-19 weeks of the bundled data, is easy to overfit).
 
 With --data-dir, the folder (same files as ELECTRICITY_DATA_DIR) is ingested and featurised in a
 temporary ELECTRICITY_HOME (its own DuckDB and MLflow store), so the user's state is never read or
@@ -21,6 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+
+
+def utc_end(text: str) -> datetime:
+    """`--end` value: a date or ISO time, UTC unless it carries an offset."""
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD[THH:MM]") from exc
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weeks", type=int, default=8, help="backtest window (default 8)")
     parser.add_argument("--refit-weeks", type=int, default=1,
                         help="refit the model every N weeks of the window (default 1)")
+    parser.add_argument("--end", type=utc_end, action="append",
+                        help="window end (exclusive, UTC); repeat for several windows "
+                             "(default: after the last demand hour)")
     parser.add_argument("--compare-global", action="store_true",
                         help="also backtest one global model (region as a categorical feature)")
     return parser.parse_args(argv)
@@ -75,27 +93,42 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     prepared = time.perf_counter()
-    result = backtest.run_backtest(frame, weeks=args.weeks, refit_weeks=args.refit_weeks)
-    finished = time.perf_counter()
-    with duckdb.connect(db_path) as conn:
-        conn.execute("SET TimeZone = 'UTC'")
-        backtest.write_backtest(conn, result)
-    if args.compare_global:
-        shared = frame[~frame["region"].isin(list(result.failed))]
-        global_result = backtest.backtest_global(shared, args.weeks, args.refit_weeks)
-    print(backtest.format_table(result.summary, result.failed))
-    print(f"\nbacktest {result.run_id}: last {args.weeks} weeks, refit every {args.refit_weeks} "
-          f"week(s); ingest+features {prepared - started:.1f} s, training+backtest "
-          f"{finished - prepared:.1f} s; stored in {db_path} table forecast_backtest")
-    if args.compare_global:
-        print(f"\nglobal model ({time.perf_counter() - finished:.1f} s), same window; not stored:")
-        print(backtest.format_table(global_result.summary))
+    ends = args.end or [None]
+    results = []
+    for end in ends:
+        started_window = time.perf_counter()
+        result = backtest.run_backtest(frame, weeks=args.weeks, refit_weeks=args.refit_weeks,
+                                       end=end)
+        seconds = time.perf_counter() - started_window
+        results.append(result)
+        with duckdb.connect(db_path) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            backtest.write_backtest(conn, result)
+        window = backtest.window_label(result.summary)
+        print(f"\nwindow {window}")
+        print(backtest.format_table(result.summary, result.failed))
+        print(f"backtest {result.run_id}: {args.weeks} weeks, refit every {args.refit_weeks} "
+              f"week(s), training+backtest {seconds:.1f} s")
+        if args.compare_global:
+            shared = frame[~frame["region"].isin(list(result.failed))]
+            started_global = time.perf_counter()
+            global_result = backtest.backtest_global(shared, args.weeks, args.refit_weeks,
+                                                     end=end)
+            print(f"\nglobal model ({time.perf_counter() - started_global:.1f} s), same window; "
+                  "not stored:")
+            print(backtest.format_table(global_result.summary))
+    if len(results) > 1:
+        print("\nacross windows (mean over regions of each window's median APE %):")
+        print(backtest.format_windows([r.summary for r in results]))
+    print(f"\ningest+features {prepared - started:.1f} s, training+backtest "
+          f"{time.perf_counter() - prepared:.1f} s; stored in {db_path} table forecast_backtest")
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        result.summary[backtest.CSV_COLUMNS].round(3).to_csv(args.csv, index=False)
+        rows = pd.concat([r.summary for r in results if len(r.summary)], ignore_index=True)
+        rows = rows[backtest.CSV_COLUMNS]
+        rows.round({c: 3 for c in rows.select_dtypes("number")}).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
-    return 0 if len(result.summary) else 1
-
+    return 0 if all(len(r.summary) for r in results) else 1
 
 if __name__ == "__main__":
     sys.exit(main())

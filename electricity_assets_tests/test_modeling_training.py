@@ -67,7 +67,8 @@ def test_time_ordered_split_and_baselines_on_the_same_hours(frame: pd.DataFrame)
     model = train_region(frame[frame["region"] == "CAL"])
     validation = model.validation
     assert validation["period_utc"].min() >= model.train_end  # no shuffling across time
-    assert model.validation_end - model.train_end <= pd.Timedelta(weeks=2)
+    assert model.validation_end - model.train_end <= pd.Timedelta(
+        weeks=model.config.validation_weeks)
     assert model.validation_end == frame.loc[frame["region"] == "CAL"].dropna(
         subset=["demand_mwh"])["period_utc"].max() + pd.Timedelta(hours=1)
     hours = {who: m["hours"] for who, m in model.metrics.items()}
@@ -123,3 +124,22 @@ def test_global_model_backtests_every_region_it_was_trained_on(frame: pd.DataFra
     assert list(result.summary["region"]) == ["CAL", "FLA"]
     assert (result.summary["hours"] == 168).all()
     assert result.summary["model_mdape"].between(0, 20).all()
+
+
+def test_backtest_window_can_end_in_the_past_without_seeing_later_data(
+        frame: pd.DataFrame) -> None:
+    end = pd.Timestamp("2020-03-27", tz="UTC")
+    cal = frame[frame["region"] == "CAL"]
+    config = TrainingConfig(min_train_hours=24 * 21)
+    past = backtest.run_backtest(cal, weeks=1, config=config, end=end)
+    row = past.summary.iloc[0]
+    assert row["window_start"] == end - pd.Timedelta(weeks=1)
+    assert row["window_end"] == end
+    assert past.hourly["period_utc"].between(end - pd.Timedelta(weeks=1), end,
+                                             inclusive="left").all()
+    # Data after the window changes nothing: the same window on a frame that stops there.
+    alone = backtest.run_backtest(cal[cal["period_utc"] < end], weeks=1, config=config)
+    assert alone.summary.iloc[0]["model_mdape"] == pytest.approx(row["model_mdape"])
+    table = backtest.format_windows([past.summary, alone.summary])
+    assert "[2020-03-20, 2020-03-27)" in table
+    assert "mean of windows" in table

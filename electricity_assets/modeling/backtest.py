@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 TABLE = "forecast_backtest"
 CSV_COLUMNS = ["region", "hours", "model_mdape", "model_mape", "model_mae", "df_mdape",
-               "df_mape", "naive_mdape", "coverage_p10_p90"]
+               "df_mape", "naive_mdape", "coverage_p10_p90", "window_start", "window_end"]
 
 
 @dataclass
@@ -46,12 +46,17 @@ class BacktestResult:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int
+def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | None = None
            ) -> Iterator[tuple[datetime, pd.DataFrame, pd.DataFrame]]:
-    """Rolling origins over the last `weeks` weeks: (origin, rows before it, rows to forecast)."""
+    """Rolling origins over the `weeks` weeks that end at `end` (default: after the last demand
+    hour; at most there): (origin, rows before it, rows to forecast). Rows from `end` on are
+    never used, so a past window is scored exactly as if the data stopped there."""
+    if end is not None:
+        frame = frame[frame["period_utc"] < pd.Timestamp(end)]
     last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
     if pd.isna(last):
-        raise InsufficientDataError("no demand in the data")
+        raise InsufficientDataError(
+            "no demand in the data" + (f" before {end:%Y-%m-%d %H:%M}" if end else ""))
     test_end = last + timedelta(hours=1)
     test_start = test_end - timedelta(weeks=weeks)
     for k in range(0, weeks, refit_weeks):
@@ -62,10 +67,12 @@ def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int
 
 
 def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
-                    config: TrainingConfig | None = None) -> pd.DataFrame:
-    """Hourly 24-hour-ahead forecasts of one region over its last `weeks` weeks of data."""
+                    config: TrainingConfig | None = None, end: datetime | None = None
+                    ) -> pd.DataFrame:
+    """Hourly 24-hour-ahead forecasts of one region over the `weeks` weeks of data before `end`
+    (default: its last `weeks` weeks)."""
     parts = []
-    for origin, history, rows in _folds(frame, weeks, refit_weeks):
+    for origin, history, rows in _folds(frame, weeks, refit_weeks, end):
         model = train_region(history, config)
         forecasts = predict_frame(model.booster, model.feature_columns, model.residual_low,
                                   model.residual_high, rows)
@@ -74,10 +81,11 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
 
 
 def backtest_global(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
-                    config: TrainingConfig | None = None) -> BacktestResult:
+                    config: TrainingConfig | None = None, end: datetime | None = None
+                    ) -> BacktestResult:
     """The same backtest with one global model (region as a categorical feature)."""
     parts = []
-    for origin, history, rows in _folds(frame, weeks, refit_weeks):
+    for origin, history, rows in _folds(frame, weeks, refit_weeks, end):
         model = train_global(history, config)
         parts.append(evaluation_frame(rows, predict_global(model, rows)).assign(origin=origin))
     hourly = pd.concat(parts, ignore_index=True)
@@ -101,14 +109,16 @@ def summarise(hourly: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_backtest(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
-                 config: TrainingConfig | None = None) -> BacktestResult:
-    """Backtest every region in `frame` (a `model_frame`); a region that fails is reported."""
+                 config: TrainingConfig | None = None, end: datetime | None = None
+                 ) -> BacktestResult:
+    """Backtest every region in `frame` (a `model_frame`) over the `weeks` weeks before `end`
+    (default: each region's last `weeks` weeks); a region that fails is reported."""
     if weeks < 1 or refit_weeks < 1:
         raise ValueError(f"weeks={weeks}, refit_weeks={refit_weeks}: both must be >= 1")
     parts, failed = [], {}
     for region, rows in frame.groupby("region", sort=True):
         try:
-            parts.append(backtest_region(rows, weeks, refit_weeks, config))
+            parts.append(backtest_region(rows, weeks, refit_weeks, config, end))
         except InsufficientDataError as exc:
             failed[str(region)] = str(exc)
             logger.warning("backtest skipped %s: %s", region, exc)
@@ -145,4 +155,38 @@ def format_table(summary: pd.DataFrame, failed: dict[str, str] | None = None) ->
                      f"seasonal-naive in {wins_naive}/{len(summary)}")
     for region, reason in (failed or {}).items():
         lines.append(f"{region}: FAILED - {reason}")
+    return "\n".join(lines)
+
+
+def window_label(summary: pd.DataFrame) -> str:
+    """'[2020-02-06, 2020-04-02)': the UTC dates of a summary's scored hours, end exclusive."""
+    if not len(summary):
+        return "(no hours)"
+    first = pd.Timestamp(summary["window_start"].min())
+    end = pd.Timestamp(summary["window_end"].max())
+    end_text = f"{end:%Y-%m-%d}" if end == end.floor("D") else f"{end:%Y-%m-%d %H:%M}"
+    return f"[{first:%Y-%m-%d}, {end_text})"
+
+
+def format_windows(summaries: list[pd.DataFrame]) -> str:
+    """One line per backtest window (region-mean MdAPE of model, DF, naive; wins), then the mean."""
+    header = (f"{'window':<26}{'model':>7}{'DF':>7}{'naive':>7}   model below DF / naive")
+    lines = [header, "-" * len(header)]
+    means = []
+    for summary in summaries:
+        if not len(summary):
+            continue
+        mean = summary[["model_mdape", "df_mdape", "naive_mdape"]].mean()
+        means.append(mean)
+        n = len(summary)
+        wins_df = int((summary["model_mdape"] < summary["df_mdape"]).sum())
+        wins_naive = int((summary["model_mdape"] < summary["naive_mdape"]).sum())
+        lines.append(f"{window_label(summary):<26}{mean['model_mdape']:>7.2f}"
+                     f"{mean['df_mdape']:>7.2f}{mean['naive_mdape']:>7.2f}   "
+                     f"{wins_df}/{n} / {wins_naive}/{n}")
+    if means:
+        overall = pd.concat(means, axis=1).mean(axis=1)
+        lines.append("-" * len(header))
+        lines.append(f"{'mean of windows':<26}{overall['model_mdape']:>7.3f}"
+                     f"{overall['df_mdape']:>7.3f}{overall['naive_mdape']:>7.3f}")
     return "\n".join(lines)
