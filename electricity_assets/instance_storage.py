@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster._config import StringSource
 from dagster._core.events import ASSET_EVENTS, AssetCheckEvaluationPlanned
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -37,7 +36,6 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData, serialize_value
-from dagster._utils import mkdir_p
 
 # What `./dev` and the code location default to: large enough that a year of hourly partitions
 # is a handful of transactions, small enough that the UI sees progress during a long backfill.
@@ -114,11 +112,7 @@ class ElectricitySqliteStorage(DagsterSqliteStorage):
         super(DagsterSqliteStorage, self).__init__()
 
     @classmethod
-    def config_type(cls) -> dict:
-        return {"base_dir": StringSource}
-
-    @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData,
                           config_value: dict) -> ElectricitySqliteStorage:
-        mkdir_p(config_value["base_dir"])
-        return cls(config_value["base_dir"], inst_data=inst_data)
+        # The parent's version builds a DagsterSqliteStorage by name; `from_local` uses `cls`.
+        return cls.from_local(inst_data=inst_data, **config_value)
