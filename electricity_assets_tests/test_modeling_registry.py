@@ -70,13 +70,18 @@ def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
     assert "EIA_API_KEY" not in str(run.data.params)
 
 
-def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dict) -> None:
+def _asset_resources(workspace: dict, store: str) -> dict:
+    """DuckDB of the workspace and an MLflow store of this test's own (named `store`)."""
     root = workspace["root"]
-    resources = {
+    return {
         "duckdb": ElectricityDuckDB(database=workspace["db"]),
-        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / 'assets_mlflow.db'}",
-                                 artifact_root=str(root / "assets_artifacts")),
+        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / f'{store}_mlflow.db'}",
+                                 artifact_root=str(root / f"{store}_artifacts")),
     }
+
+
+def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dict) -> None:
+    resources = _asset_resources(workspace, "assets")
     trained, forecasts = model_assets
     # Week of 2020-03-29 (Sunday): its cut-off, 2020-04-05, lies after the sample's last hour.
     result = dg.materialize([trained, *model_asset_checks], resources=resources,
@@ -111,19 +116,14 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
 
 
 def test_a_week_partition_trains_only_on_data_before_its_end(workspace: dict) -> None:
-    root = workspace["root"]
-    resources = {
-        "duckdb": ElectricityDuckDB(database=workspace["db"]),
-        "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / 'weekly_mlflow.db'}",
-                                 artifact_root=str(root / "weekly_artifacts")),
-    }
+    resources = _asset_resources(workspace, "weekly")
     trained, _ = model_assets
     result = dg.materialize([trained], resources=resources, partition_key="2020-03-15",
                             run_config={"ops": {"trained_models": {"config": {
                                 "regions": ["CAL"]}}}})
     metadata = result.asset_materializations_for_node("trained_models")[0].metadata
     assert metadata["data_end"].value == "2020-03-22T00:00:00+00:00"  # the week's end
-    uri = f"sqlite:///{root / 'weekly_mlflow.db'}"
+    uri = resources["mlflow"].tracking_uri
     client = MlflowClient(uri, uri)
     version = client.get_model_version_by_alias("demand-CAL", CHAMPION)
     validation_end = client.get_run(version.run_id).data.params["validation_end"]
