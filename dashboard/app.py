@@ -26,7 +26,8 @@ DEFAULT_DAYS = 14
 ATTRIBUTION = (
     "Demand and day-ahead forecasts: U.S. Energy Information Administration, Form EIA-930 "
     "(public domain); history compiled by Ruggles & Farnham, "
-    "doi:10.5281/zenodo.3517197 (CC BY 4.0). Weather data by Open-Meteo.com (CC BY 4.0)."
+    "doi:10.5281/zenodo.3517197 (CC BY 4.0). Weather data by Open-Meteo.com (CC BY 4.0) and "
+    "NOAA NCEI Local Climatological Data (public domain)."
 )
 
 # One cache entry per page part; each load opens and closes its own read-only connection.
@@ -96,8 +97,8 @@ def metrics_section(series: pd.DataFrame) -> None:
 def weather_section(region: str, frame: pd.DataFrame, tz: str) -> None:
     st.subheader("Weather: temperature vs demand")
     if frame.empty:
-        st.info(f"No weather for {region} in this range (the bundled weather covers CAL, MIDA "
-                "and TEX from 2020).")
+        st.info(f"No weather for {region} in this range (the bundled weather covers CAL, CAR, "
+                "CENT, MIDA, MIDW, NW, TEN, TEX and US48).")
         return
     fig = go.Figure(go.Scatter(
         x=frame["temperature_c"], y=frame["actual_mwh"], mode="markers",

@@ -128,13 +128,22 @@ def backtest(conn: Conn, region: str) -> pd.DataFrame:
 
 
 def weather_vs_demand(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:
-    if not has_table(conn, "raw_weather"):
-        return pd.DataFrame(columns=["period_utc", "temperature_c", "actual_mwh"])
-    return _q(conn,
-        "SELECT w.period_utc, w.temperature_c, d.value_mwh AS actual_mwh FROM raw_weather w "
-        "JOIN raw_demand d ON d.region = w.region AND d.period_utc = w.period_utc AND d.type = 'D' "
-        "WHERE w.region = ? AND w.period_utc >= ? AND w.period_utc < ? "
-        "AND w.temperature_c IS NOT NULL ORDER BY w.period_utc", [region, start, end])
+    """The region's weather as the model sees it (derived from its stations), else the mean of
+    the raw rows filed under it."""
+    empty = pd.DataFrame(columns=["period_utc", "temperature_c", "actual_mwh"])
+    sources = [t for t in ("weather_features", "raw_weather") if has_table(conn, t)]
+    for table in sources:
+        weather = table if table == "weather_features" else (
+            "(SELECT region, period_utc, avg(temperature_c) AS temperature_c "
+            "FROM raw_weather GROUP BY ALL)")
+        frame = _q(conn,
+            f"SELECT w.period_utc, w.temperature_c, d.value_mwh AS actual_mwh FROM {weather} w "
+            "JOIN raw_demand d ON d.region = w.region AND d.period_utc = w.period_utc "
+            "AND d.type = 'D' WHERE w.region = ? AND w.period_utc >= ? AND w.period_utc < ? "
+            "AND w.temperature_c IS NOT NULL ORDER BY w.period_utc", [region, start, end])
+        if len(frame):
+            return frame
+    return empty
 
 
 def freshness(conn: Conn, now: datetime | None = None) -> pd.DataFrame:

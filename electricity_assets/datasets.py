@@ -10,17 +10,35 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class ReplayFile:
+    """One gzipped CSV of the replay folder and the `source` label its rows get."""
+
+    name: str
+    source: str
+    required: bool = True  # False: a replay folder may lack it (a demand-only extract is valid)
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str                       # "demand" | "weather"
     table: str                      # DuckDB table
-    key_columns: tuple[str, ...]    # primary key, always starting with region, period_utc
+    key_columns: tuple[str, ...]    # primary key, always starting with region
     value_columns: tuple[str, ...]  # measured columns
-    bundled_file: str               # file name inside the replay data folder
-    replay_required: bool = True    # False: a replay folder may lack this file (no weather)
+    replay_files: tuple[ReplayFile, ...]  # files inside the replay data folder
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.key_columns + self.value_columns
+
+    @property
+    def bundled_file(self) -> str:
+        """The main replay file (its coverage is the replay's)."""
+        return self.replay_files[0].name
+
+    @property
+    def series_columns(self) -> tuple[str, ...]:
+        """Key columns that identify one series besides period_utc."""
+        return tuple(c for c in self.key_columns if c != "period_utc")
 
 
 DEMAND = Dataset(
@@ -28,16 +46,21 @@ DEMAND = Dataset(
     table="raw_demand",
     key_columns=("region", "period_utc", "type"),
     value_columns=("value_mwh",),
-    bundled_file="eia930_hourly.csv.gz",
+    replay_files=(ReplayFile("eia930_hourly.csv.gz", "bundled"),),
 )
 
+# Weather is kept per station (a NOAA station or an Open-Meteo point): the region's weather is
+# derived from its stations in `features/weather.py`.
 WEATHER = Dataset(
     name="weather",
     table="raw_weather",
-    key_columns=("region", "period_utc"),
-    value_columns=("temperature_c", "relative_humidity", "wind_speed_kmh", "precipitation_mm"),
-    bundled_file="weather_hourly.csv.gz",
-    replay_required=False,  # models work without weather; a demand-only extract is valid
+    key_columns=("region", "station", "period_utc"),
+    value_columns=("temperature_c", "dewpoint_c", "relative_humidity", "wind_speed_kmh",
+                   "precipitation_mm"),
+    replay_files=(
+        ReplayFile("weather_hourly.csv.gz", "open_meteo", required=False),
+        ReplayFile("weather_stations_hourly.csv.gz", "noaa_lcd", required=False),
+    ),
 )
 
 DATASETS = {d.name: d for d in (DEMAND, WEATHER)}

@@ -11,11 +11,14 @@ import duckdb
 import pandas as pd
 
 from electricity_assets.datasets import Dataset
+from electricity_assets.regions import station_regions
+from electricity_assets.storage import REGION_MEAN_STATION
 
 # Why these rules: EIA-930 has reporting glitches (MIDA 53 MWh against a median of 88,747, TEN
 # zeros, negative and 20x DF spikes). A value below 20% or above 300% of its series' median, a
 # negative value, or a zero demand is not physical for a whole region; weather bounds are
-# beyond any recorded US extreme.
+# beyond any recorded US extreme. A weather station the region catalogue does not list is kept
+# (filed under the region its file names) and flagged: no other region's weather uses it.
 IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
     "demand": {
         "negative value": "value_mwh < 0",
@@ -24,7 +27,9 @@ IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
         "above 300% of series median": "value_mwh > 3 * series_median",
     },
     "weather": {
+        "station not in the region catalogue": "NOT is_catalogue_station",
         "temperature outside -60..60 C": "temperature_c NOT BETWEEN -60 AND 60",
+        "dew point outside -70..40 C": "dewpoint_c NOT BETWEEN -70 AND 40",
         "humidity outside 0..100 %": "relative_humidity NOT BETWEEN 0 AND 100",
         "wind speed outside 0..250 km/h": "wind_speed_kmh NOT BETWEEN 0 AND 250",
         "precipitation outside 0..300 mm": "precipitation_mm NOT BETWEEN 0 AND 300",
@@ -33,8 +38,14 @@ IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
 
 
 def _series_columns(dataset: Dataset) -> list[str]:
-    """Key columns that identify a series besides period_utc (region, and type for demand)."""
-    return [c for c in dataset.key_columns if c != "period_utc"]
+    """Key columns that identify a series besides period_utc (region, and type or station)."""
+    return list(dataset.series_columns)
+
+
+def _catalogue_station_sql() -> str:
+    """SQL list of every station the catalogue knows (its rows make up regions' weather)."""
+    known = [*station_regions(), REGION_MEAN_STATION]
+    return "(" + ", ".join("'" + s.replace("'", "''") + "'" for s in known) + ")"
 
 
 def _window_sql(start: datetime | None, end: datetime | None) -> tuple[str, list]:
@@ -85,7 +96,9 @@ def implausible_rows(conn: duckdb.DuckDBPyConnection, dataset: Dataset,
         f"GROUP BY ALL) USING ({series})"
         if dataset.name == "demand" else None
     )
-    source = f"{dataset.table} JOIN {medians}" if medians else dataset.table
+    source = (f"{dataset.table} JOIN {medians}" if medians else
+              f"(SELECT *, station IN {_catalogue_station_sql()} AS is_catalogue_station "
+              f"FROM {dataset.table})")
     cols = ", ".join(dataset.columns)
     return conn.execute(
         f"SELECT {cols}, {reason} AS reason FROM {source} "

@@ -199,8 +199,7 @@ def seed_history(replay_start: datetime, feature_days: int = 400) -> dict[str, i
     with ElectricityDuckDB(database=settings.duckdb_path()).get_connection() as conn:
         for dataset in (DEMAND, WEATHER):
             fetched = load_window(dataset, first, end, config)
-            rows = fetched.rows.assign(source=fetched.source,
-                                       ingested_at=pd.Timestamp(datetime.now(UTC)))
+            rows = fetched.rows.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
             written[dataset.table] = replace_window(conn, dataset.table, rows, first, end)
         frame = demand.compute_demand_features(conn, features_from, end)
         written[demand.TABLE] = replace_window(conn, demand.TABLE, frame, features_from, end)

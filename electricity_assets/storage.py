@@ -22,15 +22,17 @@ TABLES: dict[str, str] = {
         ingested_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (region, period_utc, type)""",
     "raw_weather": """
-        region VARCHAR NOT NULL,
+        region VARCHAR NOT NULL,          -- the region the station lies in (its catalogue home)
+        station VARCHAR NOT NULL,         -- NOAA USAF id, open-meteo:<point>, or region-mean
         period_utc TIMESTAMPTZ NOT NULL,
         temperature_c DOUBLE,
+        dewpoint_c DOUBLE,
         relative_humidity DOUBLE,
         wind_speed_kmh DOUBLE,
         precipitation_mm DOUBLE,
-        source VARCHAR NOT NULL,          -- bundled | open_meteo | kafka
+        source VARCHAR NOT NULL,          -- noaa_lcd | open_meteo (bundled or API) | kafka
         ingested_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, period_utc)""",
+        PRIMARY KEY (region, station, period_utc)""",
     "dead_letters": """
         topic VARCHAR NOT NULL,
         kafka_partition INTEGER NOT NULL,
@@ -47,7 +49,34 @@ def register_table(name: str, columns_sql: str) -> None:
     TABLES[name] = columns_sql
 
 
+REGION_MEAN_STATION = "region-mean"
+"""`station` of weather rows that are already a region's value (older databases, messages
+without a station)."""
+
+
+def _upgrade_raw_weather(conn: duckdb.DuckDBPyConnection) -> None:
+    """A database from before per-station weather: keep its rows as the region's own series."""
+    columns = {r[0] for r in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'raw_weather' "
+        "AND database_name = current_database() AND schema_name = current_schema()").fetchall()}
+    if not columns or "station" in columns:
+        return
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("ALTER TABLE raw_weather RENAME TO raw_weather_before_stations")
+        conn.execute(f"CREATE TABLE raw_weather ({TABLES['raw_weather']})")
+        conn.execute(f"INSERT INTO raw_weather BY NAME SELECT *, '{REGION_MEAN_STATION}' "
+                     "AS station FROM raw_weather_before_stations")
+        conn.execute("DROP TABLE raw_weather_before_stations")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def ensure_table(conn: duckdb.DuckDBPyConnection, name: str) -> None:
+    if name == "raw_weather":
+        _upgrade_raw_weather(conn)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({TABLES[name]})")
 
 

@@ -34,13 +34,22 @@ def _rows(db: str, sql: str) -> list[tuple]:
 
 
 def test_window_rematerialised_and_overlapping_never_duplicates(duckdb_path: str) -> None:
-    # 2020-01-01 00:00Z .. 23:00Z: 24 hours, 12 demand regions (D + DF), 3 weather regions.
+    # 2020-01-01 00:00Z .. 23:00Z: 24 hours, 12 demand regions (D + DF), 3 Open-Meteo points
+    # and the 17 NOAA stations.
     result = _materialize(duckdb_path, "2020-01-01-00:00", "2020-01-01-23:00")
     assert result.success
     first = _rows(duckdb_path, "SELECT count(*) FROM raw_demand")[0][0]
-    weather = _rows(duckdb_path, "SELECT count(*) FROM raw_weather")[0][0]
     assert first == 12 * 2 * 24
-    assert weather == 3 * 24 - 7 - 4 - 5  # CAL/MIDA/TEX start at 07Z/04Z/05Z on 2020-01-01
+    by_source = dict(_rows(duckdb_path, "SELECT source, count(*) FROM raw_weather GROUP BY 1"))
+    assert by_source["open_meteo"] == 3 * 24 - 7 - 4 - 5  # CAL/MIDA/TEX start at 07/04/05Z
+    with duckdb.connect() as conn:
+        in_file = conn.execute(
+            "SELECT count(*) FROM read_csv(?) WHERE period_utc >= '2020-01-01T00:00:00Z' "
+            "AND period_utc < '2020-01-02T00:00:00Z'",
+            [str(PACKAGE_DATA_DIR / "weather_stations_hourly.csv.gz")]).fetchone()[0]
+    assert by_source["noaa_lcd"] == in_file > 17 * 20
+    assert _rows(duckdb_path, "SELECT count(DISTINCT station) FROM raw_weather "
+                              "WHERE source = 'noaa_lcd'") == [(17,)]
 
     _materialize(duckdb_path, "2020-01-01-00:00", "2020-01-01-23:00")
     assert _rows(duckdb_path, "SELECT count(*) FROM raw_demand")[0][0] == first
@@ -159,3 +168,73 @@ def test_replay_folder_without_weather_still_ingests_demand(duckdb_path: str,
                         data_dir=folder).success
     assert _rows(duckdb_path, "SELECT count(*) FROM raw_demand") == [(12 * 2 * 6,)]
     assert _rows(duckdb_path, "SELECT count(*) FROM raw_weather") == [(0,)]
+
+
+STATION_HEADER = ("station_id,station_name,state,region_hint,latitude,longitude,period_utc,"
+                  "temperature_c,dewpoint_c,relative_humidity")
+
+
+def test_station_file_with_bad_rows_ingests_the_valid_ones_and_flags_the_rest(
+        duckdb_path: str, tmp_path: Path) -> None:
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    with gzip.open(PACKAGE_DATA_DIR / "eia930_hourly.csv.gz", "rt") as src:
+        header, *lines = src.read().splitlines()
+    with gzip.open(folder / "eia930_hourly.csv.gz", "wt") as dst:
+        dst.write("\n".join([header, *(x for x in lines if x.startswith("2020-01-01T0"))]))
+    dfw = "722590,Dallas-Fort Worth Intl,TX,TEX,32.9,-97.04"
+    stations = [
+        f"{dfw},2020-01-01T00:00:00Z,5.0,1.0,70",
+        f"{dfw},2020-01-01T01:00:00Z,6.0,1.0,70",
+        f"{dfw},2020-01-01T01:00:00Z,7.0,1.0,70",    # the same hour again: the later row wins
+        # 02:00 missing: a gap
+        f"{dfw},2020-01-01T03:00:00Z,99.0,1.0,70",   # not physical: kept and flagged
+        f"{dfw},2020-01-01T04:30:00Z,8.0,1.0,70",    # not on the hour: rejected, never moved
+        f"{dfw},2020-01-01T05:00:00Z,9.0,1.0,70",
+        "999999,Somewhere New,TX,TEX,32.0,-97.0,2020-01-01T00:00:00Z,1.0,0.0,80",  # unknown
+        "999998,Nowhere,TX,,32.0,-97.0,2020-01-01T00:00:00Z,1.0,0.0,80",  # no region at all
+    ]
+    with gzip.open(folder / "weather_stations_hourly.csv.gz", "wt") as dst:
+        dst.write("\n".join([STATION_HEADER, *stations]) + "\n")
+
+    result = dg.materialize([*raw_assets, *raw_asset_checks],
+                            resources=_resources(duckdb_path, folder),
+                            tags=dict(zip(RANGE_TAGS, ("2020-01-01-00:00", "2020-01-01-05:00"),
+                                          strict=True)))
+
+    assert _rows(duckdb_path, "SELECT hour(period_utc), temperature_c FROM raw_weather "
+                              "WHERE station = '722590' ORDER BY 1") == [
+        (0, 5.0), (1, 7.0), (3, 99.0), (5, 9.0)]
+    assert _rows(duckdb_path, "SELECT region, source FROM raw_weather "
+                              "WHERE station = '999999'") == [("TEX", "noaa_lcd")]
+    assert _rows(duckdb_path, "SELECT count(*) FROM raw_weather WHERE station = '999998'") == [
+        (0,)]
+    meta = result.asset_materializations_for_node("raw_weather")[-1].metadata
+    assert meta["rejected_rows"].value == 3
+    checks = {e.check_name + ":" + e.asset_key.to_user_string(): e
+              for e in result.get_asset_check_evaluations()}
+    assert checks["no_duplicate_keys:raw_weather"].passed
+    implausible = checks["implausible_values:raw_weather"]
+    assert not implausible.passed
+    by_rule = implausible.metadata["by_rule"].value
+    assert "temperature outside -60..60 C" in by_rule
+    assert "station not in the region catalogue" in by_rule and "999999" in by_rule
+    missing = checks["missing_hours:raw_weather"]
+    assert missing.metadata["missing_hours"].value == 2  # 02:00 and 04:00 of 722590
+
+
+def test_a_database_from_before_per_station_weather_keeps_its_rows(duckdb_path: str) -> None:
+    from electricity_assets import storage
+
+    with duckdb.connect(duckdb_path) as conn:
+        conn.execute("CREATE TABLE raw_weather (region VARCHAR NOT NULL, period_utc TIMESTAMPTZ "
+                     "NOT NULL, temperature_c DOUBLE, relative_humidity DOUBLE, wind_speed_kmh "
+                     "DOUBLE, precipitation_mm DOUBLE, source VARCHAR NOT NULL, ingested_at "
+                     "TIMESTAMPTZ NOT NULL, PRIMARY KEY (region, period_utc))")
+        conn.execute("INSERT INTO raw_weather VALUES ('TEX', '2020-01-01 00:00+00', 5.0, 60, 10, "
+                     "NULL, 'bundled', now())")
+        storage.ensure_table(conn, "raw_weather")
+        storage.ensure_table(conn, "raw_weather")  # idempotent
+        assert conn.execute("SELECT region, station, temperature_c, dewpoint_c, source "
+                            "FROM raw_weather").fetchall() == [
+            ("TEX", "region-mean", 5.0, None, "bundled")]

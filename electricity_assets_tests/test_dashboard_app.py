@@ -48,6 +48,7 @@ def test_default_view_shows_real_region_chart_metrics_and_operations(app: AppTes
     assert labels["Snapshot published (UTC)"] != "live file"
     text = _texts(app)
     assert "Weather data by Open-Meteo.com (CC BY 4.0)" in text
+    assert "NOAA NCEI Local Climatological Data" in text
     assert "Ruggles & Farnham" in text and "public domain" in text
     assert "No champion model for CAL yet" in text  # model card degrades without MLflow
 
@@ -56,9 +57,12 @@ def test_switching_region_and_range_recomputes(app: AppTest) -> None:
     before = app.table[0].value
     app.selectbox(key="region").set_value("TEN").run()
     assert not app.exception
-    # TEN has no weather in the bundle: the panel says so instead of plotting.
+    assert len(app.get("plotly_chart")) == 2  # TEN's weather: its three NOAA stations
+    app.selectbox(key="region").set_value("SE").run()
+    # SE has no station in the bundle: the panel says so instead of plotting.
     assert len(app.get("plotly_chart")) == 1
-    assert "No weather for TEN" in _texts(app)
+    assert "No weather for SE" in _texts(app)
+    app.selectbox(key="region").set_value("TEN").run()
     after = app.table[0].value
     assert not after.equals(before)
     app.date_input(key="dates").set_value((date(2020, 3, 25), date(2020, 3, 27))).run()

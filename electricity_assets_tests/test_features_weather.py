@@ -24,6 +24,7 @@ from electricity_assets.features import (
     weather_normalisation,
 )
 from electricity_assets.features.weather import COLUMNS
+from electricity_assets.features.weather import station_offsets as weather_station_offsets
 from electricity_assets.resources import ElectricityDuckDB
 from electricity_assets.settings import PACKAGE_DATA_DIR
 from electricity_assets.sources.bundled import read_bundled
@@ -43,11 +44,12 @@ def write(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> N
 
 
 def hourly_weather(region: str, hours: int, temperature=lambda i: 10.0 + (i % 24),
-                   skip: tuple[int, ...] = ()) -> pd.DataFrame:
+                   skip: tuple[int, ...] = (), station: str = "S1") -> pd.DataFrame:
     return pd.DataFrame([
-        (region, START + timedelta(hours=i), float(temperature(i)), 50.0, 10.0, None)
+        (region, station, START + timedelta(hours=i), float(temperature(i)), None, 50.0, 10.0,
+         None)
         for i in range(hours) if i not in skip
-    ], columns=["region", "period_utc", *WEATHER.value_columns])
+    ], columns=list(WEATHER.columns))
 
 
 def at(frame: pd.DataFrame, region: str, hours: int) -> pd.Series:
@@ -91,6 +93,7 @@ def test_z_scores_use_statistics_from_before_the_cutoff_only(duckdb_path: str) -
         assert stats.loc[("CAL", "temperature_c"), "std"] == pytest.approx(training.std(ddof=1))
         assert stats.loc[("CAL", "temperature_c"), "n_rows"] == 240
         assert ("CAL", "precipitation_mm") not in stats.index  # no values: no statistics
+        assert ("CAL", "dewpoint_c") in stats.index  # derived from temperature and humidity
         before = compute_weather_features(conn, START, START + timedelta(days=20))
         # A heat wave after the cut-off changes neither the stored statistics nor old z-scores.
         conn.execute("UPDATE raw_weather SET temperature_c = temperature_c + 20 "
@@ -160,11 +163,140 @@ def test_assets_materialise_a_real_window_idempotently(duckdb_path: str) -> None
     events = {e.asset_key.to_user_string(): e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     assert events["demand_features"]["dagster/row_count"].value == 12
-    assert events["weather_features"]["dagster/row_count"].value == 3  # CAL, MIDA, TEX
+    # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them.
+    assert events["weather_features"]["dagster/row_count"].value == 9
     assert "CAL, CAR" in events["demand_features"]["regions"].value
     with open_db(duckdb_path) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM demand_features), (SELECT count(*) FROM "
             "weather_features), (SELECT count(*) FROM demand_features WHERE lag_336h IS NULL)"
         ).fetchone()
-    assert counts == (12, 3, 0)
+    assert counts == (12, 9, 0)
+
+
+LA, SAN_JOSE = "722950", "open-meteo:San Jose, CA"  # CAL's NOAA station and main Open-Meteo point
+
+
+def station_rows(region: str, station: str, source: str, hours: range, temperature
+                 ) -> pd.DataFrame:
+    frame = hourly_weather(region, max(hours) + 1, temperature, station=station)
+    frame = frame[frame["period_utc"] >= START + timedelta(hours=hours.start)]
+    return frame.assign(source=source, ingested_at=pd.Timestamp(datetime.now(UTC)))
+
+
+def cal(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["region"] == "CAL"].set_index("period_utc")
+
+
+def test_a_second_source_taking_over_causes_no_step(duckdb_path: str) -> None:
+    """CAL: the LA station to day 30, then only San Jose, 5 C cooler, which began on day 10."""
+    def weather(i: int) -> float:
+        return 15.0 + 8 * np.sin(2 * np.pi * i / 24) + i / 100
+
+    with open_db(duckdb_path) as conn:
+        storage.upsert(conn, "raw_weather", pd.concat([
+            station_rows("CAL", LA, "noaa_lcd", range(0, 24 * 30), weather)
+            .assign(wind_speed_kmh=np.nan),  # NOAA LCD has no wind
+            station_rows("CAL", SAN_JOSE, "open_meteo", range(24 * 10, 24 * 40),
+                         lambda i: weather(i) - 5.0)]))
+        frame = cal(compute_weather_features(conn, START, START + timedelta(days=40),
+                                             normalisation_cutoff=START + timedelta(days=30)))
+        offsets = weather_station_offsets(conn)
+    truth = pd.Series([weather(i) for i in range(24 * 40)],
+                      index=[pd.Timestamp(START + timedelta(hours=i)) for i in range(24 * 40)])
+    np.testing.assert_allclose(frame["temperature_c"], truth.loc[frame.index], atol=1e-9)
+    assert frame["weather_source"].iloc[[0, 24 * 20, -1]].tolist() == [
+        "noaa_lcd", "noaa_lcd+open_meteo", "open_meteo"]
+    assert frame["weather_stations"].iloc[[0, 24 * 20, -1]].tolist() == [1, 2, 1]
+    annual = offsets[(offsets["station"] == SAN_JOSE) & (offsets["month"] == 0)
+                     & (offsets["variable"] == "temperature_c") & (offsets["region"] == "CAL")]
+    assert annual["offset"].tolist() == pytest.approx([5.0])
+    # Wind exists only in the later source: NULL throughout rather than appearing on day 10.
+    assert frame["wind_speed_kmh"].isna().all()
+
+
+def test_a_missing_station_does_not_shift_the_region(duckdb_path: str) -> None:
+    """MIDW: St Louis 4 C above, Detroit 4 C below the region; Detroit misses every 10th hour."""
+    def weather(i: int) -> float:
+        return 10.0 + (i % 24)
+
+    gaps = tuple(range(5, 24 * 20, 10))
+    detroit = station_rows("MIDW", "725375", "noaa_lcd", range(0, 24 * 20),
+                           lambda i: weather(i) - 4.0)
+    detroit = detroit[~detroit["period_utc"].isin(
+        [pd.Timestamp(START + timedelta(hours=h)) for h in gaps])]
+    with open_db(duckdb_path) as conn:
+        storage.upsert(conn, "raw_weather", pd.concat([
+            station_rows("MIDW", "724340", "noaa_lcd", range(0, 24 * 20),
+                         lambda i: weather(i) + 4.0), detroit]))
+        frame = compute_weather_features(conn, START, START + timedelta(days=20),
+                                         normalisation_cutoff=START + timedelta(days=20))
+    midw = frame[frame["region"] == "MIDW"].set_index("period_utc")["temperature_c"]
+    at_gaps = midw.loc[[pd.Timestamp(START + timedelta(hours=h)) for h in gaps]]
+    expected = np.array([weather(h) for h in gaps])
+    # The plain mean would be St Louis alone there: 4 C too warm.
+    np.testing.assert_allclose(at_gaps.to_numpy(), expected, atol=0.5)
+
+
+def test_recency_features_do_not_depend_on_the_materialised_window(duckdb_path: str) -> None:
+    with open_db(duckdb_path) as conn:
+        write(conn, "raw_weather", hourly_weather("TEX", 24 * 120,
+                                                  temperature=lambda i: 10 + (i % 24) + i / 500))
+        fit_weather_normalisation(conn, START + timedelta(days=60))
+        whole = compute_weather_features(conn, START, START + timedelta(days=120))
+        day = compute_weather_features(conn, START + timedelta(days=100),
+                                       START + timedelta(days=101))
+    whole = whole.set_index("period_utc").loc[day["period_utc"]]
+    pd.testing.assert_frame_equal(whole.reset_index()[list(COLUMNS)], day.reset_index(drop=True),
+                                  check_dtype=False)
+    row = day.iloc[-1]
+    t = 10 + np.arange(24 * 101) % 24 + np.arange(24 * 101) / 500  # hours 0 .. day 101 - 1 h
+    assert row["temp_lag_1h"] == pytest.approx(t[-2])
+    assert row["temp_lag_72h"] == pytest.approx(t[-73])
+    assert (row["temp_roll24_max"], row["temp_roll24_min"]) == pytest.approx(
+        (t[-24:].max(), t[-24:].min()))
+    weights = np.exp(-np.arange(24 * 3) / 24)
+    assert row["temp_ewm_24h"] == pytest.approx((t[::-1][:72] * weights).sum() / weights.sum())
+    # The month-long mean lags the warming trend: the shorter the memory, the warmer.
+    assert row["temp_ewm_720h"] < row["temp_ewm_168h"] < row["temperature_c"] + 5
+
+
+def test_forecast_features_equal_features_of_observations_then_forecasts() -> None:
+    """Ex-ante features at hour t are those of a series that is observed up to the issue time
+    t - 24 h and forecast (observed + error) after it: checked column by column at several t."""
+    from electricity_assets.features.weather import (
+        apply_weather_error,
+        forecast_weather_features,
+        weather_feature_frame,
+    )
+    from electricity_assets.modeling.forecast_error import weather_error
+
+    hours = pd.date_range(START, periods=24 * 70, freq="h")
+    rng = np.random.default_rng(1)
+    series = pd.DataFrame({
+        "region": "TEX", "period_utc": hours,
+        "temperature_c": 15 + 8 * np.sin(np.arange(len(hours)) * 2 * np.pi / 24)
+        + rng.normal(0, 1, len(hours)),
+        "dewpoint_c": 5.0 + rng.normal(0, 1, len(hours)), "relative_humidity": 50.0,
+        "wind_speed_kmh": 10.0, "precipitation_mm": np.nan, "weather_stations": 1,
+        "weather_source": "noaa_lcd"})
+    series = series.drop(index=[100, 1500])  # gaps are skipped, not shifted
+    errors = weather_error(series)
+    assert 1.5 < errors["temperature_error_c"].std() < 2.5
+    start = hours[24 * 40]
+    exante = forecast_weather_features(series, errors, start).set_index("period_utc")
+    expost = weather_feature_frame(series, start).set_index("period_utc")
+    assert (exante["temperature_c"] - expost["temperature_c"]).abs().mean() > 1.0
+    for t in (hours[24 * 45 + 7], hours[24 * 60 + 20], hours[-1]):
+        after_issue = (series["period_utc"] > t - timedelta(hours=24)) & (
+            series["period_utc"] <= t)
+        mixed = series.copy()
+        mixed[after_issue] = apply_weather_error(series[after_issue], errors)
+        brute = weather_feature_frame(mixed[mixed["period_utc"] <= t], start).set_index(
+            "period_utc").loc[t]
+        numeric = [c for c in COLUMNS if c not in ("region", "period_utc", "weather_source")]
+        np.testing.assert_allclose(exante.loc[t, numeric].astype(float),
+                                   brute[numeric].astype(float), rtol=1e-9, atol=1e-9,
+                                   err_msg=str(t))
+    # Lags of 24 h and more are observations at issue time.
+    pd.testing.assert_series_equal(exante["temp_lag_48h"], expost["temp_lag_48h"])

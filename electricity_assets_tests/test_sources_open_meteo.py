@@ -33,8 +33,8 @@ from electricity_assets_tests.conftest import FIXTURES
 YEAR_FILE = FIXTURES / "open_meteo_archive_US-CAL-CISO_2020.json"
 FIRST48_FILE = FIXTURES / "open_meteo_archive_US-CAL-CISO_2020_first48h.json"
 SAN_JOSE = REGIONS["CAL"].weather_points[0]
-COLUMNS = ["region", "period_utc", "temperature_c", "relative_humidity", "wind_speed_kmh",
-           "precipitation_mm"]
+COLUMNS = ["region", "station", "period_utc", "temperature_c", "dewpoint_c",
+           "relative_humidity", "wind_speed_kmh", "precipitation_mm"]
 FAST = {"max_retries": 1, "backoff_factor": 0, "timeout_s": 5}
 
 
@@ -128,12 +128,15 @@ def test_archive_year_served_byte_for_byte(httpserver: HTTPServer, year_bytes: b
     assert list(weather.columns) == COLUMNS
     assert len(weather) == 8784
     assert (weather["region"] == "CAL").all()
+    assert (weather["station"] == "open-meteo:San Jose, CA").all()
+    assert weather["dewpoint_c"].isna().all()  # the recorded body did not ask for dew point
     assert weather["period_utc"].iloc[0] == utc("2020-01-01T07:00")
     assert weather["temperature_c"].iloc[0] == 11.1
     (request, _), = httpserver.log
     args = request.args
     assert (float(args["latitude"]), float(args["longitude"])) == (37.434093, -121.95479)
-    assert args["hourly"] == "temperature_2m,relative_humidity_2m,wind_speed_10m,precipitation"
+    assert args["hourly"] == ("temperature_2m,dew_point_2m,relative_humidity_2m,wind_speed_10m,"
+                              "precipitation")
     assert args["timezone"] == "UTC"
     assert (args["start_date"], args["end_date"]) == ("2020-01-01", "2021-01-01")
 
@@ -152,10 +155,10 @@ def test_window_filter_is_half_open(httpserver: HTTPServer, year_bytes: bytes) -
     assert (args["start_date"], args["end_date"]) == ("2020-01-02", "2020-01-02")
 
 
-def test_points_are_averaged_per_hour(httpserver: HTTPServer, first48: dict[str, Any]) -> None:
+def test_each_point_keeps_its_own_rows(httpserver: HTTPServer, first48: dict[str, Any]) -> None:
     warmer = copy.deepcopy(first48)
     warmer["hourly"]["temperature_2m"] = [t + 4.0 for t in warmer["hourly"]["temperature_2m"]]
-    del warmer["hourly"]["windspeed_10m"]  # a point lacking a variable does not blank the mean
+    del warmer["hourly"]["windspeed_10m"]  # a point lacking a variable has NaN there only
 
     def handle(request: Request) -> Response:
         chosen = warmer if float(request.args["latitude"]) > 40 else first48
@@ -168,11 +171,30 @@ def test_points_are_averaged_per_hour(httpserver: HTTPServer, first48: dict[str,
         "XYZ", [SAN_JOSE, north], utc("2020-01-01T07:00"), utc("2020-01-01T10:00"))
 
     assert len(httpserver.log) == 2
-    assert weather["period_utc"].tolist() == [utc("2020-01-01T07:00"), utc("2020-01-01T08:00"),
-                                              utc("2020-01-01T09:00")]
-    assert weather["temperature_c"].tolist() == pytest.approx([13.1, 10.3, 12.8])
-    assert weather["wind_speed_kmh"].tolist() == [2.6, 7.4, 3.1]
+    by_point = {station: rows for station, rows in weather.groupby("station")}
+    assert sorted(by_point) == ["open-meteo:San Jose, CA", "open-meteo:Somewhere north"]
+    south, warm = by_point["open-meteo:San Jose, CA"], by_point["open-meteo:Somewhere north"]
+    assert south["period_utc"].tolist() == [utc("2020-01-01T07:00"), utc("2020-01-01T08:00"),
+                                            utc("2020-01-01T09:00")]
+    assert (warm["temperature_c"].to_numpy() - south["temperature_c"].to_numpy()).tolist() == \
+        pytest.approx([4.0, 4.0, 4.0])
+    assert south["wind_speed_kmh"].notna().all() and warm["wind_speed_kmh"].isna().all()
     assert (weather["region"] == "XYZ").all()
+
+
+def test_a_long_archive_backfill_asks_a_year_at_a_time(httpserver: HTTPServer,
+                                                       year_bytes: bytes) -> None:
+    httpserver.expect_request("/v1/archive").respond_with_data(
+        year_bytes, content_type="application/json")
+
+    om_client(httpserver).fetch_point(SAN_JOSE, utc("2017-07-01T00:00"),
+                                      utc("2020-04-02T00:00"), kind="archive")
+
+    spans = [(r.args["start_date"], r.args["end_date"]) for r, _ in httpserver.log]
+    assert len(spans) == 3
+    assert spans[0][0] == "2017-07-01" and spans[-1][1] == "2020-04-01"
+    for (_, end), (start, _) in zip(spans[:-1], spans[1:], strict=True):
+        assert pd.Timestamp(start) - pd.Timestamp(end) == pd.Timedelta(days=1)  # no gap
 
 
 def test_error_body_carries_the_reason(httpserver: HTTPServer) -> None:
@@ -252,9 +274,31 @@ def test_fetch_live_weather_splits_archive_and_forecast(httpserver: HTTPServer,
 
     assert tuple(rows.columns) == WEATHER.columns
     assert rejected.empty
-    assert [req.path for req, _ in httpserver.log] == ["/v1/archive", "/v1/forecast"]
+    points = REGIONS["CAL"].weather_points
+    assert len(points) >= 3
+    # Every point of the region, each from both APIs.
+    assert [req.path for req, _ in httpserver.log] == ["/v1/archive", "/v1/forecast"] * len(points)
+    asked = {(float(r.args["latitude"]), float(r.args["longitude"])) for r, _ in httpserver.log}
+    assert asked == {(p.latitude, p.longitude) for p in points}
     assert httpserver.log[1][0].args["start_hour"] == "2020-01-01T00:00"
     # The body starts at 2020-01-01T00Z, so the archive part (before it) is empty.
-    assert rows["period_utc"].tolist() == [utc("2020-01-01T00:00") + timedelta(hours=h)
-                                           for h in range(3)]
+    assert sorted(set(rows["period_utc"])) == [utc("2020-01-01T00:00") + timedelta(hours=h)
+                                               for h in range(3)]
+    assert sorted(set(rows["station"])) == sorted(p.station for p in points)
     assert set(rows["region"]) == {"CAL"}  # NOWHERE has no weather points: skipped
+
+
+def test_fetch_live_weather_fetches_a_shared_point_once(httpserver: HTTPServer,
+                                                        first48: dict[str, Any]) -> None:
+    """US48 uses each region's main point: asked together with CAL, San Jose is fetched once
+    and filed under CAL, its home region."""
+    httpserver.expect_request("/v1/archive").respond_with_json(first48)
+    rows, _ = fetch_live(
+        WEATHER, datetime(2020, 1, 1, 7, tzinfo=UTC), datetime(2020, 1, 1, 9, tzinfo=UTC),
+        ["CAL", "US48"], archive_url=httpserver.url_for("/v1/archive"),
+        forecast_url=httpserver.url_for("/v1/forecast"), now=datetime(2024, 1, 1, tzinfo=UTC),
+        http=HttpSettings(max_retries=0, backoff_factor=0, timeout_s=5))
+    expected = {p.station for code in ("CAL", "US48") for p in REGIONS[code].weather_points}
+    assert len(httpserver.log) == len(expected)
+    assert set(rows["station"]) == expected
+    assert rows.loc[rows["station"] == SAN_JOSE.station, "region"].unique().tolist() == ["CAL"]

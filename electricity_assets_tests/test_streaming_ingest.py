@@ -162,8 +162,9 @@ def test_weather_is_the_same_mechanism(kafka_settings: KafkaSettings, duckdb_pat
     with duckdb.connect(duckdb_path) as conn:
         result = ingest_offsets(conn, WEATHER, offsets, kafka_settings)
     assert result.rows_written == len(frame) > 0 and result.dead_letters == 0
-    rows = table(duckdb_path, "raw_weather", "region, period_utc")
-    expected = frame.sort_values(["region", "period_utc"]).reset_index(drop=True)
+    rows = table(duckdb_path, "raw_weather", "region, station, period_utc")
+    assert rows["station"].nunique() > 10  # per-station rows survive the round trip
+    expected = frame.sort_values(["region", "station", "period_utc"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(rows[list(WEATHER.columns)], expected, check_dtype=False)
 
 

@@ -86,6 +86,10 @@ def test_weather_values_may_be_null_but_not_implausible() -> None:
             "produced_at": "2020-01-01T09:00:00Z", "temperature_c": 11.1}
     row, reason = decode(WEATHER, json.dumps({**base, "precipitation_mm": None}))
     assert reason is None and row is not None and row["precipitation_mm"] is None
+    # A message from before per-station weather (no station) is the region's own value.
+    assert row["station"] == "region-mean" and row["dewpoint_c"] is None
+    row, _ = decode(WEATHER, json.dumps({**base, "station": "722950", "dewpoint_c": 3.5}))
+    assert row is not None and (row["station"], row["dewpoint_c"]) == ("722950", 3.5)
     _, reason = decode(WEATHER, json.dumps({**base, "relative_humidity": 140}))
     assert reason == ("implausible value: relative_humidity input should be less than or "
                       "equal to 100")

@@ -22,8 +22,8 @@ OWNERS = ["team:forecasting"]
 PREVIEW_COLUMNS = {
     demand.TABLE: ["region", "period_utc", "demand_mwh", "is_implausible", "lag_24h",
                    "roll24_mean", "local_hour", "is_holiday"],
-    weather.TABLE: ["region", "period_utc", "temperature_c", "hdh", "cdh", "heat_index_c",
-                    "temp_roll24_mean", "temperature_z"],
+    weather.TABLE: ["region", "period_utc", "temperature_c", "dewpoint_c", "cdh",
+                    "temp_ewm_24h", "temp_ewm_168h", "weather_stations", "weather_source"],
 }
 
 
@@ -67,8 +67,9 @@ class WeatherFeaturesConfig(dg.Config):
     normalisation_cutoff: str | None = Field(
         default=None,
         description=(
-            "ISO-8601 UTC time: refit the z-score statistics on raw_weather rows strictly before "
-            "it. Empty: reuse the stored statistics (fitted once: latest demand hour - 8 weeks)."
+            "ISO-8601 UTC time: refit the station offsets and z-score statistics on hours "
+            "strictly before it. Empty: reuse the stored ones (fitted once: latest demand hour "
+            "- 8 weeks)."
         ),
     )
 
@@ -80,10 +81,14 @@ class WeatherFeaturesConfig(dg.Config):
     kinds={"duckdb"},
     owners=OWNERS,
     description=(
-        "Hourly weather features per region with weather: temperature, humidity, wind, "
-        "precipitation, heating/cooling degree hours (18 C base), NWS heat index, temperature "
-        "lags and trailing means, and z-scores with statistics from a training window only "
-        "(table weather_normalisation)."
+        "Hourly weather features per region, derived from the region's catalogue stations "
+        "(NOAA stations, Open-Meteo points; per-station offsets fitted on a training window keep "
+        "the series continuous where stations or sources change): temperature, dew point, "
+        "humidity, wind, precipitation, heating/cooling degree hours and their products with "
+        "the local hour, NWS heat index, temperature lags 1-72 h, trailing 24 h mean/max/min, "
+        "exponentially weighted means over a day, a week and a month, and z-scores "
+        "(statistics and offsets from a training window only: weather_normalisation, "
+        "weather_station_offsets)."
     ),
 )
 def weather_features(context: dg.AssetExecutionContext, config: WeatherFeaturesConfig,
@@ -103,6 +108,9 @@ def weather_features(context: dg.AssetExecutionContext, config: WeatherFeaturesC
         str(stats["cutoff_utc"].iloc[0]) if len(stats) else "not fitted (too little weather)")
     metadata["normalisation"] = dg.MetadataValue.md(quality.markdown_table(
         stats[["region", "variable", "mean", "std", "n_rows"]], max_rows=40))
+    sources = (frame.groupby(["region", "weather_source"], dropna=False).size()
+               .rename("hours").reset_index() if len(frame) else frame)
+    metadata["hours_by_source"] = dg.MetadataValue.md(quality.markdown_table(sources, 40))
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -31,9 +31,11 @@ DESCRIPTIONS = {
         "for live partitions."
     ),
     "weather": (
-        "Hourly weather per region (temperature, relative humidity, wind speed, precipitation) "
-        "from Open-Meteo (CC BY 4.0): bundled archive replay by default, the archive/forecast "
-        "APIs in api mode, Kafka for live partitions."
+        "Hourly weather per station (temperature, dew point, relative humidity, wind speed, "
+        "precipitation), `source` saying where from: NOAA LCD airport stations (public domain) "
+        "and Open-Meteo points (CC BY 4.0) in the bundled replay, the Open-Meteo archive/forecast "
+        "APIs for every catalogue point in api mode, Kafka for live partitions. A region's "
+        "weather is derived from its catalogue stations in weather_features."
     ),
 }
 
@@ -56,8 +58,8 @@ def _source_config(source: SourceResource) -> SourceConfig:
     )
 
 
-def _stamp(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    return frame.assign(source=source, ingested_at=pd.Timestamp(datetime.now(UTC)))
+def _stamp(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
 
 
 def _window_metadata(context: dg.AssetExecutionContext, conn, dataset: Dataset,
@@ -119,7 +121,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 f"{dataset.table}: {len(fetched.rejected)} source rows rejected, e.g. "
                 f"{fetched.rejected['reason'].iloc[0]}")
         with duckdb.get_connection() as conn:
-            written = replace_window(conn, dataset.table, _stamp(fetched.rows, fetched.source),
+            written = replace_window(conn, dataset.table, _stamp(fetched.rows),
                                      start, end)
             metadata = _window_metadata(context, conn, dataset, start, end, written)
         metadata["source"] = dg.MetadataValue.text(fetched.source)

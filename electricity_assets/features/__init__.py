@@ -11,10 +11,13 @@ from electricity_assets.features.demand import (
 )
 from electricity_assets.features.frame import model_frame
 from electricity_assets.features.weather import (
+    OBSERVED_AT_ISSUE,
     WEATHER_FEATURE_COLUMNS,
     compute_weather_features,
     default_normalisation_cutoff,
     fit_weather_normalisation,
+    region_weather,
+    weather_feature_frame,
     weather_normalisation,
 )
 
@@ -24,6 +27,7 @@ WEATHER_FEATURES_TABLE = "weather_features"
 __all__ = [
     "DEMAND_FEATURES_TABLE",
     "FEATURE_COLUMNS",
+    "OBSERVED_AT_ISSUE",
     "WEATHER_FEATURES_TABLE",
     "WEATHER_FEATURE_COLUMNS",
     "compute_demand_features",
@@ -32,5 +36,7 @@ __all__ = [
     "fit_weather_normalisation",
     "implausible_counts",
     "model_frame",
+    "region_weather",
+    "weather_feature_frame",
     "weather_normalisation",
 ]

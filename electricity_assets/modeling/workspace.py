@@ -16,7 +16,7 @@ import pandas as pd
 from electricity_assets import storage
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.features import demand, weather
-from electricity_assets.sources.bundled import BundledDataError, bundled_coverage, read_bundled
+from electricity_assets.sources.bundled import BundledDataError, bundled_coverage, read_replay
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,7 @@ def _ingest(conn: duckdb.DuckDBPyConnection, dataset: Dataset, data_dir: Path
         return None
     start = pd.Timestamp(coverage[0]).tz_convert("UTC").to_pydatetime()
     end = pd.Timestamp(coverage[1]).tz_convert("UTC").to_pydatetime() + timedelta(hours=1)
-    frame = read_bundled(dataset, start, end, data_dir)
-    frame["source"] = "bundled"
+    frame = read_replay(dataset, start, end, data_dir).rows
     frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
     storage.replace_window(conn, dataset.table, frame, start, end)
     logger.info("ingested %d %s rows from %s", len(frame), dataset.name, data_dir)

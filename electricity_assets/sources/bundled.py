@@ -1,23 +1,38 @@
 """Offline replay of real history from gzipped CSV files (the default source).
 
-The folder (package `data/` or `ELECTRICITY_DATA_DIR`) holds `eia930_hourly.csv.gz` and
-`weather_hourly.csv.gz` in the schema described in the README; any region codes they contain
-are replayed, including ones the bundle lacks.
+The folder (package `data/` or `ELECTRICITY_DATA_DIR`) holds the dataset's replay files
+(`datasets.py`) in the schema described in the README; any region codes they contain are
+replayed, including ones the bundle lacks.
+
+Weather files come in two shapes, read by the same code: one row per region and hour (Open-Meteo,
+`region` column; the row's station is the region's first catalogue point) or one row per station
+and hour (NOAA, `station_id` column; the region is the station's catalogue region, else the
+file's `region_hint`). A row is rejected, never moved, when its hour is not a UTC timestamp on the
+hour, it has no region, or it repeats a key already seen later in the file (the last one wins).
+Values outside physical bounds are kept and flagged by the asset checks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from electricity_assets.datasets import Dataset
+from electricity_assets.datasets import Dataset, ReplayFile
+from electricity_assets.regions import REGIONS, station_regions
 
 
 class BundledDataError(RuntimeError):
     pass
+
+
+@dataclass
+class ReplayRows:
+    rows: pd.DataFrame      # dataset.columns + source, period_utc tz-aware UTC
+    rejected: pd.DataFrame  # payload, reason
 
 
 def bundled_file(dataset: Dataset, data_dir: Path) -> Path:
@@ -29,36 +44,135 @@ def bundled_file(dataset: Dataset, data_dir: Path) -> Path:
     return path
 
 
-def read_bundled(dataset: Dataset, start: datetime, end: datetime, data_dir: Path) -> pd.DataFrame:
-    """Rows of `dataset` with start <= period_utc < end, in the dataset's column order."""
-    path = bundled_file(dataset, data_dir)
-    select = ", ".join(
-        "period_utc::TIMESTAMPTZ AS period_utc" if c == "period_utc"
-        else f"{c}::DOUBLE AS {c}" if c in dataset.value_columns
-        else c
-        for c in dataset.columns
-    )
+def _present_files(dataset: Dataset, data_dir: Path) -> list[tuple[ReplayFile, Path]]:
+    found = []
+    for replay in dataset.replay_files:
+        path = Path(data_dir) / replay.name
+        if path.exists():
+            found.append((replay, path))
+        elif replay.required:
+            raise BundledDataError(
+                f"{path} not found: ELECTRICITY_DATA_DIR must hold {replay.name}")
+    return found
+
+
+def _catalogue_frames(conn: duckdb.DuckDBPyConnection) -> None:
+    """Register the station -> home region and region -> default station lookups."""
+    homes = [(station, regions[0]) for station, regions in station_regions().items()]
+    conn.register("_home_region", pd.DataFrame(homes, columns=["station", "home_region"]))
+    defaults = [(r.code, r.weather_points[0].station) for r in REGIONS.values() if r.weather_points]
+    conn.register("_default_station", pd.DataFrame(defaults, columns=["region", "default_station"]))
+
+
+def _read_file(conn: duckdb.DuckDBPyConnection, dataset: Dataset, replay: ReplayFile, path: Path,
+               start: datetime, end: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    header = [r[0] for r in conn.execute(
+        "DESCRIBE SELECT * FROM read_csv(?, header = true, all_varchar = true)",
+        [str(path)]).fetchall()]
+    exprs: dict[str, str] = {}
+    joins = ""
+    if "station" in dataset.key_columns:
+        if "station" in header:
+            exprs["station"] = "src.station"
+        elif "station_id" in header:
+            exprs["station"] = "src.station_id"
+        else:
+            exprs["station"] = "coalesce(d.default_station, src.region)"
+            joins += " LEFT JOIN _default_station d ON d.region = src.region"
+        if "region" not in header:
+            hint = "nullif(trim(src.region_hint), '')" if "region_hint" in header else "NULL"
+            exprs["region"] = f"coalesce(h.home_region, {hint})"
+            joins += f" LEFT JOIN _home_region h ON h.station = {exprs['station']}"
+    for column in dataset.columns:
+        if column in exprs:
+            continue
+        if column == "period_utc":
+            exprs[column] = "TRY_CAST(src.period_utc AS TIMESTAMPTZ)"
+        elif column in dataset.value_columns:
+            exprs[column] = (f"TRY_CAST(src.{column} AS DOUBLE)" if column in header
+                             else "NULL::DOUBLE")
+        else:
+            exprs[column] = f"src.{column}"
+    select = ", ".join(f"{sql} AS {name}" for name, sql in exprs.items())
+    keys = ", ".join(dataset.key_columns)
+    payload = "concat_ws(',', " + ", ".join(f"\"{c}\"" for c in header) + ")"
+    frame = conn.execute(f"""
+        WITH src AS (
+            SELECT *, row_number() OVER () AS _line
+            FROM read_csv(?, header = true, all_varchar = true)
+        ),
+        typed AS (
+            SELECT {select}, src._line FROM src {joins}
+        ),
+        judged AS (
+            SELECT *, CASE
+                WHEN period_utc IS NULL THEN 'period_utc is not a timestamp with a time zone'
+                WHEN date_trunc('hour', period_utc) <> period_utc THEN 'period_utc not on the hour'
+                WHEN region IS NULL THEN 'no region: station not in the catalogue, no region_hint'
+                WHEN row_number() OVER (PARTITION BY {keys} ORDER BY _line DESC) > 1
+                    THEN 'duplicate key: a later row of the file has the same hour'
+                END AS _reason
+            FROM typed
+        )
+        SELECT j.* EXCLUDE (_line),
+               CASE WHEN _reason IS NOT NULL THEN (SELECT {payload} FROM src s
+                                                   WHERE s._line = j._line) END AS _payload
+        FROM judged j
+        WHERE period_utc IS NULL OR (period_utc >= ? AND period_utc < ?)
+    """, [str(path), start, end]).df()
+    bad = frame["_reason"].notna()
+    rejected = pd.DataFrame({"payload": frame.loc[bad, "_payload"].astype(str),
+                             "reason": frame.loc[bad, "_reason"]})
+    rows = frame.loc[~bad, list(dataset.columns)].assign(source=replay.source)
+    return rows, rejected
+
+
+def read_replay(dataset: Dataset, start: datetime, end: datetime, data_dir: Path) -> ReplayRows:
+    """Valid rows of every replay file of `dataset` with start <= period_utc < end, with their
+    `source`, and the rejected rows with the reason."""
+    files = _present_files(dataset, data_dir)
+    rows, rejected = [], []
     # A private in-memory connection: reading the CSV never touches the project database.
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        try:
-            return conn.execute(
-                f"SELECT {select} FROM read_csv(?, header = true, all_varchar = true) "
-                "WHERE period_utc::TIMESTAMPTZ >= ? AND period_utc::TIMESTAMPTZ < ? "
-                "ORDER BY ALL",
-                [str(path), start, end],
-            ).df()
-        except duckdb.Error as exc:
-            raise BundledDataError(f"cannot read {path}: {exc}") from exc
+        _catalogue_frames(conn)
+        for replay, path in files:
+            try:
+                good, bad = _read_file(conn, dataset, replay, path, start, end)
+            except duckdb.Error as exc:
+                raise BundledDataError(f"cannot read {path}: {exc}") from exc
+            rows.append(good)
+            rejected.append(bad)
+    columns = [*dataset.columns, "source"]
+    frame = (pd.concat(rows, ignore_index=True) if rows
+             else pd.DataFrame({c: [] for c in columns}))
+    if len(frame):
+        # Two files with the same key (a user's copy of the same station): the later file wins.
+        frame = frame.drop_duplicates(list(dataset.key_columns), keep="last")
+    frame["period_utc"] = pd.to_datetime(frame["period_utc"], utc=True)
+    frame = frame.astype({c: "float64" for c in dataset.value_columns})
+    frame = frame.sort_values(list(dataset.key_columns), ignore_index=True)[columns]
+    bad = (pd.concat(rejected, ignore_index=True) if rejected
+           else pd.DataFrame(columns=["payload", "reason"]))
+    return ReplayRows(frame, bad)
+
+
+def read_bundled(dataset: Dataset, start: datetime, end: datetime, data_dir: Path) -> pd.DataFrame:
+    """Rows of `dataset` with start <= period_utc < end, in the dataset's column order."""
+    return read_replay(dataset, start, end, data_dir).rows[list(dataset.columns)]
 
 
 def bundled_coverage(dataset: Dataset, data_dir: Path) -> tuple[datetime, datetime] | None:
-    """First and last period_utc in the replay file (None when empty)."""
-    path = bundled_file(dataset, data_dir)
+    """First and last period_utc in the replay files (None when empty)."""
+    paths = [str(path) for _, path in _present_files(dataset, data_dir)]
+    if not paths:
+        raise BundledDataError(f"{data_dir} holds none of "
+                               f"{', '.join(f.name for f in dataset.replay_files)}")
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
         first, last = conn.execute(
-            "SELECT min(period_utc::TIMESTAMPTZ), max(period_utc::TIMESTAMPTZ) "
-            "FROM read_csv(?, header = true, all_varchar = true)", [str(path)]
+            "SELECT min(TRY_CAST(period_utc AS TIMESTAMPTZ)), "
+            "max(TRY_CAST(period_utc AS TIMESTAMPTZ)) "
+            "FROM read_csv(?, header = true, all_varchar = true, union_by_name = true)", [paths]
         ).fetchone()
     return None if first is None else (first, last)

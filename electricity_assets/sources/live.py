@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
-from electricity_assets.regions import get_region, region_codes
+from electricity_assets.regions import WeatherPoint, get_region, region_codes, station_regions
 from electricity_assets.sources.eia import EIA_BASE_URL, EIAClient, empty_rejects
 from electricity_assets.sources.http import HttpSettings
 from electricity_assets.sources.open_meteo import (
     ARCHIVE_URL,
     FORECAST_URL,
     OpenMeteoClient,
-    mean_over_points,
+    empty_weather,
     split_by_source,
 )
 
@@ -56,23 +56,29 @@ def fetch_demand(start: datetime, end: datetime, regions: Sequence[str],
 
 def fetch_weather(start: datetime, end: datetime, regions: Sequence[str],
                   config: LiveConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every catalogue point of `regions`, each fetched once (US48 shares the regions' points)
+    and stored under its home region: the region's weather is derived from its points later."""
     now = config.now or datetime.now(UTC)
+    homes = station_regions()
+    points: dict[str, tuple[str, WeatherPoint]] = {}
+    for code in regions:
+        region_points = get_region(code).weather_points
+        if not region_points:
+            logger.warning("region %s has no weather points in regions.py: no weather "
+                           "fetched for it", code)
+        for point in region_points:
+            points.setdefault(point.station, (homes.get(point.station, (code,))[0], point))
     frames: list[pd.DataFrame] = []
     with OpenMeteoClient(config.archive_url, config.forecast_url,
                          max_retries=config.http.max_retries,
                          backoff_factor=config.http.backoff_factor,
                          timeout_s=config.http.timeout_s) as client:
-        for code in regions:
-            points = get_region(code).weather_points
-            if not points:
-                logger.warning("region %s has no weather points in regions.py: no weather "
-                               "fetched for it", code)
-                continue
-            parts = [client.fetch_region_weather(code, points, s, e, kind)
-                     for kind, s, e in split_by_source(start, end, now)]
-            frames.append(pd.concat(parts, ignore_index=True) if parts
-                          else mean_over_points([], code))
-    rows = (pd.concat(frames, ignore_index=True) if frames else mean_over_points([], ""))
+        for home, point in points.values():
+            frames.extend(client.fetch_point(point, s, e, kind, home)
+                          for kind, s, e in split_by_source(start, end, now))
+    rows = pd.concat(frames, ignore_index=True) if frames else empty_weather()
+    logger.info("Open-Meteo: %d points of %d regions, %d rows", len(points), len(regions),
+                len(rows))
     return rows, empty_rejects()
 
 

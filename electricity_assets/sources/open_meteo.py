@@ -1,4 +1,4 @@
-"""Open-Meteo client: hourly weather for a region as the mean over its weather points.
+"""Open-Meteo client: hourly weather at each of a region's weather points (one row per point).
 
 Two endpoints, one parser: the archive (ERA5 reanalysis, complete up to a few days ago) and the
 forecast API (recent past and the days ahead). `hourly.time` is local wall-clock time without an
@@ -30,16 +30,19 @@ logger = logging.getLogger(__name__)
 
 ARCHIVE_URL = "https://archive-api.open-meteo.com/v1/archive"
 FORECAST_URL = "https://api.open-meteo.com/v1/forecast"
-HOURLY_VARIABLES = ("temperature_2m", "relative_humidity_2m", "wind_speed_10m", "precipitation")
+HOURLY_VARIABLES = ("temperature_2m", "dew_point_2m", "relative_humidity_2m", "wind_speed_10m",
+                    "precipitation")
 # Our column -> Open-Meteo variable names, current spelling first (older responses use the rest).
 VARIABLE_NAMES: dict[str, tuple[str, ...]] = {
     "temperature_c": ("temperature_2m",),
+    "dewpoint_c": ("dew_point_2m", "dewpoint_2m"),
     "relative_humidity": ("relative_humidity_2m", "relativehumidity_2m"),
     "wind_speed_kmh": ("wind_speed_10m", "windspeed_10m"),
     "precipitation_mm": ("precipitation",),
 }
 VALUE_COLUMNS = tuple(VARIABLE_NAMES)
-COLUMNS = ("region", "period_utc", *VALUE_COLUMNS)
+COLUMNS = ("region", "station", "period_utc", *VALUE_COLUMNS)
+ARCHIVE_CHUNK = timedelta(days=366)  # one archive request per year of a long backfill
 TIME_FORMAT = "%Y-%m-%dT%H:%M"
 
 Kind = Literal["archive", "forecast"]
@@ -57,12 +60,14 @@ class OpenMeteoError(SourceError):
 def empty_weather() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS})
     frame["region"] = frame["region"].astype("object")
+    frame["station"] = frame["station"].astype("object")
     frame["period_utc"] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
 
 
-def parse_hourly(body: Mapping[str, Any], region: str) -> pd.DataFrame:
-    """One Open-Meteo JSON body -> rows `region, period_utc, <values>`; absent variables NaN."""
+def parse_hourly(body: Mapping[str, Any], region: str, station: str | None = None) -> pd.DataFrame:
+    """One Open-Meteo JSON body -> rows `region, station, period_utc, <values>`; absent variables
+    NaN. `station` defaults to `open-meteo:<region>`."""
     hourly = body.get("hourly") if isinstance(body, Mapping) else None
     if not isinstance(hourly, Mapping) or not isinstance(hourly.get("time"), list):
         raise OpenMeteoError(
@@ -80,6 +85,7 @@ def parse_hourly(body: Mapping[str, Any], region: str) -> pd.DataFrame:
         ) from None
     frame = pd.DataFrame({
         "region": region,
+        "station": station or f"open-meteo:{region}",
         "period_utc": (local - pd.Timedelta(seconds=int(offset_s))).dt.tz_localize("UTC"),
     })
     for column, names in VARIABLE_NAMES.items():
@@ -108,17 +114,6 @@ def _window_params(kind: Kind, start: pd.Timestamp, end: pd.Timestamp) -> dict[s
             "end_hour": last.floor("h").strftime(TIME_FORMAT)}
 
 
-def mean_over_points(frames: Sequence[pd.DataFrame], region: str) -> pd.DataFrame:
-    """Average each variable over the points per hour (NaN only where every point lacks it)."""
-    if not frames:
-        return empty_weather()
-    stacked = pd.concat(frames, ignore_index=True)
-    mean = stacked.groupby("period_utc", sort=True)[list(VALUE_COLUMNS)].mean()
-    out = mean.reset_index()
-    out.insert(0, "region", region)
-    return out[list(COLUMNS)]
-
-
 class OpenMeteoClient:
     """Archive and forecast requests with retries and timeouts; no key needed."""
 
@@ -145,10 +140,20 @@ class OpenMeteoClient:
 
     def fetch_point(self, point: WeatherPoint, start: datetime, end: datetime,
                     kind: Kind = "archive", region: str = "") -> pd.DataFrame:
-        """Hourly rows for one point, start <= period_utc < end."""
+        """Hourly rows for one point, start <= period_utc < end (a long archive span is asked
+        for a year at a time, so a full-history backfill gets bounded responses)."""
         first, stop = _window(start, end)
         if stop <= first:
             return empty_weather()
+        if kind == "archive" and stop - first > ARCHIVE_CHUNK:
+            cuts = [*pd.date_range(first, stop, freq=ARCHIVE_CHUNK), stop]
+            parts = [self._fetch_span(point, a, b, kind, region)
+                     for a, b in zip(cuts[:-1], cuts[1:], strict=True) if a < b]
+            return pd.concat(parts, ignore_index=True)
+        return self._fetch_span(point, first, stop, kind, region)
+
+    def _fetch_span(self, point: WeatherPoint, first: pd.Timestamp, stop: pd.Timestamp,
+                    kind: Kind, region: str) -> pd.DataFrame:
         if kind not in self.urls:
             raise ValueError(f"kind={kind!r}: expected 'archive' or 'forecast'")
         url = self.urls[kind]
@@ -173,7 +178,7 @@ class OpenMeteoClient:
                 f"{kind} range and the coordinates are valid)",
                 reason=reason, status=response.status_code,
             )
-        frame = parse_hourly(body, region or point.name)
+        frame = parse_hourly(body, region or point.name, point.station)
         return frame[(frame["period_utc"] >= first) & (frame["period_utc"] < stop)]
 
     def fetch_region_weather(
@@ -184,14 +189,15 @@ class OpenMeteoClient:
         end: datetime,
         kind: Kind = "archive",
     ) -> pd.DataFrame:
-        """The region's hourly weather: mean over `points`, rows with start <= period_utc < end."""
+        """Hourly rows of every point (`station` = the point), start <= period_utc < end; the
+        region's own series is derived from them in `features/weather.py`."""
         if not points:
             raise OpenMeteoError(
                 f"region {region_code} has no weather points: add some to its entry in "
                 "electricity_assets/regions.py"
             )
         frames = [self.fetch_point(p, start, end, kind, region_code) for p in points]
-        weather = mean_over_points(frames, region_code)
+        weather = pd.concat(frames, ignore_index=True)
         logger.info("Open-Meteo %s: %s, %d points, %d hours", kind, region_code, len(points),
                     len(weather))
         return weather

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from electricity_assets.datasets import Dataset
-from electricity_assets.sources.bundled import read_bundled
+from electricity_assets.sources.bundled import read_replay
 
 logger = logging.getLogger(__name__)
 
@@ -27,22 +27,25 @@ class SourceConfig:
 
 @dataclass
 class SourceWindow:
-    rows: pd.DataFrame            # dataset.columns, period_utc tz-aware UTC
+    rows: pd.DataFrame            # dataset.columns + source, period_utc tz-aware UTC
     rejected: pd.DataFrame        # rows the source refused, with a `reason` column
-    source: str                   # label stored in the `source` column
+
+    @property
+    def source(self) -> str:
+        """The `source` labels of the rows, e.g. 'noaa_lcd, open_meteo' (for logs and metadata)."""
+        return ", ".join(sorted(self.rows["source"].unique())) or "none"
 
 
 def load_window(dataset: Dataset, start: datetime, end: datetime,
                 config: SourceConfig) -> SourceWindow:
     """Rows of `dataset` with start <= period_utc < end from the configured source."""
     if config.mode == "bundled":
-        if not dataset.replay_required and not (config.data_dir / dataset.bundled_file).exists():
-            logger.warning("%s has no %s: no %s rows replayed", config.data_dir,
-                           dataset.bundled_file, dataset.name)
-            return SourceWindow(pd.DataFrame({c: [] for c in dataset.columns}),
-                                pd.DataFrame(columns=["payload", "reason"]), "bundled")
-        rows = read_bundled(dataset, start, end, config.data_dir)
-        return SourceWindow(rows, pd.DataFrame(columns=["payload", "reason"]), "bundled")
+        missing = [f.name for f in dataset.replay_files if not (config.data_dir / f.name).exists()]
+        if missing:
+            logger.warning("%s has no %s: those %s rows are not replayed", config.data_dir,
+                           ", ".join(missing), dataset.name)
+        replay = read_replay(dataset, start, end, config.data_dir)
+        return SourceWindow(replay.rows, replay.rejected)
     if config.mode == "api":
         from electricity_assets.sources.live import fetch_live
 
@@ -54,5 +57,5 @@ def load_window(dataset: Dataset, start: datetime, end: datetime,
             forecast_url=config.open_meteo_forecast_url,
         )
         label = "eia_api" if dataset.name == "demand" else "open_meteo"
-        return SourceWindow(rows[list(dataset.columns)], rejected, label)
+        return SourceWindow(rows[list(dataset.columns)].assign(source=label), rejected)
     raise ValueError(f"unknown source mode {config.mode!r}: expected 'bundled' or 'api'")

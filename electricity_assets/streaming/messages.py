@@ -4,7 +4,8 @@ A message is one JSON object per (region, hour[, type]), keyed by region so a re
 one partition and in order. Schema v1 (`schema_version` may be omitted, meaning 1):
 
     demand:  region, period_utc, type (D | DF), value_mwh, source, produced_at
-    weather: region, period_utc, temperature_c, relative_humidity, wind_speed_kmh,
+    weather: region, station (optional: absent = the region's own value), period_utc,
+             temperature_c, dewpoint_c (optional), relative_humidity, wind_speed_kmh,
              precipitation_mm, source, produced_at
 
 Decisions: region codes are not checked against the catalogue (regions come from the data, a new
@@ -25,6 +26,7 @@ import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
+from electricity_assets.storage import REGION_MEAN_STATION
 
 REGION_PATTERN = r"^[A-Z0-9]{2,6}$"
 MAX_DEMAND_MWH = 2_000_000.0
@@ -57,6 +59,9 @@ class DemandMessageV1(HourlyMessage):
 
 
 class WeatherMessageV1(HourlyMessage):
+    # Optional, so v1 messages from before per-station weather stay valid: a region's own value.
+    station: str = Field(default=REGION_MEAN_STATION, min_length=1, max_length=64)
+    dewpoint_c: float | None = Field(default=None, ge=-90.0, le=40.0, allow_inf_nan=False)
     temperature_c: float | None = Field(default=None, ge=-90.0, le=65.0, allow_inf_nan=False)
     relative_humidity: float | None = Field(default=None, ge=0.0, le=100.0, allow_inf_nan=False)
     wind_speed_kmh: float | None = Field(default=None, ge=0.0, le=500.0, allow_inf_nan=False)
