@@ -1,0 +1,66 @@
+"""Simulated day-ahead weather forecast error, for honest (ex-ante) scoring and calibration.
+
+In real use the weather of the hours after a forecast's issue time (t - 24 h) is itself a
+forecast. The bundled history holds observations only, so ex-ante inputs are built by adding a
+simulated forecast error to the observed region weather (`weather_error`), then recomputing the
+features as of the issue time (`features.weather.forecast_weather_features`).
+
+The error model (documented, seeded, deliberately simple):
+- temperature: a stationary AR(1) over hours, e_t = PHI * e_(t-1) + sqrt(1 - PHI^2) * SD * z_t,
+  with SD = 2.0 C (a typical day-ahead 2 m temperature error) and PHI = 0.95 (errors persist for
+  about a day, as a misplaced front does);
+- dew point: CORR = 0.6 of the temperature error plus an independent AR(1) of the same SD and
+  persistence, so dew point also errs by 2.0 C and humidity (recomputed from the two by the Magnus
+  formula) moves consistently with them;
+- wind: multiplied by exp(AR(1) with SD 0.2), i.e. about 20 % error;
+- precipitation is left as observed (no region uses it offline).
+Each region gets its own stream from `numpy.random.default_rng([seed, crc32(region)])`, so the
+error of a region does not depend on which other regions are scored.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+
+@dataclass(frozen=True)
+class WeatherErrorModel:
+    temperature_sd_c: float = 2.0
+    persistence: float = 0.95  # AR(1) coefficient per hour
+    dewpoint_correlation: float = 0.6
+    wind_log_sd: float = 0.2
+    seed: int = 20240901
+
+
+def _ar1(rng: np.random.Generator, n: int, sd: float, phi: float) -> np.ndarray:
+    """A stationary AR(1) path of length n with marginal standard deviation `sd`."""
+    shocks = rng.standard_normal(n) * sd * np.sqrt(1 - phi ** 2)
+    shocks[0] = rng.standard_normal() * sd  # start in the stationary distribution
+    return lfilter([1.0], [1.0, -phi], shocks)
+
+
+def weather_error(series: pd.DataFrame, model: WeatherErrorModel | None = None) -> pd.DataFrame:
+    """Per region and hour of `series` (a `region_weather` frame): `temperature_error_c`,
+    `dewpoint_error_c`, `wind_factor`. The AR(1) runs over each region's dense hourly grid."""
+    model = model or WeatherErrorModel()
+    parts = []
+    for region, rows in series.groupby("region", sort=True):
+        hours = pd.date_range(rows["period_utc"].min(), rows["period_utc"].max(), freq="h")
+        rng = np.random.default_rng([model.seed, zlib.crc32(str(region).encode())])
+        n, phi, sd = len(hours), model.persistence, model.temperature_sd_c
+        temperature = _ar1(rng, n, sd, phi)
+        rho = model.dewpoint_correlation
+        dewpoint = rho * temperature + np.sqrt(1 - rho ** 2) * _ar1(rng, n, sd, phi)
+        wind = np.exp(_ar1(rng, n, model.wind_log_sd, phi))
+        parts.append(pd.DataFrame({"region": region, "period_utc": hours,
+                                   "temperature_error_c": temperature,
+                                   "dewpoint_error_c": dewpoint, "wind_factor": wind}))
+    if not parts:
+        return pd.DataFrame(columns=["region", "period_utc", "temperature_error_c",
+                                     "dewpoint_error_c", "wind_factor"])
+    return pd.concat(parts, ignore_index=True)
