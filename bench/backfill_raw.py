@@ -13,7 +13,6 @@ Usage: .venv/bin/python bench/backfill_raw.py [--days N]   (N: a slice from the 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from electricity_assets.datasets import DATASETS  # noqa: E402
 from electricity_assets.partitions import hourly_partitions  # noqa: E402
-from electricity_assets.settings import PACKAGE_DATA_DIR  # noqa: E402
+from electricity_assets.settings import PACKAGE_DATA_DIR, dagster_process_env  # noqa: E402
 from electricity_assets.sources.bundled import bundled_coverage, read_bundled  # noqa: E402
 from electricity_assets.storage import replace_window  # noqa: E402
 
@@ -51,8 +50,8 @@ def time_dagster(first: datetime, last: datetime, workdir: Path) -> tuple[float,
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ELECTRICITY_HOME": str(workdir),
-           "ELECTRICITY_SOURCE": "bundled", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
+    env = {**dagster_process_env(), "DAGSTER_HOME": str(home), "ELECTRICITY_HOME": str(workdir),
+           "ELECTRICITY_SOURCE": "bundled"}
     fmt = hourly_partitions.fmt
     cmd = [str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m",
            "electricity_assets.definitions", "--select", "raw_demand,raw_weather",

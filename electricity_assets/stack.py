@@ -298,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = settings.local_home()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ELECTRICITY_HOME": str(home), "DAGSTER_HOME": str(
-        prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
+    env = {**settings.dagster_process_env(), "ELECTRICITY_HOME": str(home),
+           "DAGSTER_HOME": str(prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
     os.environ.update({"ELECTRICITY_HOME": env["ELECTRICITY_HOME"],
                        "DAGSTER_HOME": env["DAGSTER_HOME"]})
     if settings.source_mode() == "bundled":

@@ -12,13 +12,8 @@ import pytest
 
 from electricity_assets import serving
 from electricity_assets.assets.freshness import assess_freshness, freshness_checks
-from electricity_assets.schedules import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    build_operations,
-    due_hours,
-    publish_serving_snapshot,
-)
+from electricity_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, due_hours
+from electricity_assets.sensors import publish_serving_snapshot
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,12 +25,11 @@ def replay_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _defs() -> dg.Definitions:
-    from electricity_assets.definitions import assets
+    from electricity_assets.definitions import assets, jobs, schedules
     from electricity_assets.resources import build_resources
 
-    jobs, schedules, sensors = build_operations(assets)
     return dg.Definitions(assets=assets, asset_checks=freshness_checks, jobs=jobs,
-                          schedules=schedules, sensors=sensors, resources=build_resources())
+                          schedules=schedules, resources=build_resources())
 
 
 @pytest.mark.parametrize(("minutes", "speed", "hours"), [(60, 1.0, 2), (1, 60.0, 2), (5, 60.0, 6),

@@ -34,10 +34,11 @@ def test_a_live_hour_on_kafka_reaches_demand_forecasts(
         kafka_settings: KafkaSettings, duckdb_path: str, isolated_home,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from electricity_assets import definitions
+    from electricity_assets.jobs import stream_ingest_job
     from electricity_assets.modeling.registry import MlflowConfig, log_and_register
     from electricity_assets.modeling.training import train_region
     from electricity_assets.modeling.workspace import build_workspace
-    from electricity_assets.sensors import kafka_stream_sensor, stream_ingest_job
+    from electricity_assets.sensors import kafka_stream_sensor
 
     # History up to the live hour (CAL demand + weather), features, and a CAL champion.
     folder = write_sample(isolated_home / "data", ("2020-01-25", "2020-03-30T06:00:00Z"))

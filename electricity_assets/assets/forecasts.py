@@ -55,5 +55,3 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         "in_sample_hours": sum(batch.in_sample.values()),
     })
 
-
-forecast_assets = [demand_forecasts]

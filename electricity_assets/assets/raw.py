@@ -17,7 +17,7 @@ from electricity_assets import quality
 from electricity_assets.assets.metadata import long_window, window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.partitions import HOURLY_WINDOWED
-from electricity_assets.resources import ElectricityDuckDB, SourceResource
+from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
 from electricity_assets.storage import replace_window
 
@@ -92,15 +92,15 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         description=DESCRIPTIONS[dataset.name],
     )
     def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig,
-             duckdb: ElectricityDuckDB, source: SourceResource) -> dg.MaterializeResult:
+             duckdb: ElectricityDuckDB, source: SourceResource,
+             kafka: KafkaResource) -> dg.MaterializeResult:
         start, end = context.partition_time_window
         if config.kafka_offsets:
             from electricity_assets.streaming.ingest import ingest_offsets
-            from electricity_assets.streaming.settings import KafkaSettings
 
             with duckdb.get_connection() as conn:
                 result = ingest_offsets(conn, dataset, config.kafka_offsets,
-                                        KafkaSettings.from_env())
+                                        kafka.kafka_settings())
                 metadata = _window_metadata(context, conn, dataset, start, end,
                                             result.rows_written)
             context.log.info(
