@@ -85,7 +85,7 @@ def main() -> None:
                               resources=definitions.build_resources())
         resolved = defs.resolve_job_def(
             "stream_ingest_job" if args.downstream else "stream_ingest_raw_only")
-        sensor = defs.get_sensor_def("kafka_stream_sensor")
+        sensor = defs.resolve_sensor_def("kafka_stream_sensor")
         cursor, runs, tick_s, run_s = None, 0, 0.0, 0.0
         # The stack's instance: sqlite storage from the project's dagster.yaml (batched events).
         dagster_home = Path(home) / "dagster_home"
@@ -96,7 +96,8 @@ def main() -> None:
             while True:
                 t0 = time.perf_counter()
                 data = sensor.evaluate_tick(dg.build_sensor_context(
-                    instance=instance, cursor=cursor, definitions=defs))
+                    instance=instance, cursor=cursor, definitions=defs,
+                    resources=dict(defs.resources or {})))
                 t1 = time.perf_counter()
                 tick_s += t1 - t0
                 if not data.run_requests:

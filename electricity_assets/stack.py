@@ -203,9 +203,9 @@ def seed_history(replay_start: datetime, feature_days: int = 400) -> dict[str, i
                                        ingested_at=pd.Timestamp(datetime.now(UTC)))
             written[dataset.table] = replace_window(conn, dataset.table, rows, first, end)
         frame = demand.compute_demand_features(conn, features_from, end)
-        written[demand.TABLE] = replace_window(conn, demand.TABLE, frame, features_from, end)
+        written[demand.TABLE] = replace_window(conn, demand.SCHEMA, frame, features_from, end)
         frame = weather.compute_weather_features(conn, features_from, end)
-        written[weather.TABLE] = replace_window(conn, weather.TABLE, frame, features_from, end)
+        written[weather.TABLE] = replace_window(conn, weather.SCHEMA, frame, features_from, end)
     return written
 
 

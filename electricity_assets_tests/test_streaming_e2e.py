@@ -63,8 +63,9 @@ def test_a_live_hour_on_kafka_reaches_demand_forecasts(
     defs = dg.Definitions(assets=definitions.assets, jobs=[stream_ingest_job],
                           sensors=[kafka_stream_sensor], resources=definitions.build_resources())
     with dg.DagsterInstance.ephemeral() as instance:
-        tick = defs.get_sensor_def("kafka_stream_sensor").evaluate_tick(
-            dg.build_sensor_context(instance=instance, definitions=defs))
+        tick = defs.resolve_sensor_def("kafka_stream_sensor").evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs,
+                                    resources=dict(defs.resources or {})))
         assert len(tick.run_requests) == 1
         request = tick.run_requests[0]
         result = defs.resolve_job_def("stream_ingest_job").execute_in_process(

@@ -46,8 +46,9 @@ def publish(settings: KafkaSettings, start: datetime, end: datetime,
 
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
-    sensor = defs.get_sensor_def("kafka_stream_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    sensor = defs.resolve_sensor_def("kafka_stream_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                      resources=dict(defs.resources or {}))
     return sensor.evaluate_tick(context)
 
 

@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from electricity_assets import quality
-from electricity_assets.assets.metadata import long_window, window_metadata
+from electricity_assets import quality, storage
+from electricity_assets.assets.metadata import column_schema, long_window, window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
@@ -90,6 +90,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         owners=OWNERS,
         description=DESCRIPTIONS[dataset.name],
+        metadata=column_schema(storage.TABLES[dataset.table]),
     )
     def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig,
              duckdb: ElectricityDuckDB, source: SourceResource,

@@ -51,8 +51,8 @@ def build_workspace(conn: duckdb.DuckDBPyConnection, data_dir: Path) -> tuple[da
     _ingest(conn, WEATHER, data_dir)
     start, end = window
     end += timedelta(hours=demand.FORECAST_HORIZON_HOURS)  # features exist a day past the data
-    storage.replace_window(conn, demand.TABLE, demand.compute_demand_features(conn, start, end),
+    storage.replace_window(conn, demand.SCHEMA, demand.compute_demand_features(conn, start, end),
                            start, end)
-    storage.replace_window(conn, weather.TABLE,
+    storage.replace_window(conn, weather.SCHEMA,
                            weather.compute_weather_features(conn, start, end), start, end)
     return start, end
