@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from electricity_assets.datasets import DATASETS  # noqa: E402
+from electricity_assets.ingest import ingest_window  # noqa: E402
 from electricity_assets.partitions import hourly_partitions  # noqa: E402
 from electricity_assets.settings import PACKAGE_DATA_DIR, dagster_process_env  # noqa: E402
-from electricity_assets.sources.bundled import bundled_coverage, read_bundled  # noqa: E402
-from electricity_assets.storage import replace_window  # noqa: E402
+from electricity_assets.sources.bundled import bundled_coverage  # noqa: E402
+from electricity_assets.sources.select import SourceConfig  # noqa: E402
 
 
 def time_ingest(db: Path) -> float:
@@ -40,9 +41,7 @@ def time_ingest(db: Path) -> float:
     began = time.perf_counter()
     with duckdb.connect(str(db)) as conn:
         for dataset in DATASETS.values():
-            frame = read_bundled(dataset, start, end, PACKAGE_DATA_DIR)
-            frame = frame.assign(source="bundled", ingested_at=datetime.now(UTC))
-            replace_window(conn, dataset.table, frame, start, end)
+            ingest_window(conn, dataset, start, end, SourceConfig("bundled", PACKAGE_DATA_DIR))
     return time.perf_counter() - began
 
 

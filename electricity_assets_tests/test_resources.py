@@ -13,11 +13,9 @@ from electricity_assets.resources import KafkaResource, build_resources
 
 def test_kafka_secret_reaches_the_client_but_never_the_resource_config(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KAFKA_BROKER_ADDRESS", "broker.example:9093")
-    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("KAFKA_SASL_USERNAME", "forecaster")
-    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret-value")
-    monkeypatch.setenv("KAFKA_DEMAND_TOPIC", "grid.demand")
+    for name, value in {"BROKER_ADDRESS": "broker.example:9093", "SASL_PASSWORD": "s3cret-value",
+                        "SECURITY_PROTOCOL": "SASL_SSL", "DEMAND_TOPIC": "grid.demand"}.items():
+        monkeypatch.setenv(f"KAFKA_{name}", value)
     kafka = build_resources()["kafka"]
     assert isinstance(kafka.sasl_password, dg.EnvVar)  # what the UI shows: the variable's name
     assert "s3cret-value" not in repr(kafka)
