@@ -156,6 +156,25 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
     return to_utc(stats)
 
 
+def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
+    """`frame` (rows of `model_frame`) with its weather z-scores refitted, per region, on its own
+    rows before `cutoff`: the rule of `fit_weather_normalisation`, in memory, so a backtest
+    never normalises with statistics of the hours it scores whatever the stored cut-off."""
+    cutoff_ts = pd.Timestamp(cutoff)
+    before = frame[frame["period_utc"] < cutoff_ts]
+    refitted = {}
+    for column, z_column in Z_COLUMNS.items():
+        if column not in frame:
+            continue
+        values = pd.to_numeric(before[column], errors="coerce").groupby(before["region"])
+        stats = values.agg(["mean", "std", "count"])
+        stats = stats[(stats["count"] >= NORMALISATION_MIN_ROWS) & (stats["std"] > 0)]
+        mean = frame["region"].map(stats["mean"]).astype(float)
+        std = frame["region"].map(stats["std"]).astype(float)
+        refitted[z_column] = (pd.to_numeric(frame[column], errors="coerce") - mean) / std
+    return frame.assign(**refitted)
+
+
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The stored z-score statistics (empty until fitted)."""
     ensure_exists(conn, NORMALISATION_TABLE)
