@@ -21,14 +21,9 @@ from electricity_assets.features.weather import (
     weather_normalisation,
 )
 
-DEMAND_FEATURES_TABLE = "demand_features"
-WEATHER_FEATURES_TABLE = "weather_features"
-
 __all__ = [
-    "DEMAND_FEATURES_TABLE",
     "FEATURE_COLUMNS",
     "OBSERVED_AT_ISSUE",
-    "WEATHER_FEATURES_TABLE",
     "WEATHER_FEATURE_COLUMNS",
     "compute_demand_features",
     "compute_weather_features",

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets import storage
-from electricity_assets.features.common import ensure_exists, table_ddl, to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
 from electricity_assets.regions import get_region, station_regions
 
 TABLE = "weather_features"
@@ -92,25 +92,30 @@ COLUMNS: dict[str, str] = {
     "weather_stations": "INTEGER",  # stations averaged for the hour (not a model input)
     "weather_source": "VARCHAR",    # their sources, e.g. noaa_lcd+open_meteo
 }
-storage.register_table(TABLE, table_ddl(COLUMNS))
-storage.register_table(NORMALISATION_TABLE, """
-        region VARCHAR NOT NULL,
-        variable VARCHAR NOT NULL,        -- a raw_weather column, e.g. temperature_c
-        mean DOUBLE NOT NULL,
-        std DOUBLE NOT NULL,
-        n_rows BIGINT NOT NULL,
-        cutoff_utc TIMESTAMPTZ NOT NULL,  -- statistics use rows with period_utc < cutoff_utc
-        fitted_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, variable)""")
-storage.register_table(OFFSETS_TABLE, """
-        region VARCHAR NOT NULL,
-        station VARCHAR NOT NULL,
-        variable VARCHAR NOT NULL,
-        month INTEGER NOT NULL,           -- UTC month 1-12, 0 = all months
-        "offset" DOUBLE NOT NULL,         -- reference series minus station, mean over n_hours
-        n_hours BIGINT NOT NULL,
-        cutoff_utc TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, station, variable, month)""")
+SCHEMA = storage.Table(TABLE, storage.columns(COLUMNS, {
+    "weather_stations": "stations averaged for the hour (not a model input)",
+    "weather_source": "their sources, e.g. noaa_lcd+open_meteo (not a model input)"}))
+NORMALISATION_SCHEMA = storage.Table(NORMALISATION_TABLE, storage.columns({
+    "region": "VARCHAR NOT NULL",
+    "variable": "VARCHAR NOT NULL",
+    "mean": "DOUBLE NOT NULL",
+    "std": "DOUBLE NOT NULL",
+    "n_rows": "BIGINT NOT NULL",
+    "cutoff_utc": "TIMESTAMPTZ NOT NULL",
+    "fitted_at": "TIMESTAMPTZ NOT NULL",
+}, {"variable": "a raw_weather column, e.g. temperature_c",
+    "cutoff_utc": "statistics use hours with period_utc < cutoff_utc"}), ("region", "variable"))
+OFFSETS_SCHEMA = storage.Table(OFFSETS_TABLE, storage.columns({
+    "region": "VARCHAR NOT NULL",
+    "station": "VARCHAR NOT NULL",
+    "variable": "VARCHAR NOT NULL",
+    "month": "INTEGER NOT NULL",
+    '"offset"': "DOUBLE NOT NULL",
+    "n_hours": "BIGINT NOT NULL",
+    "cutoff_utc": "TIMESTAMPTZ NOT NULL",
+}, {"month": "UTC month 1-12, 0 = all months",
+    '"offset"': "reference series minus station, mean over n_hours"}),
+    ("region", "station", "variable", "month"))
 
 _A, _B = 17.625, 243.04  # Magnus coefficients (C)
 _TD_FROM_RH = (f"({_B} * (ln(rh / 100) + {_A} * t / ({_B} + t)) "
@@ -163,7 +168,7 @@ def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
                    ) -> pd.DataFrame:
     """Each region's hourly weather (MEASURED + weather_stations, weather_source) derived from
     its stations for start <= period_utc < end; one row per region and hour with any value."""
-    ensure_exists(conn, "raw_weather", OFFSETS_TABLE)
+    ensure_exists(conn, "raw_weather", OFFSETS_SCHEMA)
     _register_members(conn)
     values = ", ".join(f"avg(value) FILTER (WHERE variable = '{c}' AND used) AS {c}"
                        for c in MEASURED)
@@ -323,9 +328,7 @@ def default_normalisation_cutoff(conn: duckdb.DuckDBPyConnection) -> datetime | 
 def _replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
     conn.execute(f"DELETE FROM {table}")
     if len(frame):
-        conn.register("_fitted", frame)
-        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _fitted")
-        conn.unregister("_fitted")
+        storage.insert_frame(conn, table, frame)
 
 
 def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd.DataFrame:
@@ -335,10 +338,9 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
     if cutoff_ts.tzinfo is None:
         raise ValueError(f"cutoff={cutoff!r} is naive: pass a timezone-aware UTC datetime")
     cutoff_ts = cutoff_ts.tz_convert("UTC")
-    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE, OFFSETS_TABLE)
+    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA, OFFSETS_SCHEMA)
     offsets = fit_station_offsets(conn, cutoff_ts)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with storage.transaction(conn):
         # One cut-off for every region: statistics from different cut-offs never mix.
         _replace_table(conn, OFFSETS_TABLE, offsets)
         (first,) = conn.execute("SELECT min(period_utc) FROM raw_weather").fetchone()
@@ -353,23 +355,38 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
         stats["cutoff_utc"] = cutoff_ts
         stats["fitted_at"] = pd.Timestamp(datetime.now(UTC))
         _replace_table(conn, NORMALISATION_TABLE, stats)
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return to_utc(stats.sort_values(["region", "variable"], ignore_index=True), "cutoff_utc")
+
+
+def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
+    """`frame` (rows of `model_frame`) with its weather z-scores refitted, per region, on its own
+    rows before `cutoff`: the rule of `fit_weather_normalisation`, in memory, so a backtest
+    never normalises with statistics of the hours it scores whatever the stored cut-off."""
+    cutoff_ts = pd.Timestamp(cutoff)
+    before = frame[frame["period_utc"] < cutoff_ts]
+    refitted = {}
+    for column, z_column in Z_COLUMNS.items():
+        if column not in frame:
+            continue
+        values = pd.to_numeric(before[column], errors="coerce").groupby(before["region"])
+        stats = values.agg(["mean", "std", "count"])
+        stats = stats[(stats["count"] >= NORMALISATION_MIN_ROWS) & (stats["std"] > 0)]
+        mean = frame["region"].map(stats["mean"]).astype(float)
+        std = frame["region"].map(stats["std"]).astype(float)
+        refitted[z_column] = (pd.to_numeric(frame[column], errors="coerce") - mean) / std
+    return frame.assign(**refitted)
 
 
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The stored z-score statistics (empty until fitted)."""
-    ensure_exists(conn, NORMALISATION_TABLE)
+    ensure_exists(conn, NORMALISATION_SCHEMA)
     return to_utc(conn.execute(
         f"SELECT * FROM {NORMALISATION_TABLE} ORDER BY region, variable").df(), "cutoff_utc")
 
 
 def station_offsets(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The stored station offsets (empty until fitted)."""
-    ensure_exists(conn, OFFSETS_TABLE)
+    ensure_exists(conn, OFFSETS_SCHEMA)
     return conn.execute(f"SELECT * FROM {OFFSETS_TABLE} ORDER BY ALL").df()
 
 
@@ -382,7 +399,7 @@ def compute_weather_features(conn: duckdb.DuckDBPyConnection, start: datetime, e
     exist yet.
     """
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE, OFFSETS_TABLE)
+    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA, OFFSETS_SCHEMA)
     if normalisation_cutoff is not None:
         fit_weather_normalisation(conn, normalisation_cutoff)
     elif conn.execute(f"SELECT count(*) FROM {NORMALISATION_TABLE}").fetchone()[0] == 0:

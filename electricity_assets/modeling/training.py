@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets.features import FEATURE_COLUMNS, WEATHER_FEATURE_COLUMNS
+from electricity_assets.features.weather import Z_COLUMNS
 from electricity_assets.modeling.metrics import compare
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,15 @@ def model_inputs(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFram
     return pd.DataFrame(columns, index=frame.index)
 
 
-def usable_features(frame: pd.DataFrame) -> list[str]:
-    """Demand/calendar features always; weather features only where the region has any."""
-    weather = [c for c in WEATHER_FEATURE_COLUMNS if c in frame and frame[c].notna().any()]
+def usable_features(frame: pd.DataFrame, z_scores: bool = False) -> list[str]:
+    """Demand/calendar features always; weather features only where the region has any.
+
+    A region's z-scores are a monotone transform of its raw values, which a tree splits on
+    identically: they only add duplicate columns (and tempt early stopping on noise) to a
+    per-region model, so only the global model, whose regions share splits, gets them.
+    """
+    weather = [c for c in WEATHER_FEATURE_COLUMNS if c in frame and frame[c].notna().any()
+               and (z_scores or c not in Z_COLUMNS.values())]
     return [*FEATURE_COLUMNS, *weather]
 
 
@@ -217,7 +224,7 @@ def train_global(frame: pd.DataFrame, config: TrainingConfig | None = None) -> G
     valid = data[data["period_utc"] >= validation_start]
     if len(train) < config.min_train_hours or len(valid) < config.min_validation_hours:
         raise InsufficientDataError(f"global model: {len(train)} training hours, too few")
-    features = [*usable_features(frame), REGION_FEATURE]
+    features = [*usable_features(frame, z_scores=True), REGION_FEATURE]
     y_train = train["demand_mwh"] / train["_scale"]
     y_valid = valid["demand_mwh"] / valid["_scale"]
     train_set = lgb.Dataset(model_inputs(train, features), y_train,
