@@ -384,6 +384,11 @@ def forecast_horizon(conn: Conn, region: str, hours: int = HORIZON_HOURS) -> pd.
         ORDER BY f.period_utc""", [region, hours, region])
 
 
+def _missing(value: object) -> bool:
+    return value is None or (not isinstance(value, bytes | bytearray | memoryview)
+                             and bool(pd.isna(value)))
+
+
 @dataclass
 class ModelCard:
     model_name: str
@@ -409,7 +414,8 @@ def champion_card(conn: Conn, region: str) -> ModelCard:
     return ModelCard(name, True, version=row["version"], run_id=row["run_id"],
                      trained_at=row["trained_at"].to_pydatetime(),
                      metrics=json.loads(row["metrics_json"]),
-                     importance_png=bytes(png) if png is not None and len(png) else None)
+                     # A card without the figure reads back as NA (NULL blob), not None.
+                     importance_png=bytes(png) if not _missing(png) and len(png) else None)
 
 
 @dataclass
