@@ -119,13 +119,16 @@ def backtest_section(bt: pd.DataFrame) -> None:
                "before that week; newest run first.")
 
 
-def weather_section(region: str, frame: pd.DataFrame) -> None:
+def weather_section(region: str, frame: pd.DataFrame, interactive: bool) -> None:
     st.subheader("Weather: temperature vs demand")
     if frame.empty:
         st.info(f"No weather for {region} in this range (the bundled weather covers CAL, MIDA "
                 "and TEX from 2020).")
         return
-    st.plotly_chart(charts.weather_chart(frame), width="stretch")
+    if interactive:
+        st.plotly_chart(charts.weather_chart(frame), width="stretch")
+    else:
+        st.markdown(charts.weather_chart_svg(frame), unsafe_allow_html=True)
 
 
 def model_card_section(card: queries.ModelCard) -> None:
@@ -211,6 +214,9 @@ def main() -> None:
         return
     horizon_section(span.horizon, tz)
     window = pick_window(span, tz)
+    interactive = st.sidebar.toggle(
+        "Interactive charts", key="interactive",
+        help="Plotly charts with zoom and hover; they take a few seconds longer to draw.")
     if window is not None:
         view = ui.load_window(region, *window, tz)
         if view.series.empty:
@@ -219,12 +225,16 @@ def main() -> None:
             title = f"Hourly demand, {ui.region_label(region)}"
             if view.daily:
                 title = f"Daily mean demand, {ui.region_label(region)} (long range)"
-            st.plotly_chart(charts.demand_chart(view.chart, tz, title, view.daily),
-                            width="stretch")
+            if interactive:
+                st.plotly_chart(charts.demand_chart(view.chart, tz, title, view.daily),
+                                width="stretch")
+            else:
+                st.markdown(charts.demand_chart_svg(view.chart, tz, title, view.daily),
+                            unsafe_allow_html=True)
             metrics = metrics_section(view.series)
             downloads(region, view.series, metrics, view.backtest, tz)
         backtest_section(view.backtest)
-        weather_section(region, view.weather)
+        weather_section(region, view.weather, interactive)
     model_card_section(span.card)
     operations_section(overview, region)
     ui.footer()
