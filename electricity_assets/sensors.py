@@ -1,10 +1,14 @@
-"""kafka_stream_sensor: turns new Kafka messages into runs of stream_ingest_job.
+"""The code location's sensors: kafka_stream_sensor and publish_serving_snapshot.
+
+kafka_stream_sensor turns new Kafka messages into runs of stream_ingest_job.
 
 Each tick (every 5 s: latency to raw rows stays well under a minute) reads end offsets, plans up
 to 8 batches of at most KAFKA_MAX_BATCH_MESSAGES messages after the cursor, and yields one
 RunRequest per batch: run key and run config carry the batch's offset ranges, the partition range
 covers the hours its messages are about. The run, not the sensor, writes the messages, so a failed
 run re-executed re-reads the same range; the cursor only says what has been handed to a run.
+
+publish_serving_snapshot copies the dashboard's tables after every successful run.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from datetime import datetime
 
 import dagster as dg
 
+from electricity_assets import serving
 from electricity_assets.datasets import DATASETS
+from electricity_assets.jobs import stream_ingest_job, stream_run_config
 from electricity_assets.partitions import hourly_partitions
+from electricity_assets.resources import KafkaResource
 from electricity_assets.streaming.batches import Batch, plan_batches
-from electricity_assets.streaming.job import stream_ingest_job, stream_run_config
-from electricity_assets.streaming.settings import BrokerUnavailable, KafkaSettings
+from electricity_assets.streaming.settings import BrokerUnavailable
 
 SENSOR_INTERVAL_SECONDS = 5
 RUN_RETRIES = 2
@@ -54,10 +60,10 @@ def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunReques
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls the demand and weather topics; one run per bounded batch of new messages.",
 )
-def kafka_stream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    settings = KafkaSettings.from_env()
+def kafka_stream_sensor(context: dg.SensorEvaluationContext,
+                        kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
     try:
-        batches, cursor = plan_batches(settings, context.cursor)
+        batches, cursor = plan_batches(kafka.kafka_settings(), context.cursor)
     except BrokerUnavailable as exc:
         return dg.SkipReason(str(exc))
     if not batches:
@@ -73,5 +79,18 @@ def kafka_stream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult 
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 
-stream_sensors = [kafka_stream_sensor]
-stream_jobs = [stream_ingest_job]
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="publish_serving_snapshot",
+    monitor_all_code_locations=True,  # also runs launched from the CLI (the stack's seed)
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    description="After each successful run, publish the dashboard's serving snapshot.")
+def publish_serving_snapshot(context: dg.RunStatusSensorContext):
+    try:
+        # Well inside the sensor's gRPC deadline (60 s); a missed publish is redone by the
+        # next successful run.
+        result = serving.publish_snapshot(lock_timeout_s=20.0)
+    except serving.ServingUnavailableError as exc:
+        return dg.SkipReason(str(exc))
+    context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
+    return None
