@@ -266,7 +266,7 @@ def test_glitch_rule_flags_exactly_the_documented_hours_of_the_bundled_history(
     with open_db(duckdb_path) as conn:
         write_raw(conn, read_bundled(DEMAND, start, end, PACKAGE_DATA_DIR))
         frame = compute_demand_features(conn, start, end)
-        storage.replace_window(conn, "demand_features", frame, start, end)
+        storage.replace_window(conn, demand_schema.SCHEMA, frame, start, end)
         counts = implausible_counts(conn).set_index("region")["implausible_hours"]
     assert len(counts) == 12  # every bundled region was featurised
     assert counts[counts > 0].to_dict() == {"CAL": 2, "MIDA": 2, "SE": 1191, "TEN": 32}
