@@ -2,9 +2,11 @@
 
 Each tick (every 5 s: latency to raw rows stays well under a minute) reads end offsets, plans up
 to 8 batches of at most KAFKA_MAX_BATCH_MESSAGES messages after the cursor, and yields one
-RunRequest per batch: run key and run config carry the batch's offset ranges, the partition range
-covers the hours its messages are about. The run, not the sensor, writes the messages, so a failed
-run re-executed re-reads the same range; the cursor only says what has been handed to a run.
+RunRequest per stretch of hours a batch touches (`batches.hour_spans`): run key and run config carry
+the batch's offset ranges and the span, the partition range covers exactly that span. The run, not
+the sensor, writes the messages, so a failed run re-executed re-reads the same range; the cursor
+only says what has been handed to a run. Messages about implausible hours (before the first
+partition, days past the data clock) are in no span: the runs make them dead letters.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import dagster as dg
 
 from electricity_assets.datasets import DATASETS
 from electricity_assets.partitions import hourly_partitions
-from electricity_assets.streaming.batches import Batch, plan_batches
+from electricity_assets.plausibility import latest_plausible_hour
+from electricity_assets.replay_clock import current_time
+from electricity_assets.streaming.batches import Batch, HourSpan, plan_batches
 from electricity_assets.streaming.job import stream_ingest_job, stream_run_config
 from electricity_assets.streaming.settings import BrokerUnavailable, KafkaSettings
 
@@ -31,13 +35,23 @@ def _partition_key(hour: datetime | None, first: str, last: str) -> str:
     return min(max(key, first), last)  # keys in this format sort chronologically
 
 
-def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunRequest:
-    start = _partition_key(batch.first_hour, first_key, last_key)
-    end = _partition_key(batch.last_hour, first_key, last_key)
+def run_requests_for(batch: Batch, first_key: str, last_key: str) -> list[dg.RunRequest]:
+    """One run per span of the batch; one run over the last partition when it has none (its
+    messages are all dead letters, which still have to be written)."""
+    spans: list[HourSpan | None] = list(batch.spans) or [None]
+    return [_run_request(batch, span, first_key, last_key) for span in spans]
+
+
+def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
+                 last_key: str) -> dg.RunRequest:
+    start = _partition_key(span[0] if span else None, first_key, last_key)
+    end = _partition_key(span[1] if span else None, first_key, last_key)
+    suffix = f"|{span[0]:%Y%m%d%H}-{span[1]:%Y%m%d%H}" if len(batch.spans) > 1 and span else ""
     return dg.RunRequest(
-        run_key=batch.run_key,
+        run_key=batch.run_key + suffix,
         run_config=stream_run_config(
-            {name: batch.kafka_offsets(DATASETS[name]) for name in batch.topics}),
+            {name: batch.kafka_offsets(DATASETS[name]) for name in batch.topics},
+            span, batch.latest_hour),
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
@@ -56,20 +70,24 @@ def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunReques
 )
 def kafka_stream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     settings = KafkaSettings.from_env()
+    latest = latest_plausible_hour(current_time())
     try:
-        batches, cursor = plan_batches(settings, context.cursor)
+        batches, cursor = plan_batches(settings, context.cursor, latest_hour=latest)
     except BrokerUnavailable as exc:
         return dg.SkipReason(str(exc))
     if not batches:
         return dg.SkipReason("no new Kafka messages")
     first_key = hourly_partitions.get_first_partition_key()
     last_key = hourly_partitions.get_last_partition_key()
-    requests = [run_request_for(batch, first_key, last_key) for batch in batches]
-    for batch, request in zip(batches, requests, strict=True):
-        context.log.info(
-            f"batch of {batch.messages} messages, partitions "
-            f"{request.tags['dagster/asset_partition_range_start']}.."
-            f"{request.tags['dagster/asset_partition_range_end']}, offsets {batch.run_key}")
+    requests: list[dg.RunRequest] = []
+    for batch in batches:
+        batch_requests = run_requests_for(batch, first_key, last_key)
+        ranges = ", ".join(f"{r.tags['dagster/asset_partition_range_start']}.."
+                           f"{r.tags['dagster/asset_partition_range_end']}"
+                           for r in batch_requests)
+        context.log.info(f"batch of {batch.messages} messages, partitions {ranges}, "
+                         f"offsets {batch.run_key}")
+        requests += batch_requests
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 

@@ -34,8 +34,12 @@ MALFORMED = [
                          "value_mwh": 1.0, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
                         ).encode(), "period_utc not on the hour"),
     (b"TEX", json.dumps({"region": "TEX", "period_utc": "2019-07-01T01:00:00Z", "type": "D",
-                         "value_mwh": -3, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
+                         "value_mwh": -3e6, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
                         ).encode(), "implausible value: value_mwh"),
+    # Far future: would have made the sensor plan a run over every partition up to today.
+    (b"TEX", json.dumps({"region": "TEX", "period_utc": "2999-01-01T00:00:00Z", "type": "D",
+                         "value_mwh": 3, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
+                        ).encode(), "implausible period_utc: more than 8 days after"),
     (b"x", json.dumps({"region": "tx", "period_utc": "2019-07-01T01:00:00Z", "type": "D",
                        "source": "x", "produced_at": "2019-07-01T02:00:00Z"}).encode(),
      "invalid region code"),
@@ -156,8 +160,8 @@ def test_a_run_failing_mid_batch_then_retried_writes_the_same_rows(
 
 
 def test_weather_is_the_same_mechanism(kafka_settings: KafkaSettings, duckdb_path: str) -> None:
-    frame = read_bundled(WEATHER, datetime(2020, 7, 1, tzinfo=UTC),
-                         datetime(2020, 7, 1, 3, tzinfo=UTC), PACKAGE_DATA_DIR)
+    frame = read_bundled(WEATHER, datetime(2020, 3, 1, tzinfo=UTC),
+                         datetime(2020, 3, 1, 3, tzinfo=UTC), PACKAGE_DATA_DIR)
     offsets = publish(kafka_settings, WEATHER, list(encode_frame(WEATHER, frame, "open_meteo")))
     with duckdb.connect(duckdb_path) as conn:
         result = ingest_offsets(conn, WEATHER, offsets, kafka_settings)
@@ -170,7 +174,7 @@ def test_weather_is_the_same_mechanism(kafka_settings: KafkaSettings, duckdb_pat
 def test_a_sub_range_reads_exactly_those_offsets(
         kafka_settings: KafkaSettings, duckdb_path: str, demand_rows: pd.DataFrame) -> None:
     offsets = publish(kafka_settings, DEMAND, list(encode_frame(DEMAND, demand_rows, "eia_api")))
-    topic, ranges = parse_offsets(offsets)
+    topic, ranges, _ = parse_offsets(offsets)
     partition = next(p for p, (_, end) in ranges.items() if end >= 5)
     with duckdb.connect(duckdb_path) as conn:
         result = ingest_offsets(conn, DEMAND, format_offsets(topic, {partition: (2, 5)}),

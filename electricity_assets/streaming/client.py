@@ -11,7 +11,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from electricity_assets.streaming.settings import (
@@ -64,6 +71,63 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str] | None = None,
                 f"the broker refused to create topic {topic}: {error.str()}: create it yourself "
                 "(or grant this user CREATE) or set KAFKA_DEMAND_TOPIC/KAFKA_WEATHER_TOPIC"
             ) from None
+
+
+@dataclass(frozen=True)
+class LostRange:
+    """Offsets a run was given but the topic no longer holds: they can never be read."""
+
+    partition: int
+    start: int
+    end: int  # exclusive
+    reason: str
+
+
+def topic_ids(settings: KafkaSettings, topics: Iterable[str]) -> dict[str, str | None]:
+    """topic -> its id (changes when the topic is recreated); None when the topic is gone."""
+    admin = AdminClient(settings.client_config())
+    futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=10)
+    ids: dict[str, str | None] = {}
+    for topic, future in futures.items():
+        try:
+            ids[topic] = str(future.result().topic_id)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                ids[topic] = None
+                continue
+            raise KafkaConfigError(f"cannot describe topic {topic}: {exc.args[0].str()}") from None
+    return ids
+
+
+def split_lost(consumer: Consumer, settings: KafkaSettings, topic: str,
+               ranges: Mapping[int, tuple[int, int]],
+               topic_id: str | None) -> tuple[OffsetRanges, list[LostRange]]:
+    """(the part of `ranges` the topic still holds, the parts it lost and why).
+
+    `topic_id` is the id the ranges were planned on: under another id the offsets name other
+    messages (the topic was recreated), so all of them are lost.
+    """
+    wanted = {p: (s, e) for p, (s, e) in ranges.items() if e > s}
+    if not wanted:
+        return {}, []
+    current = topic_ids(settings, [topic])[topic]
+    if current is None or (topic_id is not None and current != topic_id):
+        why = ("the topic no longer exists" if current is None
+               else "the topic was recreated (new topic id) before the run read them")
+        return {}, [LostRange(p, s, e, why) for p, (s, e) in sorted(wanted.items())]
+    stored = end_offsets(consumer, topic)
+    readable: OffsetRanges = {}
+    lost: list[LostRange] = []
+    for partition, (start, end) in sorted(wanted.items()):
+        low, high = stored.get(partition, (0, 0))
+        if start < min(low, end):
+            lost.append(LostRange(partition, start, min(low, end), "deleted by retention"))
+        if max(start, high) < end:
+            lost.append(LostRange(partition, max(start, high), end,
+                                  "no longer on the topic (recreated or truncated)"))
+        if max(start, low) < min(end, high):
+            readable[partition] = (max(start, low), min(end, high))
+    return readable, lost
 
 
 def new_consumer(settings: KafkaSettings) -> Consumer:

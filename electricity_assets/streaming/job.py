@@ -6,6 +6,8 @@ with the code location: raw assets first, features and forecasts once they exist
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 
 from electricity_assets.datasets import DATASETS
@@ -35,7 +37,15 @@ stream_ingest_job = dg.define_asset_job(
 )
 
 
-def stream_run_config(kafka_offsets: dict[str, str]) -> dict:
-    """Run config giving each raw asset (by dataset name) its offset range JSON."""
-    return {"ops": {DATASETS[name].table: {"config": {"kafka_offsets": offsets}}
+def stream_run_config(kafka_offsets: dict[str, str],
+                      span: tuple[datetime, datetime] | None = None,
+                      latest_hour: datetime | None = None) -> dict:
+    """Run config giving each raw asset (by dataset name) its offset range JSON, the hours this
+    run writes (`span`, inclusive; None = every plausible hour) and the last plausible hour."""
+    extra = {}
+    if span is not None:
+        extra.update(kafka_first_hour=span[0].isoformat(), kafka_last_hour=span[1].isoformat())
+    if latest_hour is not None:
+        extra["kafka_latest_plausible_hour"] = latest_hour.isoformat()
+    return {"ops": {DATASETS[name].table: {"config": {"kafka_offsets": offsets, **extra}}
                     for name, offsets in kafka_offsets.items()}}
