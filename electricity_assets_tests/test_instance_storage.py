@@ -63,7 +63,8 @@ def test_a_range_run_plans_one_event_per_asset_without_any_environment_variable(
         result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
     assert len(planned) == 2  # raw_demand, raw_weather: not 2 x 2,184 hours
     monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "0")
-    assert not instance.event_log_storage.supports_partition_subset_in_asset_materialization_planned_events
+    storage = instance.event_log_storage
+    assert not storage.supports_partition_subset_in_asset_materialization_planned_events
 
 
 def test_a_range_run_beyond_sqlite_limits_records_every_partition_and_resolves_checks(
