@@ -35,6 +35,10 @@ class BrokerUnavailable(KafkaConfigError):
     """No broker answered at the configured address."""
 
 
+class KafkaAuthError(BrokerUnavailable):
+    """The broker answered but refused the credentials or the TLS handshake."""
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = DEFAULT_BROKER_ADDRESS
