@@ -70,6 +70,40 @@ def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
     assert "EIA_API_KEY" not in str(run.data.params)
 
 
+def _own_store(tmp_path: Path) -> MlflowConfig:
+    return MlflowConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
+
+
+def test_a_clearly_better_version_takes_the_champion_alias(workspace: dict,
+                                                            tmp_path: Path) -> None:
+    config = _own_store(tmp_path)
+    rows = workspace["frame"][workspace["frame"]["region"] == "CAL"]
+    # Learnt on demand inflated by 30 %: on the real validation hours it is ~30 % off.
+    inflated = rows.assign(demand_mwh=rows["demand_mwh"] * 1.3)
+    weak = log_and_register(train_region(inflated), config)
+    assert weak.alias == CHAMPION  # the first version, however weak
+    better = log_and_register(train_region(rows), config)
+    assert better.previous_mdape > 20 > 5 > better.mdape  # the champion re-scored on real hours
+    assert (better.version, better.alias, better.previous_version) == ("2", CHAMPION, "1")
+    assert load_champion("CAL", config)[0] == "2"
+
+
+def test_champion_and_new_version_are_scored_on_exactly_the_same_hours(
+        workspace: dict, tmp_path: Path) -> None:
+    """The same model registered twice must tie with itself, also when EIA's DF is missing for
+    some validation hours (hours the new version's figure leaves out)."""
+    config = _own_store(tmp_path)
+    rows = workspace["frame"][workspace["frame"]["region"] == "FLA"]
+    last = rows.loc[rows["demand_mwh"].notna(), "period_utc"].max()
+    gap = rows["period_utc"].between(last - pd.Timedelta(days=3), last - pd.Timedelta(days=2))
+    model = train_region(rows.assign(df_mwh=rows["df_mwh"].mask(gap)))
+    assert model.metrics["model"]["hours"] < len(model.validation)  # some hours left out
+    first = log_and_register(model, config)
+    again = log_and_register(model, config)
+    assert again.previous_mdape == again.mdape == first.mdape
+    assert again.alias == CHALLENGER  # a tie does not take over
+
+
 def _asset_resources(workspace: dict, store: str) -> dict:
     """DuckDB of the workspace and an MLflow store of this test's own (named `store`)."""
     root = workspace["root"]

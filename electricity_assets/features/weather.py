@@ -5,10 +5,11 @@ stand-in for a forecast; live it is the Open-Meteo forecast). Thermal inertia co
 (joined on `period_utc - INTERVAL n HOUR`, NULL across a gap) and trailing RANGE-frame means.
 
 Normalisation rule (no leakage): z-scores use per-region mean / std fitted on `raw_weather` rows
-strictly before a cut-off and stored in `weather_normalisation`, so training, backtest and
-forecasts all reuse the same statistics. They are fitted only when a cut-off is passed, or - when
-the table is empty - with the default cut-off: the latest demand hour minus 8 weeks, so the most
-recent weeks that validation and the backtest score never inform them. A region with fewer than
+strictly before a cut-off and stored in `weather_normalisation`, so training and forecasts
+reuse the same statistics (the backtest refits them per fold: `refit_z_scores`). They are fitted
+only when a cut-off is passed, or - when the table is empty - with the default cut-off: the
+latest demand hour minus 8 weeks, so the most recent weeks that validation scores never inform
+them. A region with fewer than
 `NORMALISATION_MIN_ROWS` rows before the cut-off gets no statistics and NULL z-scores.
 """
 
@@ -154,6 +155,25 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
         conn.execute("ROLLBACK")
         raise
     return to_utc(stats)
+
+
+def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
+    """`frame` (rows of `model_frame`) with its weather z-scores refitted, per region, on its own
+    rows before `cutoff`: the rule of `fit_weather_normalisation`, in memory, so a backtest
+    never normalises with statistics of the hours it scores whatever the stored cut-off."""
+    cutoff_ts = pd.Timestamp(cutoff)
+    before = frame[frame["period_utc"] < cutoff_ts]
+    refitted = {}
+    for column, z_column in Z_COLUMNS.items():
+        if column not in frame:
+            continue
+        values = pd.to_numeric(before[column], errors="coerce").groupby(before["region"])
+        stats = values.agg(["mean", "std", "count"])
+        stats = stats[(stats["count"] >= NORMALISATION_MIN_ROWS) & (stats["std"] > 0)]
+        mean = frame["region"].map(stats["mean"]).astype(float)
+        std = frame["region"].map(stats["std"]).astype(float)
+        refitted[z_column] = (pd.to_numeric(frame[column], errors="coerce") - mean) / std
+    return frame.assign(**refitted)
 
 
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

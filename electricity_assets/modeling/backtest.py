@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from electricity_assets import storage
+from electricity_assets.features.weather import refit_z_scores
 from electricity_assets.modeling.metrics import compare
 from electricity_assets.modeling.training import (
     InsufficientDataError,
@@ -46,11 +47,12 @@ class BacktestResult:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
-def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | None = None
-           ) -> Iterator[tuple[datetime, pd.DataFrame, pd.DataFrame]]:
+def folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | None = None
+          ) -> Iterator[tuple[datetime, pd.DataFrame, pd.DataFrame]]:
     """Rolling origins over the `weeks` weeks that end at `end` (default: after the last demand
     hour; at most there): (origin, rows before it, rows to forecast). Rows from `end` on are
-    never used, so a past window is scored exactly as if the data stopped there."""
+    never used, so a past window is scored exactly as if the data stopped there; weather
+    z-scores of both parts are fitted on the rows before the origin."""
     if end is not None:
         frame = frame[frame["period_utc"] < pd.Timestamp(end)]
     last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
@@ -62,8 +64,11 @@ def _folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | No
     for k in range(0, weeks, refit_weeks):
         origin = test_start + timedelta(weeks=k)
         until = min(origin + timedelta(weeks=refit_weeks), test_end)
-        yield (origin, frame[frame["period_utc"] < origin],
-               frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)])
+        # The stored weather statistics may cover the scored hours (their cut-off is fixed, the
+        # window is not): each fold refits them on the hours before its origin.
+        fold = refit_z_scores(frame, origin)
+        yield (origin, fold[fold["period_utc"] < origin],
+               fold[(fold["period_utc"] >= origin) & (fold["period_utc"] < until)])
 
 
 def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
@@ -72,7 +77,7 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
     """Hourly 24-hour-ahead forecasts of one region over the `weeks` weeks of data before `end`
     (default: its last `weeks` weeks)."""
     parts = []
-    for origin, history, rows in _folds(frame, weeks, refit_weeks, end):
+    for origin, history, rows in folds(frame, weeks, refit_weeks, end):
         model = train_region(history, config)
         forecasts = predict_frame(model.booster, model.feature_columns, model.residual_low,
                                   model.residual_high, rows)
@@ -85,7 +90,7 @@ def backtest_global(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
                     ) -> BacktestResult:
     """The same backtest with one global model (region as a categorical feature)."""
     parts = []
-    for origin, history, rows in _folds(frame, weeks, refit_weeks, end):
+    for origin, history, rows in folds(frame, weeks, refit_weeks, end):
         model = train_global(history, config)
         parts.append(evaluation_frame(rows, predict_global(model, rows)).assign(origin=origin))
     hourly = pd.concat(parts, ignore_index=True)

@@ -24,6 +24,7 @@ matplotlib.use("Agg")  # before pyplot: training runs headless inside Dagster
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import mlflow.pyfunc  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
@@ -33,7 +34,7 @@ from mlflow.tracking._tracking_service import utils as _tracking_utils  # noqa: 
 
 from electricity_assets import settings  # noqa: E402
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS  # noqa: E402
-from electricity_assets.modeling.metrics import error_metrics  # noqa: E402
+from electricity_assets.modeling.metrics import compare  # noqa: E402
 from electricity_assets.modeling.pyfunc import DemandForecaster  # noqa: E402
 from electricity_assets.modeling.training import RegionModel, model_inputs  # noqa: E402
 
@@ -193,7 +194,7 @@ def log_and_register(model: RegionModel, config: MlflowConfig,
             )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
-        mdape = model.metrics["model"][DECISION_METRIC]
+        mdape = validation_score(model)
         wins = previous is None or mdape < previous[1]
         alias = CHAMPION if wins else CHALLENGER
         client.set_registered_model_alias(name, alias, version)
@@ -220,8 +221,16 @@ def _score_champion(client: MlflowClient, model: RegionModel, inputs: pd.DataFra
         return None  # no registered model or no champion yet
     champion = mlflow.pyfunc.load_model(champion_uri(model.region))
     predicted = champion.predict(inputs)["forecast_mwh"].to_numpy()
-    actual = model.validation["demand_mwh"].to_numpy()
-    return str(version.version), error_metrics(actual, predicted)[DECISION_METRIC]
+    return str(version.version), validation_score(model, predicted)
+
+
+def validation_score(model: RegionModel, forecast_mwh: np.ndarray | None = None) -> float:
+    """The decision metric of `forecast_mwh` (default: the model's own) on the model's validation
+    hours, by the one rule of `metrics.compare`, so new model and champion share every hour."""
+    validation = model.validation
+    if forecast_mwh is not None:
+        validation = validation.assign(forecast_mwh=forecast_mwh)
+    return compare(validation)["model"][DECISION_METRIC]
 
 
 class Champion(NamedTuple):
