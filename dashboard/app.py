@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dashboard import queries  # noqa: E402
 from electricity_assets.regions import REGIONS, get_region  # noqa: E402
 from electricity_assets.replay_clock import current_time  # noqa: E402
-from electricity_assets.serving import ServingUnavailableError  # noqa: E402
+from electricity_assets.serving import ServingUnavailableError, no_data_message  # noqa: E402
 
 TTL_S = 60
 DEFAULT_DAYS = 14
@@ -152,7 +152,7 @@ def main() -> None:
         return
     codes = overview.regions
     if not codes:
-        st.warning("No demand data yet: the first `electricity-stack` run seeds it.")
+        st.warning(no_data_message())
         st.caption(ATTRIBUTION)
         return
     default = codes.index("CAL") if "CAL" in codes else 0

@@ -204,6 +204,17 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
     return pd.DataFrame(rows, columns=columns)
 
 
+def no_data_message(path: Path | None = None) -> str:
+    """What to do when there is nothing to show: depends on where the data comes from."""
+    if settings.source_mode() == "api":
+        from electricity_assets.api_backfill import backfill_hint
+
+        return backfill_hint(datetime.now(UTC))
+    where = f"{path} does not exist. " if path else ""
+    return (f"no data yet: {where}Run `electricity-stack` (it seeds the bundled history) or "
+            "materialise the raw assets in Dagster")
+
+
 @contextmanager
 def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-only connection: the snapshot if published, else the live file."""
@@ -211,9 +222,7 @@ def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnecti
     if not path.exists():
         path = Path(settings.duckdb_path())
     if not path.exists():
-        raise ServingUnavailableError(
-            f"no data yet: {path} does not exist. Run `electricity-stack` (it seeds the bundled "
-            "history) or materialise the raw assets in Dagster")
+        raise ServingUnavailableError(no_data_message(path))
     conn = with_lock_retry(lambda: duckdb.connect(str(path), read_only=True),
                            f"opening {path}", timeout_s, path)
     try:

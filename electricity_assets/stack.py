@@ -226,7 +226,9 @@ def seed(argv: Sequence[str] | None = None) -> int:
     """The documented first-run subset: bulk history, then recorded Dagster runs; publish."""
     home = settings.local_home()
     if settings.source_mode() != "bundled":
-        print("api mode: nothing seeded; backfill raw_demand/raw_weather from the Dagster UI")
+        from electricity_assets.api_backfill import backfill_hint
+
+        print(backfill_hint(datetime.now(UTC)), flush=True)
         return 0
     clock = replay_clock.replay_clock()
     started = time.monotonic()
@@ -334,7 +336,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
             print(f"  {service.name:<10} {service.url}  {state}", flush=True)
         print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
-        if not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
+        if settings.source_mode() == "api" and not (home / SEED_MARKER).exists():
+            from electricity_assets.api_backfill import backfill_hint
+
+            dagster = next((s.url for s in services if s.name == "dagster"), None)
+            print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
+        elif not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
             stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.stack",
                                             "seed"], None, None, logs / "seed.log")
             stack.seeder.start(env, settings.PROJECT_ROOT)

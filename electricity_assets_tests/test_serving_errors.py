@@ -60,3 +60,31 @@ def test_a_held_lock_is_still_waited_for_and_said(isolated_home: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_api_mode_without_data_names_the_exact_backfill(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """api mode seeds nothing: dashboard and stack say what to backfill, not 'run the stack'."""
+    from datetime import UTC, datetime
+
+    from electricity_assets import stack
+    from electricity_assets.api_backfill import backfill_range
+
+    monkeypatch.setenv("ELECTRICITY_SOURCE", "api")
+    first, last = backfill_range(datetime.now(UTC))
+    assert (datetime.now(UTC) - datetime.strptime(last, "%Y-%m-%d-%H:%M").replace(
+        tzinfo=UTC)).total_seconds() < 2 * 3600
+    selection = (f"Partition range {first} ... {last}")
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    shown = " ".join(w.value for w in at.warning)
+    assert selection in shown and "raw_demand, raw_weather" in shown
+    assert "electricity-stack" not in shown  # which seeds nothing in api mode
+
+    assert stack.seed([]) == 0
+    out = capsys.readouterr().out
+    assert selection in out and "seeding" not in out
+    assert not (isolated_home / "electricity.duckdb").exists()
