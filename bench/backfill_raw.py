@@ -13,7 +13,6 @@ Usage: .venv/bin/python bench/backfill_raw.py [--days N]   (N: a slice from the 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -29,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from electricity_assets.datasets import DATASETS  # noqa: E402
+from electricity_assets.ingest import ingest_window  # noqa: E402
 from electricity_assets.partitions import hourly_partitions  # noqa: E402
-from electricity_assets.settings import PACKAGE_DATA_DIR  # noqa: E402
-from electricity_assets.sources.bundled import bundled_coverage, read_bundled  # noqa: E402
-from electricity_assets.storage import replace_window  # noqa: E402
+from electricity_assets.settings import PACKAGE_DATA_DIR, dagster_process_env  # noqa: E402
+from electricity_assets.sources.bundled import bundled_coverage  # noqa: E402
+from electricity_assets.sources.select import SourceConfig  # noqa: E402
 
 
 def time_ingest(db: Path) -> float:
@@ -41,9 +41,7 @@ def time_ingest(db: Path) -> float:
     began = time.perf_counter()
     with duckdb.connect(str(db)) as conn:
         for dataset in DATASETS.values():
-            frame = read_bundled(dataset, start, end, PACKAGE_DATA_DIR)
-            frame = frame.assign(source="bundled", ingested_at=datetime.now(UTC))
-            replace_window(conn, dataset.table, frame, start, end)
+            ingest_window(conn, dataset, start, end, SourceConfig("bundled", PACKAGE_DATA_DIR))
     return time.perf_counter() - began
 
 
@@ -51,8 +49,8 @@ def time_dagster(first: datetime, last: datetime, workdir: Path) -> tuple[float,
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ELECTRICITY_HOME": str(workdir),
-           "ELECTRICITY_SOURCE": "bundled", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
+    env = {**dagster_process_env(), "DAGSTER_HOME": str(home), "ELECTRICITY_HOME": str(workdir),
+           "ELECTRICITY_SOURCE": "bundled"}
     fmt = hourly_partitions.fmt
     cmd = [str(ROOT / ".venv/bin/dagster"), "asset", "materialize", "-m",
            "electricity_assets.definitions", "--select", "raw_demand,raw_weather",

@@ -35,9 +35,11 @@ def build_defs():
     import dagster as dg
 
     from electricity_assets import definitions
-    from electricity_assets.sensors import stream_jobs, stream_sensors
+    from electricity_assets.jobs import stream_ingest_job
+    from electricity_assets.sensors import kafka_stream_sensor
 
-    return dg.Definitions(assets=definitions.assets, jobs=stream_jobs, sensors=stream_sensors,
+    return dg.Definitions(assets=definitions.assets, jobs=[stream_ingest_job],
+                          sensors=[kafka_stream_sensor],
                           resources=definitions.build_resources(),
                           executor=dg.in_process_executor)
 
@@ -85,7 +87,10 @@ def main() -> None:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    from electricity_assets.settings import DAGSTER_PROCESS_ENV
+
     os.environ.update({
+        **DAGSTER_PROCESS_ENV,
         "ELECTRICITY_HOME": str(home), "DUCKDB_PATH": str(home / "bench.duckdb"),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "KAFKA_DEMAND_TOPIC": "bench.demand.v1", "KAFKA_WEATHER_TOPIC": "bench.weather.v1"})

@@ -36,6 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="bench-throughput-")
+    from electricity_assets.settings import DAGSTER_PROCESS_ENV
+
+    os.environ.update(DAGSTER_PROCESS_ENV)  # the stack's Dagster settings (batched event writes)
     os.environ["ELECTRICITY_HOME"] = home
     os.environ["DUCKDB_PATH"] = f"{home}/bench.duckdb"
     os.environ["KAFKA_MAX_BATCH_MESSAGES"] = str(args.batch)
@@ -70,19 +73,19 @@ def main() -> None:
         del publisher  # close its connections before the broker stops
         produced = time.perf_counter()
 
+        from electricity_assets.assets.raw import raw_assets
+        from electricity_assets.jobs import stream_ingest_job
         from electricity_assets.sensors import kafka_stream_sensor
-        from electricity_assets.streaming.job import STREAM_ASSET_KEYS, stream_ingest_job
 
-        raw_keys = " or ".join(f"key:{k}" for k in STREAM_ASSET_KEYS[:2])
         raw_only = dg.define_asset_job(
             "stream_ingest_raw_only",
-            selection=dg.AssetSelection.from_string(raw_keys).without_checks())
+            selection=dg.AssetSelection.assets(*raw_assets).without_checks())
         defs = dg.Definitions(assets=definitions.assets, jobs=[stream_ingest_job, raw_only],
                               sensors=[kafka_stream_sensor],
                               resources=definitions.build_resources())
         resolved = defs.resolve_job_def(
             "stream_ingest_job" if args.downstream else "stream_ingest_raw_only")
-        sensor = defs.get_sensor_def("kafka_stream_sensor")
+        sensor = defs.resolve_sensor_def("kafka_stream_sensor")
         cursor, runs, tick_s, run_s = None, 0, 0.0, 0.0
         # The stack's instance: sqlite storage from the project's dagster.yaml (batched events).
         dagster_home = Path(home) / "dagster_home"
@@ -93,7 +96,8 @@ def main() -> None:
             while True:
                 t0 = time.perf_counter()
                 data = sensor.evaluate_tick(dg.build_sensor_context(
-                    instance=instance, cursor=cursor, definitions=defs))
+                    instance=instance, cursor=cursor, definitions=defs,
+                    resources=dict(defs.resources or {})))
                 t1 = time.perf_counter()
                 tick_s += t1 - t0
                 if not data.run_requests:

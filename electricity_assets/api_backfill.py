@@ -7,17 +7,18 @@ dashboard all print this one text. No Dagster imports: the dashboard uses it.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 import pandas as pd
+
+from electricity_assets import settings
 
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"  # partitions.hourly_partitions.fmt
 
 
 def history_days() -> int:
     """How much history the first backfill pulls (the offline seed's feature window)."""
-    return int(os.environ.get("ELECTRICITY_SEED_FEATURE_DAYS", "400"))
+    return settings.seed_feature_days()
 
 
 def backfill_range(now: datetime, days: int | None = None) -> tuple[str, str]:

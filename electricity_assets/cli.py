@@ -22,3 +22,24 @@ def stack() -> None:
     from electricity_assets.stack import main
 
     main()
+
+
+def dagster(argv: list[str] | None = None) -> None:
+    """The `dagster` CLI with the stack's Dagster settings (`./dev dagster ...`), e.g. a backfill
+    from the command line with batched event writes."""
+    import os
+    import shutil
+    import sys
+
+    from electricity_assets import settings
+
+    args = sys.argv[2:] if argv is None else argv
+    env = {**settings.dagster_process_env(), "DAGSTER_HOME": str(settings.dagster_home())}
+    executable = shutil.which("dagster", path=os.path.dirname(sys.executable)) or "dagster"
+    os.execvpe(executable, [executable, *args], env)
+
+
+if __name__ == "__main__":
+    import sys
+
+    {"dagster": dagster}[sys.argv[1]]()

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from electricity_assets.assets.features import feature_assets
 from electricity_assets.assets.freshness import freshness_checks
 from electricity_assets.assets.models import model_asset_checks, model_assets
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
-from electricity_assets.instance_storage import DEFAULT_EVENT_BATCH_SIZE
+from electricity_assets.jobs import (
+    hourly_forecast_job,
+    raw_checks_job,
+    retrain_job,
+    stream_ingest_job,
+)
 from electricity_assets.resources import build_resources
-from electricity_assets.schedules import build_operations
-from electricity_assets.sensors import stream_jobs, stream_sensors
+from electricity_assets.schedules import hourly_forecast_schedule, retrain_schedule
+from electricity_assets.sensors import (
+    kafka_stream_sensor,
+    publish_serving_snapshot,
+    raw_checks_after_stream_runs,
+)
 
-# Run workers load this module before they emit events: a partition-range run then hands its
-# per-partition materialisations to the event log in batches (see instance_storage.py).
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(DEFAULT_EVENT_BATCH_SIZE))
-
-# Each capability exposes its lists; this file only gathers them.
 assets: list = [*raw_assets, *feature_assets, *model_assets]
 asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
-# Hourly/retrain jobs + schedules and the serving-snapshot sensor, over the assets defined above.
-operation_jobs, operation_schedules, operation_sensors = build_operations(assets)
-jobs: list = [*operation_jobs, *stream_jobs]
-schedules: list = [*operation_schedules]
-sensors: list = [*operation_sensors, *stream_sensors]
+jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job]
+schedules: list = [hourly_forecast_schedule, retrain_schedule]
+sensors: list = [kafka_stream_sensor, raw_checks_after_stream_runs, publish_serving_snapshot]
 
 defs = dg.Definitions(
     assets=assets,

@@ -11,8 +11,8 @@ Dagster already hands such events over in batches when `DAGSTER_EVENT_BATCH_SIZE
 transaction per shard, with the same rows the one-by-one path writes. Everything else (runs,
 schedules, reads, every other event) is the stock sqlite implementation.
 
-`dagster.yaml` selects it with `storage: custom:`; `electricity_assets/definitions.py` sets the
-batch size for every process that loads the code location.
+`dagster.yaml` selects it with `storage: custom:`; the stack starts every Dagster process with
+the batch size set (`settings.DAGSTER_PROCESS_ENV`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,6 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData, serialize_value
-
-# What `./dev` and the code location default to: large enough that a year of hourly partitions
-# is a handful of transactions, small enough that the UI sees progress during a long backfill.
-DEFAULT_EVENT_BATCH_SIZE = 2000
 
 
 def _batchable(event: EventLogEntry) -> bool:

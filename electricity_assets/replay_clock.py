@@ -81,7 +81,7 @@ def _default_replay_start() -> datetime:
 
 
 def _speed() -> float:
-    text = os.environ.get("ELECTRICITY_REPLAY_SPEED", "").strip()
+    text = settings.replay_speed_text()
     if not text:
         return 1.0
     try:
@@ -104,8 +104,8 @@ def replay_clock(home: Path | None = None) -> ReplayClock:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             logger.warning("%s is unreadable: starting a new replay clock", path)
-    start_text = os.environ.get("ELECTRICITY_REPLAY_START") or saved.get("replay_start")
-    anchor_text = os.environ.get("ELECTRICITY_REPLAY_ANCHOR") or saved.get("anchor")
+    start_text = settings.replay_start_text() or saved.get("replay_start")
+    anchor_text = settings.replay_anchor_text() or saved.get("anchor")
     start = (_parse_utc(start_text, "ELECTRICITY_REPLAY_START") if start_text
              else _default_replay_start())
     anchor = (_parse_utc(anchor_text, "ELECTRICITY_REPLAY_ANCHOR") if anchor_text

@@ -1,8 +1,11 @@
-"""ConfigurableResource classes, configured from environment variables in `definitions.py`."""
+"""ConfigurableResource classes and `build_resources`, which configures them from the environment.
+
+The UI shows each resource's configuration; secrets (EIA_API_KEY, KAFKA_SASL_PASSWORD) are
+`EnvVar`s, so Dagster resolves them in the run and never displays or stores their values.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,6 +13,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
+
+from electricity_assets import settings
+from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.streaming.settings import DEFAULT_BROKER_ADDRESS, KafkaSettings
 
 
 class ElectricityDuckDB(DuckDBResource):
@@ -37,9 +44,9 @@ class SourceResource(dg.ConfigurableResource):
     mode: str = "bundled"  # bundled | api
     data_dir: str = ""
     eia_api_key: str | None = None
-    eia_base_url: str = "https://api.eia.gov/v2"
-    open_meteo_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
-    open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    eia_base_url: str = settings.EIA_BASE_URL
+    open_meteo_archive_url: str = settings.OPEN_METEO_ARCHIVE_URL
+    open_meteo_forecast_url: str = settings.OPEN_METEO_FORECAST_URL
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -48,10 +55,9 @@ class MLflowResource(dg.ConfigurableResource):
     tracking_uri: str = ""
     artifact_root: str = ""
     experiment_name: str = "demand-forecasting"
-    ui_url: str = "http://127.0.0.1:5000"  # for run links in asset metadata
+    ui_url: str = settings.DEFAULT_MLFLOW_UI_URL  # for run links in asset metadata
 
     def mlflow_config(self):  # -> modeling.registry.MlflowConfig (lazy import: MLflow is slow)
-        from electricity_assets import settings
         from electricity_assets.modeling.registry import MlflowConfig
 
         return MlflowConfig(self.tracking_uri or settings.mlflow_tracking_uri(),
@@ -59,21 +65,63 @@ class MLflowResource(dg.ConfigurableResource):
                             self.experiment_name, self.ui_url)
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources from the environment; secrets go through EnvVar so the UI never shows them."""
-    from electricity_assets import settings
+class KafkaResource(dg.ConfigurableResource):
+    """The Kafka cluster the sensor polls and the raw assets' stream runs read."""
 
-    key = dg.EnvVar("EIA_API_KEY") if os.environ.get("EIA_API_KEY") else None
+    bootstrap_servers: str = DEFAULT_BROKER_ADDRESS
+    demand_topic: str = KafkaSettings().topic(DEMAND)
+    weather_topic: str = KafkaSettings().topic(WEATHER)
+    topic_partitions: int = 3
+    max_batch_messages: int = 50_000
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> KafkaResource:
+        """The resource for `kafka`, with the password as an EnvVar (never a plain value)."""
+        return cls(
+            bootstrap_servers=kafka.bootstrap_servers,
+            demand_topic=kafka.topic(DEMAND),
+            weather_topic=kafka.topic(WEATHER),
+            topic_partitions=kafka.topic_partitions,
+            max_batch_messages=kafka.max_batch_messages,
+            security_protocol=kafka.security_protocol,
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_username=kafka.sasl_username,
+            sasl_password=dg.EnvVar("KAFKA_SASL_PASSWORD") if kafka.sasl_password else None,
+            ssl_ca_location=kafka.ssl_ca_location,
+        )
+
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            topics={DEMAND.name: self.demand_topic, WEATHER.name: self.weather_topic},
+            topic_partitions=self.topic_partitions,
+            max_batch_messages=self.max_batch_messages,
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=self.sasl_password,
+            ssl_ca_location=self.ssl_ca_location,
+        )
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources from the environment (`settings`, `KafkaSettings.from_env`)."""
     return {
         "duckdb": ElectricityDuckDB(database=settings.duckdb_path()),
         "source": SourceResource(
             mode=settings.source_mode(),
             data_dir=str(settings.data_dir()),
-            eia_api_key=key,
+            eia_api_key=dg.EnvVar("EIA_API_KEY") if settings.eia_api_key_set() else None,
         ),
         "mlflow": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri(),
             artifact_root=settings.mlflow_artifact_root(),
-            ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            ui_url=settings.mlflow_ui_url(),
         ),
+        "kafka": KafkaResource.from_settings(KafkaSettings.from_env()),
     }

@@ -1,11 +1,10 @@
-"""Operations: the hourly schedule, the retraining schedule and the serving-snapshot sensor.
+"""The hourly schedule and the retraining schedule.
 
 - `hourly_forecast_schedule` materialises raw -> features -> forecasts for the hours that became
   complete since the previous tick (plus one hour again, for late or revised EIA rows), as one
   partition-range run. Offline the hours follow the replay clock (`replay_clock.py`), so the
   schedule does real work on the bundled history.
 - `retrain_schedule` materialises `trained_models` on a slower cadence.
-- `publish_serving_snapshot` copies the dashboard's tables after every successful run.
 
 Cadence (env): ELECTRICITY_SCHEDULE_EVERY_MINUTES (hourly schedule tick, default 60; with
 ELECTRICITY_REPLAY_SPEED=60 use 1 to replay one hour per minute), ELECTRICITY_RETRAIN_CRON
@@ -15,39 +14,23 @@ ELECTRICITY_REPLAY_SPEED=60 use 1 to replay one hour per minute), ELECTRICITY_RE
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from electricity_assets import replay_clock, serving, settings
+from electricity_assets import replay_clock, settings
+from electricity_assets.jobs import hourly_forecast_job, retrain_job
 from electricity_assets.partitions import hourly_partitions, weekly_partitions
 
-HOURLY_ASSETS = ("raw_demand", "raw_weather", "demand_features", "weather_features",
-                 "demand_forecasts")
-RETRAIN_ASSETS = ("trained_models",)
 MAX_HOURS_PER_TICK = 48
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def tick_minutes() -> int:
-    text = os.environ.get("ELECTRICITY_SCHEDULE_EVERY_MINUTES", "60").strip()
-    if not text.isdigit() or not (1 <= int(text) <= 60) or 60 % int(text):
-        raise ValueError(f"ELECTRICITY_SCHEDULE_EVERY_MINUTES={text!r}: expected a divisor of 60 "
-                         "(1, 2, 5, 10, 15, 30 or 60)")
-    return int(text)
-
-
 def hourly_cron(minutes: int) -> str:
     # At :05 rather than :00 when hourly, so the hour just ended has had time to be published.
     return "5 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
-
-
-def retrain_cron() -> str:
-    return os.environ.get("ELECTRICITY_RETRAIN_CRON", "0 3 * * 0")
 
 
 def due_hours(tick_time: datetime, minutes: int, speed: float, now: datetime
@@ -66,7 +49,7 @@ def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     mode = settings.source_mode()
     speed = replay_clock.replay_clock().speed if mode == "bundled" else 1.0
     now = replay_clock.current_time(tick_time)
-    first, last = due_hours(tick_time, tick_minutes(), speed, now)
+    first, last = due_hours(tick_time, settings.schedule_every_minutes(), speed, now)
     if first < pd.Timestamp(hourly_partitions.start).to_pydatetime():
         return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC is before the first partition")
     fmt = hourly_partitions.fmt
@@ -98,59 +81,16 @@ def retrain_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
                                "electricity/kind": "training"})
 
 
-def _present(keys: Sequence[str], available: set[str]) -> list[str]:
-    return [k for k in keys if k in available]
+@dg.schedule(job=hourly_forecast_job, cron_schedule=hourly_cron(settings.schedule_every_minutes()),
+             execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Materialise the newest complete hours (replay clock offline).")
+def hourly_forecast_schedule(context: dg.ScheduleEvaluationContext):
+    return hourly_run_request(context.scheduled_execution_time)
 
 
-def build_operations(assets: Sequence) -> tuple[list, list, list]:
-    """Jobs, schedules and sensors over whichever of the expected assets are defined."""
-    available = {key.to_user_string() for a in assets for key in getattr(a, "keys", [])}
-    jobs: list = []
-    schedules: list = []
-    hourly_keys = _present(HOURLY_ASSETS, available)
-    if hourly_keys:
-        hourly_job = dg.define_asset_job(
-            "hourly_forecast_job", selection=dg.AssetSelection.assets(*hourly_keys),
-            description="Latest hours: raw demand and weather -> features -> forecasts.")
-        minutes = tick_minutes()
-
-        @dg.schedule(job=hourly_job, cron_schedule=hourly_cron(minutes),
-                     execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
-                     description="Materialise the newest complete hours (replay clock offline).")
-        def hourly_forecast_schedule(context: dg.ScheduleEvaluationContext):
-            return hourly_run_request(context.scheduled_execution_time)
-
-        jobs.append(hourly_job)
-        schedules.append(hourly_forecast_schedule)
-    retrain_keys = _present(RETRAIN_ASSETS, available)
-    if retrain_keys:
-        retrain_job = dg.define_asset_job(
-            "retrain_job", selection=dg.AssetSelection.assets(*retrain_keys),
-            description="Retrain the per-region models and update champion/challenger aliases.")
-        jobs.append(retrain_job)
-
-        @dg.schedule(job=retrain_job, cron_schedule=retrain_cron(), execution_timezone="UTC",
-                     default_status=dg.DefaultScheduleStatus.RUNNING,
-                     description="Retrain the newest complete data week (replay clock "
-                                 "offline), on a slower cadence than the hourly forecasts.")
-        def retrain_schedule(context: dg.ScheduleEvaluationContext):
-            return retrain_run_request(context.scheduled_execution_time)
-
-        schedules.append(retrain_schedule)
-    return jobs, schedules, [publish_serving_snapshot]
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, name="publish_serving_snapshot",
-    monitor_all_code_locations=True,  # also runs launched from the CLI (the stack's seed)
-    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
-    description="After each successful run, publish the dashboard's serving snapshot.")
-def publish_serving_snapshot(context: dg.RunStatusSensorContext):
-    try:
-        # Well inside the sensor's gRPC deadline (60 s); a missed publish is redone by the
-        # next successful run.
-        result = serving.publish_snapshot(lock_timeout_s=20.0)
-    except serving.ServingUnavailableError as exc:
-        return dg.SkipReason(str(exc))
-    context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
-    return None
+@dg.schedule(job=retrain_job, cron_schedule=settings.retrain_cron(), execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING,
+             description="Retrain the newest complete data week (replay clock offline), on a "
+                         "slower cadence than the hourly forecasts.")
+def retrain_schedule(context: dg.ScheduleEvaluationContext):
+    return retrain_run_request(context.scheduled_execution_time)

@@ -1,4 +1,6 @@
-"""kafka_stream_sensor: turns new Kafka messages into runs of stream_ingest_job.
+"""Sensors: kafka_stream_sensor, raw_checks_after_stream_runs and publish_serving_snapshot.
+
+kafka_stream_sensor turns new Kafka messages into runs of stream_ingest_job.
 
 Each tick (every 5 s: latency to raw rows stays well under a minute) reads end offsets, plans up
 to 8 batches of at most KAFKA_MAX_BATCH_MESSAGES messages after the cursor, and yields one
@@ -7,6 +9,9 @@ the batch's offset ranges and the span, the partition range covers exactly that 
 the sensor, writes the messages, so a failed run re-executed re-reads the same range; the cursor
 only says what has been handed to a run. Messages about implausible hours (before the first
 partition, days past the data clock) are in no span: the runs make them dead letters.
+
+publish_serving_snapshot copies the dashboard's tables after every successful run;
+raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from datetime import datetime
 
 import dagster as dg
 
+from electricity_assets import serving
 from electricity_assets.datasets import DATASETS
+from electricity_assets.jobs import raw_checks_job, stream_ingest_job, stream_run_config
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.replay_clock import current_time
+from electricity_assets.resources import KafkaResource
 from electricity_assets.streaming.batches import Batch, HourSpan, plan_batches
-from electricity_assets.streaming.job import raw_checks_job, stream_ingest_job, stream_run_config
-from electricity_assets.streaming.settings import BrokerUnavailable, KafkaSettings
+from electricity_assets.streaming.settings import BrokerUnavailable
 
 SENSOR_INTERVAL_SECONDS = 5
 RUN_RETRIES = 2
@@ -68,11 +75,11 @@ def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Polls the demand and weather topics; one run per bounded batch of new messages.",
 )
-def kafka_stream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    settings = KafkaSettings.from_env()
+def kafka_stream_sensor(context: dg.SensorEvaluationContext,
+                        kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
     latest = latest_plausible_hour(current_time())
     try:
-        batches, cursor = plan_batches(settings, context.cursor, latest_hour=latest)
+        batches, cursor = plan_batches(kafka.kafka_settings(), context.cursor, latest_hour=latest)
     except BrokerUnavailable as exc:
         return dg.SkipReason(str(exc))
     if not batches:
@@ -89,6 +96,23 @@ def kafka_stream_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult 
                          f"offsets {batch.run_key}")
         requests += batch_requests
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
+
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="publish_serving_snapshot",
+    monitor_all_code_locations=True,  # also runs launched from the CLI (the stack's seed)
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30,
+    description="After each successful run, publish the dashboard's serving snapshot.")
+def publish_serving_snapshot(context: dg.RunStatusSensorContext):
+    try:
+        # Well inside the sensor's gRPC deadline (60 s); a missed publish is redone by the
+        # next successful run.
+        result = serving.publish_snapshot(lock_timeout_s=20.0)
+    except serving.ServingUnavailableError as exc:
+        return dg.SkipReason(str(exc))
+    context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
+    return None
 
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -111,7 +135,3 @@ def raw_checks_after_stream_runs(
     if waiting:
         return dg.SkipReason("a raw_checks_job run is already waiting: it will see these rows")
     return dg.RunRequest(run_key=f"raw-checks-after-{context.dagster_run.run_id}")
-
-
-stream_sensors = [kafka_stream_sensor, raw_checks_after_stream_runs]
-stream_jobs = [stream_ingest_job, raw_checks_job]

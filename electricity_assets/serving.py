@@ -69,10 +69,7 @@ def corrupt_database_error(path: str | Path, exc: BaseException) -> CorruptDatab
 
 def serving_path() -> Path:
     """Where the snapshot lives: SERVING_DUCKDB_PATH, default next to the live DuckDB file."""
-    explicit = os.environ.get("SERVING_DUCKDB_PATH")
-    if explicit:
-        return Path(explicit)
-    return Path(settings.duckdb_path()).with_name("serving.duckdb")
+    return settings.serving_duckdb_path()
 
 
 def with_lock_retry(action: Callable[[], T], what: str, timeout_s: float = 10.0,
@@ -230,14 +227,3 @@ def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnecti
         yield conn
     finally:
         conn.close()
-
-
-def query(sql: str, params: Sequence | None = None) -> pd.DataFrame:
-    """Run one read query on a fresh connection (closed before returning)."""
-    with read_connection() as conn:
-        return conn.execute(sql, list(params or [])).df()
-
-
-def table_names() -> set[str]:
-    with read_connection() as conn:
-        return {r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}

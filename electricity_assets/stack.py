@@ -6,19 +6,13 @@ Starts, each on a printed http://127.0.0.1 URL with its log in `ELECTRICITY_HOME
   the hourly schedule, the retrain schedule and the sensors start switched on),
 - the Streamlit dashboard, and the MLflow UI on the configured tracking URI.
 
-On the first run (no `seeded.json` under ELECTRICITY_HOME) in replay mode it seeds the data in
-the background (progress in logs/seed.log), up to the replay clock's start:
-1. bulk history with the assets' own functions, outside Dagster's run history: raw demand and
-   weather from the first bundled hour, features over ELECTRICITY_SEED_FEATURE_DAYS (400);
-2. Dagster runs, visible in the UI: raw + features for the last 48 hours, `trained_models`,
-   `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7);
-publishing the dashboard's snapshot after each step. The hourly schedule continues from there.
+On the first run (no `seeded.json` under ELECTRICITY_HOME) in replay mode it starts the seed
+(`seed.py`) in the background, progress in logs/seed.log.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -30,14 +24,14 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-from electricity_assets import replay_clock, serving, settings
+from electricity_assets import replay_clock, settings
+from electricity_assets.seed import SEED_MARKER
 
 logger = logging.getLogger("electricity_assets.stack")
 
-SEED_MARKER = "seeded.json"
 
 
 @dataclass
@@ -108,7 +102,7 @@ def prepare_dagster_home(home: Path) -> Path:
 
     A DAGSTER_HOME set by the user keeps its own dagster.yaml (e.g. Postgres storage)."""
     default = home / "dagster_home"
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or default)
+    dagster_home = settings.dagster_home()
     dagster_home.mkdir(parents=True, exist_ok=True)
     repo_yaml = settings.PROJECT_ROOT / "dagster.yaml"
     target = dagster_home / "dagster.yaml"
@@ -142,121 +136,6 @@ def build_services(ports: dict[str, int], logs: Path) -> list[Service]:
         # A remote tracking server has its own UI: start none locally.
         services = [s for s in services if s.name != "mlflow"]
     return services
-
-
-RECENT_HOURS = 48
-
-
-def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 7
-              ) -> list[tuple[list[str], str | None]]:
-    """Dagster runs of the first-run seed (recorded in DAGSTER_HOME), over defined assets.
-
-    The bulk history before the last RECENT_HOURS is written by `seed_history` instead, in
-    seconds: a Dagster run over the ~41k hourly partitions takes ~2 minutes, most of it recording
-    a materialisation event per partition and asset (see README, Benchmarks), and the dashboard
-    should have data at once. Backfilling that range from the UI records it.
-    """
-    from electricity_assets.partitions import hourly_partitions
-    from electricity_assets.schedules import retrain_partition_key
-
-    def since(hours: int) -> str:
-        start = max(replay_start - timedelta(hours=hours), hourly_partitions.start)
-        return start.strftime(hourly_partitions.fmt)
-
-    end = (replay_start - timedelta(hours=1)).strftime(hourly_partitions.fmt)
-    # The model is the week complete before the forecast window starts: the seeded forecasts are
-    # out-of-sample, as live ones are.
-    week = retrain_partition_key(replay_start - timedelta(days=forecast_days))
-    steps: list[tuple[list[str], str | None]] = [
-        (["raw_demand", "raw_weather", "demand_features", "weather_features"],
-         f"{since(RECENT_HOURS)}...{end}"),
-        (["trained_models"], week),
-        (["demand_forecasts"], f"{since(forecast_days * 24)}...{end}"),
-    ]
-    return [([k for k in keys if k in available], rng) for keys, rng in steps
-            if any(k in available for k in keys)]
-
-
-def seed_history(replay_start: datetime, feature_days: int = 400) -> dict[str, int]:
-    """Bulk-load the bundled history before the recent window with the assets' own functions.
-
-    Raw demand and weather from the first bundled hour, features over the last `feature_days`.
-    """
-    import pandas as pd
-
-    from electricity_assets.datasets import DEMAND, WEATHER
-    from electricity_assets.features import demand, weather
-    from electricity_assets.partitions import hourly_partitions
-    from electricity_assets.resources import ElectricityDuckDB
-    from electricity_assets.sources.select import SourceConfig, load_window
-    from electricity_assets.storage import replace_window
-
-    end = replay_start - timedelta(hours=RECENT_HOURS)
-    first = hourly_partitions.start
-    features_from = max(end - timedelta(days=feature_days), first)
-    config = SourceConfig(mode="bundled", data_dir=settings.data_dir())
-    written: dict[str, int] = {}
-    with ElectricityDuckDB(database=settings.duckdb_path()).get_connection() as conn:
-        for dataset in (DEMAND, WEATHER):
-            fetched = load_window(dataset, first, end, config)
-            rows = fetched.rows.assign(source=fetched.source,
-                                       ingested_at=pd.Timestamp(datetime.now(UTC)))
-            written[dataset.table] = replace_window(conn, dataset.table, rows, first, end)
-        frame = demand.compute_demand_features(conn, features_from, end)
-        written[demand.TABLE] = replace_window(conn, demand.TABLE, frame, features_from, end)
-        frame = weather.compute_weather_features(conn, features_from, end)
-        written[weather.TABLE] = replace_window(conn, weather.TABLE, frame, features_from, end)
-    return written
-
-
-def _defined_asset_keys() -> set[str]:
-    from electricity_assets.definitions import defs
-
-    return {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-
-
-def _publish() -> None:
-    try:
-        serving.publish_snapshot()  # the dashboard shows each step as soon as it lands
-    except serving.ServingUnavailableError as exc:
-        print(f"seed: snapshot not published: {exc}", flush=True)
-
-
-def seed(argv: Sequence[str] | None = None) -> int:
-    """The documented first-run subset: bulk history, then recorded Dagster runs; publish."""
-    home = settings.local_home()
-    if settings.source_mode() != "bundled":
-        from electricity_assets.api_backfill import backfill_hint
-
-        print(backfill_hint(datetime.now(UTC)), flush=True)
-        return 0
-    clock = replay_clock.replay_clock()
-    started = time.monotonic()
-    written = seed_history(clock.replay_start,
-                           int(os.environ.get("ELECTRICITY_SEED_FEATURE_DAYS", "400")))
-    print(f"seed: bulk history {written} in {time.monotonic() - started:.0f} s", flush=True)
-    _publish()
-    plan = seed_plan(clock.replay_start, _defined_asset_keys(),
-                     int(os.environ.get("ELECTRICITY_SEED_FORECAST_DAYS", "7")))
-    failed = []
-    for keys, partition_range in plan:
-        cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-               "electricity_assets.definitions", "--select", ",".join(keys)]
-        if partition_range:  # "A...B" is one single-run range; a lone key is one partition
-            flag = "--partition-range" if "..." in partition_range else "--partition"
-            cmd += [flag, partition_range]
-        print(f"seed: {' '.join(cmd[2:])}", flush=True)
-        started = time.monotonic()
-        code = subprocess.call(cmd, cwd=settings.PROJECT_ROOT)
-        print(f"seed: {','.join(keys)} -> exit {code} in {time.monotonic() - started:.0f} s",
-              flush=True)
-        if code:
-            failed.append(",".join(keys))
-        _publish()
-    (home / SEED_MARKER).write_text(json.dumps({
-        "seeded_at": datetime.now(UTC).isoformat(), "replay_start": clock.replay_start.isoformat(),
-        "bulk_rows": written, "runs": [[k, r] for k, r in plan], "failed": failed}, indent=2))
-    return 1 if failed else 0
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -300,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = settings.local_home()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ELECTRICITY_HOME": str(home), "DAGSTER_HOME": str(
-        prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
+    env = {**settings.dagster_process_env(), "ELECTRICITY_HOME": str(home),
+           "DAGSTER_HOME": str(prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
     os.environ.update({"ELECTRICITY_HOME": env["ELECTRICITY_HOME"],
                        "DAGSTER_HOME": env["DAGSTER_HOME"]})
     if settings.source_mode() == "bundled":
@@ -342,8 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dagster = next((s.url for s in services if s.name == "dagster"), None)
             print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
         elif not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
-            stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.stack",
-                                            "seed"], None, None, logs / "seed.log")
+            stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
+                                   None, None, logs / "seed.log")
             stack.seeder.start(env, settings.PROJECT_ROOT)
             print(f"first run: seeding the bundled history in the background "
                   f"(progress: {stack.seeder.log_path})", flush=True)
@@ -366,6 +245,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["seed"]:
-        sys.exit(seed(sys.argv[2:]))
     sys.exit(main(sys.argv[1:]))

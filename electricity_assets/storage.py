@@ -2,62 +2,150 @@
 
 All timestamps are TIMESTAMPTZ in UTC. Every table has a primary key, so a duplicate can never
 be stored; writes either replace a time window (delete + insert in one transaction) or upsert.
+A table is declared once as a `Table` next to the code that writes it (the raw, dead-letter and
+serving tables here, feature tables in `features/`); the same declaration creates it and gives
+the asset's column schema in the Dagster UI.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
-TABLES: dict[str, str] = {
-    "raw_demand": """
-        region VARCHAR NOT NULL,
-        period_utc TIMESTAMPTZ NOT NULL,
-        type VARCHAR NOT NULL,            -- D = demand, DF = operator's day-ahead forecast
-        value_mwh DOUBLE,
-        source VARCHAR NOT NULL,          -- bundled | eia_api | kafka
-        ingested_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, period_utc, type)""",
-    "raw_weather": """
-        region VARCHAR NOT NULL,
-        period_utc TIMESTAMPTZ NOT NULL,
-        temperature_c DOUBLE,
-        relative_humidity DOUBLE,
-        wind_speed_kmh DOUBLE,
-        precipitation_mm DOUBLE,
-        source VARCHAR NOT NULL,          -- bundled | open_meteo | kafka
-        ingested_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, period_utc)""",
-    "dead_letters": """
-        topic VARCHAR NOT NULL,
-        kafka_partition INTEGER NOT NULL,
-        kafka_offset BIGINT NOT NULL,
-        payload VARCHAR,                  -- truncated to 1,000 characters
-        reason VARCHAR NOT NULL,
-        received_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (topic, kafka_partition, kafka_offset)""",
-}
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    nullable: bool = True
+    description: str = ""
 
 
-def register_table(name: str, columns_sql: str) -> None:
-    """Let another module (features, modeling, streaming) declare its table next to its code."""
-    TABLES[name] = columns_sql
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ("region", "period_utc")
+
+    def ddl(self) -> str:
+        body = [f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in self.columns]
+        return ", ".join([*body, f"PRIMARY KEY ({', '.join(self.primary_key)})"])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
 
-def ensure_table(conn: duckdb.DuckDBPyConnection, name: str) -> None:
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({TABLES[name]})")
+def columns(spec: dict[str, str], descriptions: dict[str, str] | None = None
+            ) -> tuple[Column, ...]:
+    """Columns from {name: "TYPE" or "TYPE NOT NULL"}, with optional descriptions."""
+    descriptions = descriptions or {}
+    return tuple(Column(name, sql.removesuffix(" NOT NULL"), not sql.endswith(" NOT NULL"),
+                        descriptions.get(name, "")) for name, sql in spec.items())
 
 
-def ensure_tables(conn: duckdb.DuckDBPyConnection, names: Sequence[str] | None = None) -> None:
-    for name in names or list(TABLES):
-        ensure_table(conn, name)
+def _col(name: str, sql_type: str, description: str = "", nullable: bool = False) -> Column:
+    return Column(name, sql_type, nullable, description)
 
 
-def _insert_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
-                  verb: str) -> None:
+RAW_DEMAND = Table("raw_demand", (
+    _col("region", "VARCHAR", "EIA respondent code"),
+    _col("period_utc", "TIMESTAMPTZ", "hour-ending, UTC, as EIA publishes it"),
+    _col("type", "VARCHAR", "D = demand, DF = operator's day-ahead forecast"),
+    _col("value_mwh", "DOUBLE", "as published, glitches included", nullable=True),
+    _col("source", "VARCHAR", "bundled | eia_api | kafka"),
+    _col("ingested_at", "TIMESTAMPTZ"),
+), ("region", "period_utc", "type"))
+
+RAW_WEATHER = Table("raw_weather", (
+    _col("region", "VARCHAR"),
+    _col("period_utc", "TIMESTAMPTZ"),
+    _col("temperature_c", "DOUBLE", nullable=True),
+    _col("relative_humidity", "DOUBLE", "percent", nullable=True),
+    _col("wind_speed_kmh", "DOUBLE", nullable=True),
+    _col("precipitation_mm", "DOUBLE", nullable=True),
+    _col("source", "VARCHAR", "bundled | open_meteo | kafka"),
+    _col("ingested_at", "TIMESTAMPTZ"),
+))
+
+DEAD_LETTERS = Table("dead_letters", (
+    _col("topic", "VARCHAR"),
+    _col("kafka_partition", "INTEGER"),
+    _col("kafka_offset", "BIGINT"),
+    _col("payload", "VARCHAR", "truncated to 1,000 characters", nullable=True),
+    _col("reason", "VARCHAR"),
+    _col("received_at", "TIMESTAMPTZ"),
+), ("topic", "kafka_partition", "kafka_offset"))
+
+# Serving tables shared by modelling (writer) and the dashboard (reader).
+DEMAND_FORECASTS = Table("demand_forecasts", (
+    _col("region", "VARCHAR"),
+    _col("period_utc", "TIMESTAMPTZ", "the hour forecast (hour-ending, as EIA)"),
+    _col("forecast_mwh", "DOUBLE"),
+    _col("p10_mwh", "DOUBLE", nullable=True),
+    _col("p90_mwh", "DOUBLE", nullable=True),
+    _col("model_name", "VARCHAR", "registered model, e.g. demand-CAL"),
+    _col("model_version", "VARCHAR"),
+    _col("issued_at", "TIMESTAMPTZ", "data cut-off: period_utc - 24 h"),
+    _col("created_at", "TIMESTAMPTZ"),
+))
+
+FORECAST_BACKTEST = Table("forecast_backtest", (
+    _col("run_id", "VARCHAR", "one backtest execution"),
+    _col("region", "VARCHAR"),
+    _col("hours", "INTEGER"),
+    *(_col(f"{who}_{metric}", "DOUBLE", nullable=True)
+      for who in ("model", "df", "naive") for metric in ("mdape", "mape", "mae")),
+    _col("coverage_p10_p90", "DOUBLE", "percent of hours inside [P10, P90]", nullable=True),
+    _col("window_start", "TIMESTAMPTZ", nullable=True),
+    _col("window_end", "TIMESTAMPTZ", nullable=True),
+    _col("created_at", "TIMESTAMPTZ"),
+), ("run_id", "region"))
+
+# The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
+TABLES: dict[str, Table] = {t.name: t for t in (
+    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST)}
+
+
+def resolve_table(table: Table | str) -> Table:
+    if isinstance(table, Table):
+        return table
+    if table not in TABLES:
+        raise KeyError(f"no schema for table {table!r}: pass its storage.Table")
+    return TABLES[table]
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection, table: Table | str) -> None:
+    table = resolve_table(table)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({table.ddl()})")
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection,
+                  tables: Sequence[Table | str] | None = None) -> None:
+    for table in tables or list(TABLES.values()):
+        ensure_table(conn, table)
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN, then COMMIT if the block succeeds or ROLLBACK if it raises."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def insert_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
+                 verb: str = "INSERT") -> None:
+    """`verb` INTO `table` the rows of `frame`, matching columns by name."""
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     conn.register("_incoming", frame)
     try:
@@ -66,65 +154,32 @@ def _insert_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFra
         conn.unregister("_incoming")
 
 
-def replace_window(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame,
+def replace_window(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: pd.DataFrame,
                    start: datetime, end: datetime, time_column: str = "period_utc") -> int:
     """Replace every row of `table` with `start <= time_column < end` by `frame`, atomically.
 
     Re-running the same window therefore never duplicates; rows outside the window are untouched.
     """
+    table = resolve_table(table)
     ensure_table(conn, table)
     if len(frame):
         outside = (frame[time_column] < start) | (frame[time_column] >= end)
         if outside.any():
-            raise ValueError(f"{int(outside.sum())} rows for {table} fall outside [{start}, {end})")
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        conn.execute(f"DELETE FROM {table} WHERE {time_column} >= ? AND {time_column} < ?",
+            raise ValueError(f"{int(outside.sum())} rows for {table.name} fall outside "
+                             f"[{start}, {end})")
+    with transaction(conn):
+        conn.execute(f"DELETE FROM {table.name} WHERE {time_column} >= ? AND {time_column} < ?",
                      [start, end])
         if len(frame):
-            _insert_frame(conn, table, frame, "INSERT")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
+            insert_frame(conn, table.name, frame)
     return len(frame)
 
 
-def upsert(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+def upsert(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: pd.DataFrame) -> int:
     """Insert or replace rows by the table's primary key (used for streamed, out-of-order rows)."""
+    table = resolve_table(table)
     ensure_table(conn, table)
     if len(frame):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            _insert_frame(conn, table, frame, "INSERT OR REPLACE")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+        with transaction(conn):
+            insert_frame(conn, table.name, frame, "INSERT OR REPLACE")
     return len(frame)
-
-
-# Serving tables shared by modelling (writer) and the dashboard (reader).
-register_table("demand_forecasts", """
-        region VARCHAR NOT NULL,
-        period_utc TIMESTAMPTZ NOT NULL,  -- the hour forecast (hour-ending, as EIA)
-        forecast_mwh DOUBLE NOT NULL,
-        p10_mwh DOUBLE,
-        p90_mwh DOUBLE,
-        model_name VARCHAR NOT NULL,      -- registered model, e.g. demand-CAL
-        model_version VARCHAR NOT NULL,
-        issued_at TIMESTAMPTZ NOT NULL,   -- data cut-off: period_utc - 24 h
-        created_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, period_utc)""")
-
-register_table("forecast_backtest", """
-        run_id VARCHAR NOT NULL,          -- one backtest execution
-        region VARCHAR NOT NULL,
-        hours INTEGER NOT NULL,
-        model_mdape DOUBLE, model_mape DOUBLE, model_mae DOUBLE,
-        df_mdape DOUBLE, df_mape DOUBLE, df_mae DOUBLE,
-        naive_mdape DOUBLE, naive_mape DOUBLE, naive_mae DOUBLE,
-        coverage_p10_p90 DOUBLE,          -- percent of hours inside [P10, P90]
-        window_start TIMESTAMPTZ, window_end TIMESTAMPTZ,
-        created_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (run_id, region)""")

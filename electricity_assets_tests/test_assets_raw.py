@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets, raw_demand
-from electricity_assets.resources import ElectricityDuckDB, SourceResource
+from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.settings import PACKAGE_DATA_DIR
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -19,7 +19,8 @@ RANGE_TAGS = "dagster/asset_partition_range_start", "dagster/asset_partition_ran
 
 def _resources(db: str, data_dir: Path = PACKAGE_DATA_DIR) -> dict:
     return {"duckdb": ElectricityDuckDB(database=db),
-            "source": SourceResource(mode="bundled", data_dir=str(data_dir))}
+            "source": SourceResource(mode="bundled", data_dir=str(data_dir)),
+            "kafka": KafkaResource()}
 
 
 def _materialize(db: str, first: str, last: str, data_dir: Path = PACKAGE_DATA_DIR,
@@ -128,7 +129,8 @@ def test_api_mode_pulls_from_eia_and_keeps_the_key_out_of_storage_and_logs(
                                                               content_type="application/json")
     resources = {"duckdb": ElectricityDuckDB(database=duckdb_path),
                  "source": SourceResource(mode="api", eia_api_key=dg.EnvVar("EIA_API_KEY"),
-                                          eia_base_url=httpserver.url_for("/v2"))}
+                                          eia_base_url=httpserver.url_for("/v2")),
+                 "kafka": KafkaResource()}
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([raw_demand], resources=resources, instance=instance,
                                 tags=dict(zip(RANGE_TAGS, ("2020-01-01-00:00", "2020-01-01-02:00"),

@@ -13,6 +13,7 @@ import pytest
 from electricity_assets import storage
 from electricity_assets.datasets import DEMAND
 from electricity_assets.features import FEATURE_COLUMNS, compute_demand_features
+from electricity_assets.features import demand as demand_schema
 from electricity_assets.features.calendar import holiday_flags
 from electricity_assets.features.demand import COLUMNS, implausible_counts
 from electricity_assets.settings import PACKAGE_DATA_DIR
@@ -233,7 +234,7 @@ def test_implausible_counts_per_region(duckdb_path: str) -> None:
         values = {24 * 9: 0.0, 24 * 9 + 5: 40.0, 24 * 9 + 6: 50_000.0}
         write_raw(conn, hourly_demand("ZZZ", start, 24 * 10, value=lambda i: values.get(i, 1000.0)))
         frame = compute_demand_features(conn, start, start + timedelta(days=10))
-        storage.replace_window(conn, "demand_features", frame, start, start + timedelta(days=10))
+        storage.replace_window(conn, demand_schema.SCHEMA, frame, start, start + timedelta(days=10))
         counts = implausible_counts(conn).set_index("region")
     assert counts.loc["ZZZ", "implausible_hours"] == 3
     assert counts.loc["ZZZ", "reported_hours"] == 240

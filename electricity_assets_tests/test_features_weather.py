@@ -23,6 +23,8 @@ from electricity_assets.features import (
     model_frame,
     weather_normalisation,
 )
+from electricity_assets.features import demand as demand_schema
+from electricity_assets.features import weather as weather_schema
 from electricity_assets.features.weather import COLUMNS
 from electricity_assets.resources import ElectricityDuckDB
 from electricity_assets.settings import PACKAGE_DATA_DIR
@@ -130,9 +132,9 @@ def test_model_frame_keeps_regions_without_weather(duckdb_path: str) -> None:
         write(conn, "raw_demand", demand)
         write(conn, "raw_weather", hourly_weather("CAL", 24 * days))
         end = START + timedelta(days=days)
-        storage.replace_window(conn, "demand_features",
+        storage.replace_window(conn, demand_schema.SCHEMA,
                                compute_demand_features(conn, START, end), START, end)
-        storage.replace_window(conn, "weather_features",
+        storage.replace_window(conn, weather_schema.SCHEMA,
                                compute_weather_features(conn, START, end), START, end)
         window = (START + timedelta(days=14), START + timedelta(days=15))
         frame = model_frame(conn, *window)

@@ -17,7 +17,7 @@ from electricity_assets.instance_storage import (
     BatchedSqliteEventLogStorage,
     ElectricitySqliteStorage,
 )
-from electricity_assets.resources import ElectricityDuckDB, SourceResource
+from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.settings import PACKAGE_DATA_DIR
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -43,7 +43,8 @@ def _range_run(instance: dg.DagsterInstance, db: str, first: str, last: str,
     return dg.materialize(
         selection, instance=instance,
         resources={"duckdb": ElectricityDuckDB(database=db),
-                   "source": SourceResource(mode="bundled", data_dir=str(PACKAGE_DATA_DIR))},
+                   "source": SourceResource(mode="bundled", data_dir=str(PACKAGE_DATA_DIR)),
+                   "kafka": KafkaResource()},
         tags=dict(zip(RANGE_TAGS, (first, last), strict=True)))
 
 

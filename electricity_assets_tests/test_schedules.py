@@ -12,13 +12,8 @@ import pytest
 
 from electricity_assets import serving
 from electricity_assets.assets.freshness import assess_freshness, freshness_checks
-from electricity_assets.schedules import (
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    build_operations,
-    due_hours,
-    publish_serving_snapshot,
-)
+from electricity_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, due_hours
+from electricity_assets.sensors import publish_serving_snapshot
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,12 +25,11 @@ def replay_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _defs() -> dg.Definitions:
-    from electricity_assets.definitions import assets
+    from electricity_assets.definitions import assets, jobs, schedules
     from electricity_assets.resources import build_resources
 
-    jobs, schedules, sensors = build_operations(assets)
     return dg.Definitions(assets=assets, asset_checks=freshness_checks, jobs=jobs,
-                          schedules=schedules, sensors=sensors, resources=build_resources())
+                          schedules=schedules, resources=build_resources())
 
 
 @pytest.mark.parametrize(("minutes", "speed", "hours"), [(60, 1.0, 2), (1, 60.0, 2), (5, 60.0, 6),
@@ -50,7 +44,7 @@ def test_due_hours_cover_one_tick_of_data_time_plus_the_previous_hour(
 
 def test_retrain_schedule_targets_the_newest_complete_data_week(replay_env: None) -> None:
     defs = _defs()
-    schedule = defs.get_schedule_def("retrain_schedule")
+    schedule = defs.resolve_schedule_def("retrain_schedule")
     assert defs.resolve_job_def("retrain_job").partitions_def is not None
     with dg.DagsterInstance.ephemeral() as instance:
         # Data clock 2020-03-20 + 3 days = Monday 2020-03-23: the week of 03-15 has just ended.
@@ -65,7 +59,7 @@ def test_retrain_schedule_targets_the_newest_complete_data_week(replay_env: None
 
 def test_schedule_targets_the_replayed_hours(replay_env: None) -> None:
     defs = _defs()
-    schedule = defs.get_schedule_def("hourly_forecast_schedule")
+    schedule = defs.resolve_schedule_def("hourly_forecast_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.DagsterInstance.ephemeral() as instance:
         context = dg.build_schedule_context(
@@ -79,7 +73,7 @@ def test_schedule_targets_the_replayed_hours(replay_env: None) -> None:
 def test_hourly_run_ingests_replayed_hours_checks_freshness_and_publishes(
         replay_env: None, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     defs = _defs()
-    schedule = defs.get_schedule_def("hourly_forecast_schedule")
+    schedule = defs.resolve_schedule_def("hourly_forecast_schedule")
     job = defs.resolve_job_def("hourly_forecast_job")
     tick = ANCHOR + timedelta(hours=5, minutes=5)
     with dg.DagsterInstance.ephemeral() as instance:

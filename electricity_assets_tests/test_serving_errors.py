@@ -68,7 +68,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
     """api mode seeds nothing: dashboard and stack say what to backfill, not 'run the stack'."""
     from datetime import UTC, datetime
 
-    from electricity_assets import stack
+    from electricity_assets import seed
     from electricity_assets.api_backfill import backfill_range
 
     monkeypatch.setenv("ELECTRICITY_SOURCE", "api")
@@ -84,7 +84,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
     assert selection in shown and "raw_demand, raw_weather" in shown
     assert "electricity-stack" not in shown  # which seeds nothing in api mode
 
-    assert stack.seed([]) == 0
+    assert seed.seed([]) == 0
     out = capsys.readouterr().out
     assert selection in out and "seeding" not in out
     assert not (isolated_home / "electricity.duckdb").exists()

@@ -12,7 +12,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from electricity_assets.stack import seed_plan
+from electricity_assets.seed import seed_plan
 
 REPO = Path(__file__).resolve().parent.parent
 

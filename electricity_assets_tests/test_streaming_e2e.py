@@ -34,10 +34,11 @@ def test_a_live_hour_on_kafka_reaches_demand_forecasts(
         kafka_settings: KafkaSettings, duckdb_path: str, isolated_home,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from electricity_assets import definitions
+    from electricity_assets.jobs import stream_ingest_job
     from electricity_assets.modeling.registry import MlflowConfig, log_and_register
     from electricity_assets.modeling.training import train_region
     from electricity_assets.modeling.workspace import build_workspace
-    from electricity_assets.sensors import kafka_stream_sensor, stream_ingest_job
+    from electricity_assets.sensors import kafka_stream_sensor
 
     # History up to the live hour (CAL demand + weather), features, and a CAL champion.
     folder = write_sample(isolated_home / "data", ("2020-01-25", "2020-03-30T06:00:00Z"))
@@ -62,8 +63,9 @@ def test_a_live_hour_on_kafka_reaches_demand_forecasts(
     defs = dg.Definitions(assets=definitions.assets, jobs=[stream_ingest_job],
                           sensors=[kafka_stream_sensor], resources=definitions.build_resources())
     with dg.DagsterInstance.ephemeral() as instance:
-        tick = defs.get_sensor_def("kafka_stream_sensor").evaluate_tick(
-            dg.build_sensor_context(instance=instance, definitions=defs))
+        tick = defs.resolve_sensor_def("kafka_stream_sensor").evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs,
+                                    resources=dict(defs.resources or {})))
         assert len(tick.run_requests) == 1
         request = tick.run_requests[0]
         result = defs.resolve_job_def("stream_ingest_job").execute_in_process(

@@ -13,8 +13,10 @@ from electricity_assets.streaming.broker import free_port
 
 TICK = """
 import dagster as dg
+from electricity_assets.resources import build_resources
 from electricity_assets.sensors import kafka_stream_sensor
-result = kafka_stream_sensor(dg.build_sensor_context(cursor=None))
+result = kafka_stream_sensor(dg.build_sensor_context(
+    cursor=None, resources={"kafka": build_resources()["kafka"]}))
 print(type(result).__name__, getattr(result, "skip_message", ""))
 """
 

@@ -25,7 +25,8 @@ BAD = (b"CAL", b'{"region": "CAL", "period_utc": "2020-01-15T01:00:00Z", "type":
 
 def build_defs() -> dg.Definitions:
     from electricity_assets import definitions
-    from electricity_assets.sensors import kafka_stream_sensor, stream_ingest_job
+    from electricity_assets.jobs import stream_ingest_job
+    from electricity_assets.sensors import kafka_stream_sensor
 
     return dg.Definitions(assets=definitions.assets, jobs=[stream_ingest_job],
                           sensors=[kafka_stream_sensor], resources=definitions.build_resources())
@@ -45,8 +46,9 @@ def publish(settings: KafkaSettings, start: datetime, end: datetime,
 
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
-    sensor = defs.get_sensor_def("kafka_stream_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    sensor = defs.resolve_sensor_def("kafka_stream_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                      resources=dict(defs.resources or {}))
     return sensor.evaluate_tick(context)
 
 
@@ -187,10 +189,11 @@ def test_partition_range_is_clamped_to_existing_partitions() -> None:
 
 def test_a_broker_that_is_down_skips_the_tick_with_the_reason(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from electricity_assets.resources import KafkaResource
     from electricity_assets.sensors import kafka_stream_sensor
 
-    monkeypatch.setenv("KAFKA_BROKER_ADDRESS", "127.0.0.1:1")
-    result = kafka_stream_sensor(dg.build_sensor_context(cursor=None))
+    result = kafka_stream_sensor(dg.build_sensor_context(
+        cursor=None, resources={"kafka": KafkaResource(bootstrap_servers="127.0.0.1:1")}))
     assert isinstance(result, dg.SkipReason)
     assert "KAFKA_BROKER_ADDRESS" in (result.skip_message or "")
 
@@ -278,12 +281,13 @@ def test_after_a_stream_run_the_raw_checks_describe_its_materialisation(
     """Stream runs leave the checks out (latency); their companion run makes the UI truthful
     instead of "0 / 4 passed" against the latest materialisation."""
     from electricity_assets import definitions
+    from electricity_assets.resources import build_resources
     from electricity_assets.sensors import raw_checks_after_stream_runs
 
     monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
     defs = dg.Definitions(assets=definitions.assets, asset_checks=definitions.asset_checks,
                           jobs=definitions.jobs, sensors=definitions.sensors,
-                          resources=definitions.build_resources())
+                          resources=build_resources())
     publish(kafka_settings, START, END)
     stream = execute(defs, instance, tick(defs, instance, None).run_requests[0])
 

@@ -12,7 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from electricity_assets import quality
-from electricity_assets.assets.metadata import window_metadata
+from electricity_assets.assets.metadata import column_schema, window_metadata
 from electricity_assets.features import demand, weather
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB
@@ -36,6 +36,7 @@ def _metadata(table: str, frame: pd.DataFrame, start: datetime, end: datetime,
 @dg.asset(
     deps=["raw_demand"],
     **HOURLY_WINDOWED,
+    metadata=column_schema(demand.SCHEMA),
     group_name="features",
     kinds={"duckdb"},
     owners=OWNERS,
@@ -51,7 +52,7 @@ def demand_features(context: dg.AssetExecutionContext,
     start, end = context.partition_time_window
     with duckdb.get_connection() as conn:
         frame = demand.compute_demand_features(conn, start, end)
-        written = replace_window(conn, demand.TABLE, frame, start, end)
+        written = replace_window(conn, demand.SCHEMA, frame, start, end)
     flagged = (frame.loc[frame["is_implausible"]].groupby("region").size()
                .rename("implausible_hours").reset_index())
     context.log.info(f"demand_features: {written:,} rows for [{start.isoformat()}, "
@@ -76,6 +77,7 @@ class WeatherFeaturesConfig(dg.Config):
 @dg.asset(
     deps=["raw_weather"],
     **HOURLY_WINDOWED,
+    metadata=column_schema(weather.SCHEMA),
     group_name="features",
     kinds={"duckdb"},
     owners=OWNERS,
@@ -94,7 +96,7 @@ def weather_features(context: dg.AssetExecutionContext, config: WeatherFeaturesC
         cutoff = cutoff.tz_localize("UTC")
     with duckdb.get_connection() as conn:
         frame = weather.compute_weather_features(conn, start, end, normalisation_cutoff=cutoff)
-        written = replace_window(conn, weather.TABLE, frame, start, end)
+        written = replace_window(conn, weather.SCHEMA, frame, start, end)
         stats = weather.weather_normalisation(conn)
     context.log.info(f"weather_features: {written:,} rows for [{start.isoformat()}, "
                      f"{end.isoformat()})")

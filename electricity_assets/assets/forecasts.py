@@ -3,14 +3,14 @@
 
 import dagster as dg
 
-from electricity_assets import quality
-from electricity_assets.assets.metadata import window_metadata
+from electricity_assets import quality, storage
+from electricity_assets.assets.metadata import column_schema, window_metadata
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 from electricity_assets.storage import replace_window
 
 OWNERS = ["team:forecasting"]
-TABLE = "demand_forecasts"
+TABLE = storage.DEMAND_FORECASTS.name
 
 
 @dg.asset(
@@ -19,6 +19,7 @@ TABLE = "demand_forecasts"
           dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
               start_offset=-1, end_offset=-1))],
     **HOURLY_WINDOWED,
+    metadata=column_schema(storage.DEMAND_FORECASTS),
     group_name="modeling",
     kinds={"mlflow", "duckdb"},
     owners=OWNERS,
@@ -55,5 +56,3 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         "in_sample_hours": sum(batch.in_sample.values()),
     })
 
-
-forecast_assets = [demand_forecasts]

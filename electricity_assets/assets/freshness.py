@@ -8,7 +8,6 @@ reporting stays listed and turns the check red.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 import dagster as dg
@@ -19,13 +18,9 @@ from electricity_assets import quality, replay_clock, settings
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.resources import ElectricityDuckDB
 
-DEFAULT_MAX_LAG_HOURS = {"bundled": 3.0, "api": 6.0}
-
 
 def max_lag() -> timedelta:
-    text = os.environ.get("ELECTRICITY_FRESHNESS_MAX_LAG_HOURS", "").strip()
-    hours = float(text) if text else DEFAULT_MAX_LAG_HOURS[settings.source_mode()]
-    return timedelta(hours=hours)
+    return timedelta(hours=settings.freshness_max_lag_hours())
 
 
 def latest_hours(conn: duckdb.DuckDBPyConnection, dataset: Dataset) -> pd.DataFrame:

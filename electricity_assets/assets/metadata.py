@@ -1,16 +1,25 @@
-"""Materialisation metadata every windowed asset shares: rows, window, regions, a preview."""
+"""Metadata every DuckDB-table asset shares: its column schema; per run rows, window, regions,
+a preview."""
 
 from datetime import datetime
 
 import dagster as dg
 import pandas as pd
 
-from electricity_assets import quality
+from electricity_assets import quality, storage
 
 # Dagster copies a ranged run's metadata into the event of every hourly partition it covers: a
 # full-history backfill would store a markdown table ~40,000 times (hundreds of MB of event log).
 # Beyond a week, tables are left out of the metadata (raw assets log their coverage instead).
 MAX_TABLE_HOURS = 168
+
+
+def column_schema(table: storage.Table) -> dict[str, dg.TableSchema]:
+    """Definition metadata: the table's columns in the UI, from the DDL's own declaration."""
+    return {"dagster/column_schema": dg.TableSchema(columns=[
+        dg.TableColumn(c.name, c.sql_type, description=c.description or None,
+                       constraints=dg.TableColumnConstraints(nullable=c.nullable))
+        for c in table.columns])}
 
 
 def long_window(start: datetime, end: datetime) -> bool:

@@ -6,20 +6,19 @@ sensor carry `kafka_offsets` instead and upsert the messages of that offset rang
 """
 
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from electricity_assets import quality
-from electricity_assets.assets.metadata import long_window, window_metadata
+from electricity_assets import quality, storage
+from electricity_assets.assets.metadata import column_schema, long_window, window_metadata
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
+from electricity_assets.ingest import write_window
 from electricity_assets.partitions import HOURLY_WINDOWED
-from electricity_assets.resources import ElectricityDuckDB, SourceResource
+from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
-from electricity_assets.storage import replace_window
 
 OWNERS = ["team:data-platform"]
 
@@ -74,10 +73,6 @@ def _source_config(source: SourceResource) -> SourceConfig:
     )
 
 
-def _stamp(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    return frame.assign(source=source, ingested_at=pd.Timestamp(datetime.now(UTC)))
-
-
 def _window_metadata(context: dg.AssetExecutionContext, conn, dataset: Dataset,
                      start: datetime, end: datetime, rows: int) -> dict[str, dg.MetadataValue]:
     gaps = quality.missing_hours(conn, dataset, start, end)
@@ -108,17 +103,18 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         owners=OWNERS,
         description=DESCRIPTIONS[dataset.name],
+        metadata=column_schema(storage.TABLES[dataset.table]),
     )
     def _raw(context: dg.AssetExecutionContext, config: RawIngestConfig,
-             duckdb: ElectricityDuckDB, source: SourceResource) -> dg.MaterializeResult:
+             duckdb: ElectricityDuckDB, source: SourceResource,
+             kafka: KafkaResource) -> dg.MaterializeResult:
         start, end = context.partition_time_window
         if config.kafka_offsets:
             from electricity_assets.streaming.ingest import ingest_offsets
-            from electricity_assets.streaming.settings import KafkaSettings
 
             with duckdb.get_connection() as conn:
                 result = ingest_offsets(conn, dataset, config.kafka_offsets,
-                                        KafkaSettings.from_env(), config.span(),
+                                        kafka.kafka_settings(), config.span(),
                                         config.latest_hour())
                 metadata = _window_metadata(context, conn, dataset, start, end,
                                             result.rows_written)
@@ -147,8 +143,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 f"{dataset.table}: {len(fetched.rejected)} source rows rejected, e.g. "
                 f"{fetched.rejected['reason'].iloc[0]}")
         with duckdb.get_connection() as conn:
-            written = replace_window(conn, dataset.table, _stamp(fetched.rows, fetched.source),
-                                     start, end)
+            written = write_window(conn, dataset, fetched, start, end)
             metadata = _window_metadata(context, conn, dataset, start, end, written)
         metadata["source"] = dg.MetadataValue.text(fetched.source)
         metadata["rejected_rows"] = dg.MetadataValue.int(len(fetched.rejected))

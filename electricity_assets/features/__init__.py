@@ -18,13 +18,8 @@ from electricity_assets.features.weather import (
     weather_normalisation,
 )
 
-DEMAND_FEATURES_TABLE = "demand_features"
-WEATHER_FEATURES_TABLE = "weather_features"
-
 __all__ = [
-    "DEMAND_FEATURES_TABLE",
     "FEATURE_COLUMNS",
-    "WEATHER_FEATURES_TABLE",
     "WEATHER_FEATURE_COLUMNS",
     "compute_demand_features",
     "compute_weather_features",

@@ -21,12 +21,6 @@ def utc_hour(value: datetime | str, name: str) -> pd.Timestamp:
     return ts
 
 
-def table_ddl(columns: dict[str, str]) -> str:
-    """Column list for `storage.register_table`, keyed on (region, period_utc)."""
-    body = ",\n        ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
-    return f"\n        {body},\n        PRIMARY KEY (region, period_utc)"
-
-
 def to_utc(frame: pd.DataFrame, column: str = "period_utc") -> pd.DataFrame:
     """Make `column` tz-aware UTC whatever the connection's session TimeZone was."""
     if len(frame.columns) and column in frame:
@@ -38,12 +32,12 @@ def to_utc(frame: pd.DataFrame, column: str = "period_utc") -> pd.DataFrame:
     return frame
 
 
-def ensure_exists(conn: duckdb.DuckDBPyConnection, *names: str) -> None:
-    """Create the tables among `names` that do not exist yet (a no-op on read-only connections
-    where they all exist, unlike CREATE TABLE IF NOT EXISTS, which read-only DuckDB refuses)."""
+def ensure_exists(conn: duckdb.DuckDBPyConnection, *tables: storage.Table | str) -> None:
+    """Create the `tables` that do not exist yet (a no-op on read-only connections where they
+    all exist, unlike CREATE TABLE IF NOT EXISTS, which read-only DuckDB refuses)."""
     existing = {row[0] for row in conn.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = current_schema()").fetchall()}
-    for name in names:
-        if name not in existing:
-            storage.ensure_table(conn, name)
+    for table in map(storage.resolve_table, tables):
+        if table.name not in existing:
+            storage.ensure_table(conn, table)

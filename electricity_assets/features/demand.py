@@ -35,7 +35,7 @@ import pandas as pd
 
 from electricity_assets import storage
 from electricity_assets.features.calendar import CALENDAR_SQL, holiday_flags, region_timezones
-from electricity_assets.features.common import ensure_exists, table_ddl, to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
 
 TABLE = "demand_features"
 
@@ -71,7 +71,10 @@ COLUMNS: dict[str, str] = {
     **{c: "DOUBLE NOT NULL" for c in CALENDAR_COLUMNS[1:7]},
     **{c: "BOOLEAN NOT NULL" for c in CALENDAR_COLUMNS[7:]},
 }
-storage.register_table(TABLE, table_ddl(COLUMNS))
+SCHEMA = storage.Table(TABLE, storage.columns(COLUMNS, {
+    "demand_mwh": "cleaned D: NULL when missing or implausible (the target)",
+    "df_mwh": "EIA day-ahead forecast, NULL when implausible",
+}))
 
 
 def _roll_select() -> str:
@@ -195,7 +198,7 @@ def compute_demand_features(conn: duckdb.DuckDBPyConnection, start: datetime,
 
 def implausible_counts(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Per region in `demand_features`: hours with a reported D, hours flagged implausible."""
-    ensure_exists(conn, TABLE)
+    ensure_exists(conn, SCHEMA)
     return conn.execute(f"""
         SELECT region,
                count(*) FILTER (WHERE demand_mwh IS NOT NULL OR is_implausible) AS reported_hours,

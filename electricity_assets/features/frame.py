@@ -20,7 +20,7 @@ def model_frame(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
     restricted to `regions`. Sorted by region, period_utc.
     """
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    ensure_exists(conn, demand.TABLE, weather.TABLE)
+    ensure_exists(conn, demand.SCHEMA, weather.SCHEMA)
     weather_cols = ", ".join(f"w.{c}" for c in weather.COLUMNS if c not in ("region", "period_utc"))
     params: dict[str, object] = {"start": start_ts, "end": end_ts}
     region_filter = ""

@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 
 from electricity_assets import storage
-from electricity_assets.features.common import ensure_exists, table_ddl, to_utc, utc_hour
+from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
 
 TABLE = "weather_features"
 NORMALISATION_TABLE = "weather_normalisation"
@@ -52,16 +52,17 @@ COLUMNS: dict[str, str] = {
     "period_utc": "TIMESTAMPTZ NOT NULL",
     **{c: "DOUBLE" for c in WEATHER_FEATURE_COLUMNS},
 }
-storage.register_table(TABLE, table_ddl(COLUMNS))
-storage.register_table(NORMALISATION_TABLE, """
-        region VARCHAR NOT NULL,
-        variable VARCHAR NOT NULL,        -- a raw_weather column, e.g. temperature_c
-        mean DOUBLE NOT NULL,
-        std DOUBLE NOT NULL,
-        n_rows BIGINT NOT NULL,
-        cutoff_utc TIMESTAMPTZ NOT NULL,  -- statistics use rows with period_utc < cutoff_utc
-        fitted_at TIMESTAMPTZ NOT NULL,
-        PRIMARY KEY (region, variable)""")
+SCHEMA = storage.Table(TABLE, storage.columns(COLUMNS))
+NORMALISATION_SCHEMA = storage.Table(NORMALISATION_TABLE, storage.columns({
+    "region": "VARCHAR NOT NULL",
+    "variable": "VARCHAR NOT NULL",
+    "mean": "DOUBLE NOT NULL",
+    "std": "DOUBLE NOT NULL",
+    "n_rows": "BIGINT NOT NULL",
+    "cutoff_utc": "TIMESTAMPTZ NOT NULL",
+    "fitted_at": "TIMESTAMPTZ NOT NULL",
+}, {"variable": "a raw_weather column, e.g. temperature_c",
+    "cutoff_utc": "statistics use rows with period_utc < cutoff_utc"}), ("region", "variable"))
 
 # NWS heat index (Rothfusz regression) in Celsius; below 80 F (26.7 C), where the index is not
 # defined, it is the air temperature itself.
@@ -133,7 +134,7 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
     cutoff_ts = pd.Timestamp(cutoff)
     if cutoff_ts.tzinfo is None:
         raise ValueError(f"cutoff={cutoff!r} is naive: pass a timezone-aware UTC datetime")
-    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE)
+    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA)
     stats = conn.execute(" UNION ALL ".join(
         f"SELECT region, '{c}' AS variable, avg({c}) AS mean, stddev_samp({c}) AS std, "
         f"count({c}) AS n_rows FROM raw_weather WHERE period_utc < $cutoff GROUP BY region "
@@ -142,18 +143,11 @@ def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime)
     ) + " ORDER BY region, variable", {"cutoff": cutoff_ts}).df()
     stats["cutoff_utc"] = cutoff_ts.tz_convert("UTC")
     stats["fitted_at"] = pd.Timestamp(datetime.now(UTC))
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with storage.transaction(conn):
         # One cut-off for every region: statistics from different cut-offs never mix.
         conn.execute(f"DELETE FROM {NORMALISATION_TABLE}")
         if len(stats):
-            conn.register("_weather_stats", stats)
-            conn.execute(f"INSERT INTO {NORMALISATION_TABLE} BY NAME SELECT * FROM _weather_stats")
-            conn.unregister("_weather_stats")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
+            storage.insert_frame(conn, NORMALISATION_TABLE, stats)
     return to_utc(stats)
 
 
@@ -178,7 +172,7 @@ def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
 
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The stored z-score statistics (empty until fitted)."""
-    ensure_exists(conn, NORMALISATION_TABLE)
+    ensure_exists(conn, NORMALISATION_SCHEMA)
     return to_utc(conn.execute(
         f"SELECT * FROM {NORMALISATION_TABLE} ORDER BY region, variable").df())
 
@@ -191,7 +185,7 @@ def compute_weather_features(conn: duckdb.DuckDBPyConnection, start: datetime, e
     reused, and fitted with `default_normalisation_cutoff` only if none exist yet.
     """
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    ensure_exists(conn, "raw_weather", NORMALISATION_TABLE)
+    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA)
     if normalisation_cutoff is not None:
         fit_weather_normalisation(conn, normalisation_cutoff)
     elif conn.execute(f"SELECT count(*) FROM {NORMALISATION_TABLE}").fetchone()[0] == 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,12 +52,12 @@ class MlflowConfig:
     tracking_uri: str
     artifact_root: str
     experiment_name: str = EXPERIMENT_NAME
-    ui_url: str = "http://127.0.0.1:5000"
+    ui_url: str = settings.DEFAULT_MLFLOW_UI_URL
 
     @classmethod
     def from_settings(cls) -> MlflowConfig:
         return cls(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root(),
-                   ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"))
+                   ui_url=settings.mlflow_ui_url())
 
 
 @dataclass(frozen=True)
@@ -250,12 +249,6 @@ def load_champion(region: str, config: MlflowConfig) -> Champion:
         cutoff = client.get_run(version.run_id).data.params.get("validation_end")
         return Champion(str(version.version), mlflow.pyfunc.load_model(champion_uri(region)),
                         datetime.fromisoformat(cutoff) if cutoff else None)
-
-
-def temporary_config() -> MlflowConfig:
-    """An MLflow store in a fresh temporary folder (benchmarks on foreign data)."""
-    root = Path(tempfile.mkdtemp(prefix="electricity-mlflow-"))
-    return MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
 
 
 def champions(config: MlflowConfig) -> pd.DataFrame:

@@ -7,7 +7,7 @@ touches the user's database; the Dagster assets do the same work partition by pa
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,7 +16,9 @@ import pandas as pd
 from electricity_assets import storage
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.features import demand, weather
-from electricity_assets.sources.bundled import BundledDataError, bundled_coverage, read_bundled
+from electricity_assets.ingest import ingest_window
+from electricity_assets.sources.bundled import BundledDataError, bundled_coverage
+from electricity_assets.sources.select import SourceConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +36,8 @@ def _ingest(conn: duckdb.DuckDBPyConnection, dataset: Dataset, data_dir: Path
         return None
     start = pd.Timestamp(coverage[0]).tz_convert("UTC").to_pydatetime()
     end = pd.Timestamp(coverage[1]).tz_convert("UTC").to_pydatetime() + timedelta(hours=1)
-    frame = read_bundled(dataset, start, end, data_dir)
-    frame["source"] = "bundled"
-    frame["ingested_at"] = pd.Timestamp(datetime.now(UTC))
-    storage.replace_window(conn, dataset.table, frame, start, end)
-    logger.info("ingested %d %s rows from %s", len(frame), dataset.name, data_dir)
+    rows = ingest_window(conn, dataset, start, end, SourceConfig("bundled", data_dir))
+    logger.info("ingested %d %s rows from %s", rows, dataset.name, data_dir)
     return start, end
 
 
@@ -51,8 +50,8 @@ def build_workspace(conn: duckdb.DuckDBPyConnection, data_dir: Path) -> tuple[da
     _ingest(conn, WEATHER, data_dir)
     start, end = window
     end += timedelta(hours=demand.FORECAST_HORIZON_HOURS)  # features exist a day past the data
-    storage.replace_window(conn, demand.TABLE, demand.compute_demand_features(conn, start, end),
+    storage.replace_window(conn, demand.SCHEMA, demand.compute_demand_features(conn, start, end),
                            start, end)
-    storage.replace_window(conn, weather.TABLE,
+    storage.replace_window(conn, weather.SCHEMA,
                            weather.compute_weather_features(conn, start, end), start, end)
     return start, end

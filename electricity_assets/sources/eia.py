@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from electricity_assets.settings import EIA_BASE_URL
 from electricity_assets.sources.http import (
     HttpSettings,
     SourceError,
@@ -31,7 +32,6 @@ from electricity_assets.sources.http import (
 
 logger = logging.getLogger(__name__)
 
-EIA_BASE_URL = "https://api.eia.gov/v2"
 REGION_DATA_ROUTE = "electricity/rto/region-data/data/"
 MAX_PAGE_LENGTH = 5000
 PERIOD_FORMAT = "%Y-%m-%dT%H"

@@ -15,7 +15,8 @@ import pandas as pd
 
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.regions import get_region, region_codes
-from electricity_assets.sources.eia import EIA_BASE_URL, EIAClient, empty_rejects
+from electricity_assets.settings import EIA_BASE_URL
+from electricity_assets.sources.eia import EIAClient, empty_rejects
 from electricity_assets.sources.http import HttpSettings
 from electricity_assets.sources.open_meteo import (
     ARCHIVE_URL,

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets.regions import WeatherPoint
+from electricity_assets.settings import OPEN_METEO_ARCHIVE_URL as ARCHIVE_URL
+from electricity_assets.settings import OPEN_METEO_FORECAST_URL as FORECAST_URL
 from electricity_assets.sources.http import (
     HttpSettings,
     SourceError,
@@ -28,8 +30,6 @@ from electricity_assets.sources.http import (
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE_URL = "https://archive-api.open-meteo.com/v1/archive"
-FORECAST_URL = "https://api.open-meteo.com/v1/forecast"
 HOURLY_VARIABLES = ("temperature_2m", "relative_humidity_2m", "wind_speed_10m", "precipitation")
 # Our column -> Open-Meteo variable names, current spelling first (older responses use the rest).
 VARIABLE_NAMES: dict[str, tuple[str, ...]] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from electricity_assets import settings
 from electricity_assets.datasets import Dataset
 from electricity_assets.plausibility import split_implausible
 from electricity_assets.sources.bundled import read_bundled
@@ -21,9 +22,9 @@ class SourceConfig:
     mode: str                     # bundled | api
     data_dir: Path
     eia_api_key: str | None = field(default=None, repr=False)
-    eia_base_url: str = "https://api.eia.gov/v2"
-    open_meteo_archive_url: str = "https://archive-api.open-meteo.com/v1/archive"
-    open_meteo_forecast_url: str = "https://api.open-meteo.com/v1/forecast"
+    eia_base_url: str = settings.EIA_BASE_URL
+    open_meteo_archive_url: str = settings.OPEN_METEO_ARCHIVE_URL
+    open_meteo_forecast_url: str = settings.OPEN_METEO_FORECAST_URL
 
 
 @dataclass

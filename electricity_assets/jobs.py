@@ -1,8 +1,4 @@
-"""stream_ingest_job: raw rows from Kafka offsets, then features and forecasts for those hours.
-
-Selected by asset key names (a string selection tolerates keys not defined yet), so the job grows
-with the code location: raw assets first, features and forecasts once they exist.
-"""
+"""The code location's jobs, selected from the asset objects themselves."""
 
 from __future__ import annotations
 
@@ -10,14 +6,22 @@ from datetime import datetime
 
 import dagster as dg
 
+from electricity_assets.assets.features import demand_features, weather_features
+from electricity_assets.assets.forecasts import demand_forecasts
+from electricity_assets.assets.models import trained_models
+from electricity_assets.assets.raw import raw_demand, raw_weather
 from electricity_assets.datasets import DATASETS
 
-STREAM_ASSET_KEYS = (
-    *(d.table for d in DATASETS.values()),  # raw_demand, raw_weather: read the Kafka offsets
-    "demand_features",
-    "weather_features",
-    "demand_forecasts",
-)
+# raw -> features -> forecasts for a range of hours: the hourly schedule's and the stream's work.
+HOURLY_CHAIN = (raw_demand, raw_weather, demand_features, weather_features, demand_forecasts)
+
+hourly_forecast_job = dg.define_asset_job(
+    "hourly_forecast_job", selection=dg.AssetSelection.assets(*HOURLY_CHAIN),
+    description="Latest hours: raw demand and weather -> features -> forecasts.")
+
+retrain_job = dg.define_asset_job(
+    "retrain_job", selection=dg.AssetSelection.assets(trained_models),
+    description="Retrain the per-region models and update champion/challenger aliases.")
 
 stream_ingest_job = dg.define_asset_job(
     name="stream_ingest_job",
@@ -25,8 +29,7 @@ stream_ingest_job = dg.define_asset_job(
     # dead_letters) and upserted on the primary key, and each check step of a multi-hour run
     # costs ~1.5 s of Dagster bookkeeping (it lists the ~100k hourly partitions of the checked
     # asset), 8 of them per run. The hourly schedule's runs and UI materialisations run them.
-    selection=dg.AssetSelection.from_string(
-        " or ".join(f"key:{key}" for key in STREAM_ASSET_KEYS)).without_checks(),
+    selection=dg.AssetSelection.assets(*HOURLY_CHAIN).without_checks(),
     description=(
         "Started by kafka_stream_sensor for the hourly partitions a batch of Kafka messages "
         "touches: upserts the batch's offset range into the raw tables (bad messages into "

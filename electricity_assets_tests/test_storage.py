@@ -1,0 +1,58 @@
+"""DuckDB tables: one declaration creates each table and is its column schema in the UI;
+transaction() commits or rolls back as a whole."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from electricity_assets import storage
+
+
+def _defined_tables() -> dict[str, dg.TableSchema]:
+    from electricity_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    return {key.to_user_string(): graph.get(key).metadata["dagster/column_schema"]
+            for key in graph.get_all_asset_keys()
+            if "dagster/column_schema" in graph.get(key).metadata}
+
+
+def test_every_table_asset_shows_the_columns_duckdb_creates(duckdb_path: str) -> None:
+    from electricity_assets.assets.features import demand_features, weather_features
+    from electricity_assets.features import demand, weather
+
+    shown = _defined_tables()
+    assert set(shown) == {"raw_demand", "raw_weather", "demand_features", "weather_features",
+                          "demand_forecasts"}
+    tables = {**storage.TABLES, demand.TABLE: demand.SCHEMA, weather.TABLE: weather.SCHEMA}
+    assert demand_features.key.to_user_string() == demand.TABLE
+    assert weather_features.key.to_user_string() == weather.TABLE
+    with duckdb.connect(duckdb_path) as conn:
+        for name, schema in shown.items():
+            storage.ensure_table(conn, tables[name])
+            created = conn.execute(f"DESCRIBE {name}").df()
+            assert [c.name for c in schema.columns] == created["column_name"].tolist(), name
+            assert ([c.type for c in schema.columns] ==
+                    created["column_type"].str.replace(" WITH TIME ZONE", "TZ").tolist()), name
+            assert ([c.constraints.nullable for c in schema.columns] ==
+                    (created["null"] == "YES").tolist()), name
+
+
+def test_transaction_rolls_back_everything_when_the_block_fails(duckdb_path: str) -> None:
+    with duckdb.connect(duckdb_path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+        with storage.transaction(conn):
+            conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(ValueError), storage.transaction(conn):
+            conn.execute("INSERT INTO t VALUES (2)")
+            raise ValueError("the frame failed validation after the first statement")
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_replace_window_of_an_undeclared_table_names_the_fix(duckdb_path: str) -> None:
+    with duckdb.connect(duckdb_path) as conn, pytest.raises(KeyError, match="storage.Table"):
+        storage.replace_window(conn, "no_such_table", pd.DataFrame(), pd.Timestamp(0, tz="UTC"),
+                               pd.Timestamp(1, tz="UTC"))
