@@ -6,7 +6,8 @@ the replay clock's start:
 1. bulk history with the assets' own functions, outside Dagster's run history: raw demand and
    weather from the first bundled hour, features over ELECTRICITY_SEED_FEATURE_DAYS (400);
 2. Dagster runs, visible in the UI: raw + features for the last 48 hours, `trained_models`,
-   `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7);
+   `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7), then `forecast_backtest`
+   (the last 3 weeks, weekly refits) for the dashboard's backtest columns;
 publishing the dashboard's snapshot after each step. The hourly schedule continues from there.
 """
 
@@ -51,6 +52,9 @@ def seed_plan(replay_start: datetime, available: set[str], forecast_days: int = 
          f"{since(RECENT_HOURS)}...{end}"),
         (["trained_models"], week),
         (["demand_forecasts"], f"{since(forecast_days * 24)}...{end}"),
+        # Last: the dashboard's backtest columns fill in when it lands (a few minutes of
+        # weekly refits), after the forecasts they must not delay.
+        (["forecast_backtest"], None),
     ]
     return [([k for k in keys if k in available], rng) for keys, rng in steps
             if any(k in available for k in keys)]

@@ -20,13 +20,14 @@ REPO = Path(__file__).resolve().parent.parent
 def test_seed_plan_runs_recent_hours_models_and_forecasts_through_dagster() -> None:
     start = datetime(2020, 3, 25, 23, tzinfo=UTC)
     available = {"raw_demand", "raw_weather", "demand_features", "weather_features",
-                 "trained_models", "demand_forecasts"}
+                 "trained_models", "demand_forecasts", "forecast_backtest"}
     assert seed_plan(start, available, forecast_days=7) == [
         (["raw_demand", "raw_weather", "demand_features", "weather_features"],
          "2020-03-23-23:00...2020-03-25-22:00"),
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
         (["trained_models"], "2020-03-08"),
         (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
+        (["forecast_backtest"], None),  # unpartitioned: the last weeks of the features
     ]
     # Steps for assets that are not defined (yet) are left out rather than failing the seed.
     assert seed_plan(start, {"raw_demand"}) == [
