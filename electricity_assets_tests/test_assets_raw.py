@@ -190,7 +190,8 @@ def test_station_file_with_bad_rows_ingests_the_valid_ones_and_flags_the_rest(
         f"{dfw},2020-01-01T01:00:00Z,6.0,1.0,70",
         f"{dfw},2020-01-01T01:00:00Z,7.0,1.0,70",    # the same hour again: the later row wins
         # 02:00 missing: a gap
-        f"{dfw},2020-01-01T03:00:00Z,99.0,1.0,70",   # not physical: kept and flagged
+        f"{dfw},2020-01-01T03:00:00Z,62.0,1.0,70",   # beyond any record: kept and flagged
+        f"{dfw},2020-01-01T02:00:00Z,99.0,1.0,70",   # not a reading at all: rejected
         f"{dfw},2020-01-01T04:30:00Z,8.0,1.0,70",    # not on the hour: rejected, never moved
         f"{dfw},2020-01-01T05:00:00Z,9.0,1.0,70",
         "999999,Somewhere New,TX,TEX,32.0,-97.0,2020-01-01T00:00:00Z,1.0,0.0,80",  # unknown
@@ -206,13 +207,13 @@ def test_station_file_with_bad_rows_ingests_the_valid_ones_and_flags_the_rest(
 
     assert _rows(duckdb_path, "SELECT hour(period_utc), temperature_c FROM raw_weather "
                               "WHERE station = '722590' ORDER BY 1") == [
-        (0, 5.0), (1, 7.0), (3, 99.0), (5, 9.0)]
+        (0, 5.0), (1, 7.0), (3, 62.0), (5, 9.0)]
     assert _rows(duckdb_path, "SELECT region, source FROM raw_weather "
                               "WHERE station = '999999'") == [("TEX", "noaa_lcd")]
     assert _rows(duckdb_path, "SELECT count(*) FROM raw_weather WHERE station = '999998'") == [
         (0,)]
     meta = result.asset_materializations_for_node("raw_weather")[-1].metadata
-    assert meta["rejected_rows"].value == 3
+    assert meta["rejected_rows"].value == 4
     checks = {e.check_name + ":" + e.asset_key.to_user_string(): e
               for e in result.get_asset_check_evaluations()}
     assert checks["no_duplicate_keys:raw_weather"].passed

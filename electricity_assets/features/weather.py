@@ -28,7 +28,8 @@ gets the same value whatever window is materialised.
 **Normalisation** (no leakage): z-scores use per-region mean / std of the derived series before
 a cut-off (`weather_normalisation`), fitted together with the station offsets. They are fitted
 only when a cut-off is passed, or - when none exist - with the default cut-off: the latest demand
-hour minus 8 weeks, so the weeks that validation and the backtest score never inform them.
+hour minus 8 weeks, so the weeks that validation scores never inform them (the backtest refits
+the z-scores per window: `refit_z_scores`).
 
 Weather at hour t is an input for t: in replay the observation (an ex-post stand-in for a
 forecast; the backtest also scores it with simulated forecast error), live the Open-Meteo forecast.
