@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"temporary workspace: {home}")
 
     from electricity_assets import settings
-    from electricity_assets.features import model_frame
+    from electricity_assets.features import model_frame, with_forecast_weather
     from electricity_assets.modeling import backtest
     from electricity_assets.modeling.workspace import build_workspace
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             start, end = datetime(2015, 1, 1, tzinfo=UTC), datetime.now(UTC)
         try:
-            frame = model_frame(conn, start, end)
+            frame = with_forecast_weather(conn, model_frame(conn, start, end))
         except Exception as exc:  # missing tables in a fresh project DuckDB
             print(f"{db_path}: no features ({exc}); materialise demand_features first or pass "
                   "--data-dir", file=sys.stderr)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import duckdb
 
     from electricity_assets import settings
-    from electricity_assets.features import model_frame
+    from electricity_assets.features import model_frame, with_forecast_weather
     from electricity_assets.modeling.registry import MlflowConfig
     from electricity_assets.modeling.retrain import retrain_all
     from electricity_assets.modeling.workspace import build_workspace
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with duckdb.connect(settings.duckdb_path()) as conn:
         start, end = build_workspace(conn, data_dir)
-        frame = model_frame(conn, start, end)
+        frame = with_forecast_weather(conn, model_frame(conn, start, end))
     print(f"workspace {home}: ingest + features + frame {time.perf_counter() - started:.1f} s, "
           f"{len(frame):,} rows, {frame['region'].nunique()} regions")
     for round_ in range(1, args.rounds + 1):

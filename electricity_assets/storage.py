@@ -110,6 +110,9 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
     _col("window_start", "TIMESTAMPTZ", nullable=True),
     _col("window_end", "TIMESTAMPTZ", nullable=True),
     _col("created_at", "TIMESTAMPTZ"),
+    _col("model_mdape_expost", "DOUBLE",
+         "model median APE with observed weather (model_mdape: with weather forecast error)",
+         nullable=True),
 ), ("run_id", "region"))
 
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
@@ -145,6 +148,18 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: Table | str) -> None:
     if table.name == RAW_WEATHER.name:
         _upgrade_raw_weather(conn)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({table.ddl()})")
+    _add_missing_columns(conn, table)
+
+
+def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """A table created by an older version gains the nullable columns added since."""
+    present = {r[0] for r in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+        "AND database_name = current_database() AND schema_name = current_schema()",
+        [table.name]).fetchall()}
+    for column in table.columns:
+        if column.nullable and column.name.strip('"') not in present:
+            conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.sql_type}")
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection,

@@ -266,12 +266,12 @@ def test_recency_features_do_not_depend_on_the_materialised_window(duckdb_path: 
 def test_forecast_features_equal_features_of_observations_then_forecasts() -> None:
     """Ex-ante features at hour t are those of a series that is observed up to the issue time
     t - 24 h and forecast (observed + error) after it: checked column by column at several t."""
+    from electricity_assets.features.forecast_error import weather_error
     from electricity_assets.features.weather import (
         apply_weather_error,
         forecast_weather_features,
         weather_feature_frame,
     )
-    from electricity_assets.modeling.forecast_error import weather_error
 
     hours = pd.date_range(START, periods=24 * 70, freq="h")
     rng = np.random.default_rng(1)

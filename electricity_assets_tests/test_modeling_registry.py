@@ -180,7 +180,8 @@ def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(
     table = pd.read_csv(out)
     assert list(table.columns) == ["region", "hours", "model_mdape", "model_mape", "model_mae",
                                    "df_mdape", "df_mape", "naive_mdape", "coverage_p10_p90",
-                                   "window_start", "window_end"]  # rows of several --end windows
+                                   "window_start", "window_end",  # rows of several --end windows
+                                   "model_mdape_expost"]  # issue 9: ex-ante first, ex-post added
     assert list(table["region"]) == ["CAL", "FLA"]
     assert table["window_end"].nunique() == 1
     assert (table["hours"] == 168).all()

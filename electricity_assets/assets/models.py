@@ -15,7 +15,7 @@ from pydantic import Field
 
 from electricity_assets import quality
 from electricity_assets.assets.forecasts import demand_forecasts
-from electricity_assets.features import model_frame
+from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START, weekly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 
@@ -66,7 +66,8 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
 
     with duckdb.get_connection() as conn:  # released before training: others can write
         start, end = _window(conn, config.history_days, context.partition_time_window.end)
-        frame = model_frame(conn, start, end, regions=config.regions or None)
+        frame = with_forecast_weather(  # the interval is calibrated on forecast weather
+            conn, model_frame(conn, start, end, regions=config.regions or None))
     if frame.empty:
         raise dg.Failure(f"no feature rows for regions {config.regions} in [{start}, {end})")
     report = retrain_all(frame, mlflow.mlflow_config(), tags={"dagster_run_id": context.run.run_id})

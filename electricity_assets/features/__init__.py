@@ -9,7 +9,12 @@ from electricity_assets.features.demand import (
     compute_demand_features,
     implausible_counts,
 )
-from electricity_assets.features.frame import model_frame
+from electricity_assets.features.frame import (
+    FORECAST_PREFIX,
+    forecast_inputs,
+    model_frame,
+    with_forecast_weather,
+)
 from electricity_assets.features.weather import (
     OBSERVED_AT_ISSUE,
     WEATHER_FEATURE_COLUMNS,
@@ -23,15 +28,18 @@ from electricity_assets.features.weather import (
 
 __all__ = [
     "FEATURE_COLUMNS",
+    "FORECAST_PREFIX",
     "OBSERVED_AT_ISSUE",
     "WEATHER_FEATURE_COLUMNS",
     "compute_demand_features",
     "compute_weather_features",
     "default_normalisation_cutoff",
     "fit_weather_normalisation",
+    "forecast_inputs",
     "implausible_counts",
     "model_frame",
     "region_weather",
     "weather_feature_frame",
     "weather_normalisation",
+    "with_forecast_weather",
 ]

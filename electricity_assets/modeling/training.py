@@ -8,7 +8,12 @@ the mean median APE was 3.4 % with the ratio to lag_24h against 3.6 % with the r
 mean; training on all history instead of 2 years helped more than any hyper-parameter tried.
 
 P10/P90 are split-conformal: quantiles of the ratio residuals on the validation weeks, which the
-model never trained on, added to the point forecast. One model per region instead of three.
+model never trained on, added to the point forecast. One model per region instead of three. Where
+the frame carries the weather as known at each forecast's issue time
+(`features.with_forecast_weather`: observations up to t - 24 h, simulated forecast error after),
+the trees are fitted on it and the validation forecasts (interval, metrics, the champion
+comparison) use it, so the interval reflects the weather forecast error a real 24-hour-ahead
+forecast carries, not the optimistic error with observed weather.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets.features import FEATURE_COLUMNS, WEATHER_FEATURE_COLUMNS
+from electricity_assets.features.frame import forecast_inputs
 from electricity_assets.features.weather import Z_COLUMNS
 from electricity_assets.modeling.metrics import compare
 
@@ -52,6 +58,10 @@ class InsufficientDataError(ValueError):
 @dataclass(frozen=True)
 class TrainingConfig:
     validation_weeks: int = 2
+    # Fit on the weather as known at issue time (simulated forecast error) rather than on
+    # observations: the trees then lean on temperature as much as a forecast of it deserves. On
+    # four 4-week windows x 6 regions: ex-ante mean MdAPE 2.90 vs 2.92, and 3x fewer trees.
+    fit_on_forecast_weather: bool = True
     min_train_hours: int = 24 * 28
     min_validation_hours: int = 24 * 3
     num_boost_round: int = 2000
@@ -167,17 +177,21 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
     features = usable_features(frame)
     y_train = train["demand_mwh"] / train["_scale"]
     y_valid = valid["demand_mwh"] / valid["_scale"]
-    train_set = lgb.Dataset(model_inputs(train, features), y_train, free_raw_data=True)
-    valid_set = lgb.Dataset(model_inputs(valid, features), y_valid, reference=train_set)
+    # Weather as a forecast would have it, where the frame carries it (else observed).
+    issued = forecast_inputs(valid)
+    fit_train, fit_valid = ((forecast_inputs(train), issued) if config.fit_on_forecast_weather
+                            else (train, valid))
+    train_set = lgb.Dataset(model_inputs(fit_train, features), y_train, free_raw_data=True)
+    valid_set = lgb.Dataset(model_inputs(fit_valid, features), y_valid, reference=train_set)
     booster = lgb.train(
         config.params, train_set, num_boost_round=config.num_boost_round,
         valid_sets=[valid_set], valid_names=["validation"],
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )
-    ratio = booster.predict(model_inputs(valid, features), num_iteration=booster.best_iteration)
+    ratio = booster.predict(model_inputs(issued, features), num_iteration=booster.best_iteration)
     residuals = y_valid.to_numpy() - ratio
     low, high = (float(np.quantile(residuals, q)) for q in config.interval)
-    forecasts = predict_frame(booster, features, low, high, valid)
+    forecasts = predict_frame(booster, features, low, high, issued)
     evaluation = evaluation_frame(valid, forecasts)
     model = RegionModel(
         region=region, booster=booster, feature_columns=features,
@@ -186,7 +200,7 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
         train_end=validation_start.to_pydatetime(),
         validation_end=(valid["period_utc"].max() + timedelta(hours=1)).to_pydatetime(),
         train_hours=len(train), validation=evaluation,
-        validation_features=valid.drop(columns="_scale"),
+        validation_features=issued.drop(columns="_scale"),
         metrics=compare(evaluation),
     )
     logger.info("region %s: %d training hours, %d rounds, validation median APE %.2f %%",

@@ -52,7 +52,7 @@ def load_window(dataset: Dataset, start: datetime, end: datetime,
                        dataset.name, implausible["reason"].iloc[0])
         rejected = pd.concat([r for r in (window.rejected, implausible) if len(r)],
                              ignore_index=True)
-        return SourceWindow(rows, rejected, window.source)
+        return SourceWindow(rows, rejected)
     return window
 
 

@@ -3,7 +3,8 @@
 In real use the weather of the hours after a forecast's issue time (t - 24 h) is itself a
 forecast. The bundled history holds observations only, so ex-ante inputs are built by adding a
 simulated forecast error to the observed region weather (`weather_error`), then recomputing the
-features as of the issue time (`features.weather.forecast_weather_features`).
+features as of the issue time (`features.weather.forecast_weather_features`); the
+training frame carries both (`features.frame.with_forecast_weather`).
 
 The error model (documented, seeded, deliberately simple):
 - temperature: a stationary AR(1) over hours, e_t = PHI * e_(t-1) + sqrt(1 - PHI^2) * SD * z_t,
@@ -14,8 +15,9 @@ The error model (documented, seeded, deliberately simple):
   formula) moves consistently with them;
 - wind: multiplied by exp(AR(1) with SD 0.2), i.e. about 20 % error;
 - precipitation is left as observed (no region uses it offline).
-Each region gets its own stream from `numpy.random.default_rng([seed, crc32(region)])`, so the
-error of a region does not depend on which other regions are scored.
+Each region gets its own stream from `numpy.random.default_rng([seed, crc32(region)])`, started
+at the region's first hour in the frame, so the error of a region does not depend on which other
+regions are scored and the same data gives the same figures.
 """
 
 from __future__ import annotations
