@@ -60,7 +60,7 @@ def seed_all(path: str) -> None:
         conn.execute("""
             INSERT INTO forecast_backtest
             SELECT 'test-fixture-run', region, 336, 3.1, 3.4, 1000, 1.9, 2.2, 700, 6.0, 7.0, 2000,
-                   78.0, ?, ?, now()
+                   78.0, ?, ?, now(), 2.9
             FROM (SELECT DISTINCT region FROM demand_forecasts)""", [FORECAST_START, SEED_END])
         conn.execute("INSERT INTO dead_letters VALUES ('electricity.demand.v1', 0, 7, "
                      "'{not json', 'invalid JSON', now())")
