@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -96,17 +95,17 @@ def wait_healthy(service: Service, timeout_s: float) -> bool:
     return False
 
 
-def prepare_dagster_home(home: Path) -> Path:
-    """DAGSTER_HOME (default ELECTRICITY_HOME/dagster_home) with the repo's dagster.yaml in it.
+def prepare_dagster_home(home: Path, postgres: bool = False) -> Path:
+    """DAGSTER_HOME (default ELECTRICITY_HOME/dagster_home) with the repo's dagster.yaml in it,
+    its storage switched to Postgres (DAGSTER_POSTGRES_URL) when `postgres`.
 
-    A DAGSTER_HOME set by the user keeps its own dagster.yaml (e.g. Postgres storage)."""
-    default = home / "dagster_home"
+    A DAGSTER_HOME set by the user keeps its own dagster.yaml if it has one."""
+    from electricity_assets.postgres import write_instance_yaml
+
     dagster_home = settings.dagster_home()
     dagster_home.mkdir(parents=True, exist_ok=True)
-    repo_yaml = settings.PROJECT_ROOT / "dagster.yaml"
-    target = dagster_home / "dagster.yaml"
-    if repo_yaml.exists() and (dagster_home == default or not target.exists()):
-        shutil.copy(repo_yaml, target)
+    if dagster_home == home / "dagster_home" or not (dagster_home / "dagster.yaml").exists():
+        write_instance_yaml(dagster_home, postgres)
     return dagster_home
 
 
@@ -146,6 +145,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reseed", action="store_true", help="seed even if seeded before")
     parser.add_argument("--services", default="broker,dagster,dashboard,mlflow",
                         help="comma-separated subset to start")
+    parser.add_argument("--postgres", action="store_true",
+                        help="Dagster storage on PostgreSQL: DAGSTER_POSTGRES_URL, or a local "
+                             "server under ELECTRICITY_HOME/postgres when that is unset")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     return parser.parse_args(argv)
 
@@ -155,6 +157,7 @@ class Stack:
         self.services = services
         self.env = env
         self.broker = None
+        self.postgres = None
         self.seeder: Service | None = None
         self._stopping = False
 
@@ -168,6 +171,8 @@ class Stack:
                 service.stop()
         if self.broker is not None:
             self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
         print("stack stopped", flush=True)
 
 
@@ -178,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = settings.local_home()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    postgres = args.postgres or bool(settings.dagster_postgres_url())
     env = {**settings.dagster_process_env(), "ELECTRICITY_HOME": str(home),
-           "DAGSTER_HOME": str(prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
+           "DAGSTER_HOME": str(prepare_dagster_home(home, postgres)), "PYTHONUNBUFFERED": "1"}
     os.environ.update({"ELECTRICITY_HOME": env["ELECTRICITY_HOME"],
                        "DAGSTER_HOME": env["DAGSTER_HOME"]})
     if settings.source_mode() == "bundled":
@@ -200,6 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        if postgres and not settings.dagster_postgres_url():
+            from electricity_assets.postgres import LocalPostgres
+
+            stack.postgres = LocalPostgres(home / "postgres", port_or_free(
+                settings.local_postgres_port()), logs / "postgres.log").start()
+            env["DAGSTER_POSTGRES_URL"] = os.environ["DAGSTER_POSTGRES_URL"] = stack.postgres.url
+        if postgres:
+            print(f"  postgres   {env['DAGSTER_POSTGRES_URL'].split('@')[-1]} (Dagster storage)",
+                  flush=True)
         if "broker" in wanted:
             from electricity_assets.streaming.broker import start_broker
 

@@ -88,3 +88,41 @@ def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home:
     assert (logs / "dashboard.log").stat().st_size > 0 and (logs / "broker.log").exists()
     assert (isolated_home / "replay_clock.json").exists()
     assert (isolated_home / "dagster_home" / "dagster.yaml").exists()
+
+
+def test_stack_postgres_runs_dagster_storage_on_a_local_server_and_stops_it() -> None:
+    import shutil
+    import tempfile
+
+    import psycopg2
+
+    # A home the `postgres` user can reach (as root the server runs as that user).
+    home = Path(tempfile.mkdtemp(prefix="electricity-stack-pg-"))
+    home.chmod(0o711)
+    port = _free_port()
+    env = {**os.environ, "ELECTRICITY_HOME": str(home), "ELECTRICITY_POSTGRES_PORT": str(port)}
+    for name in ("DAGSTER_HOME", "DAGSTER_POSTGRES_URL"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "electricity_assets.stack", "--services", "none", "--no-seed",
+         "--postgres"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        assert f"postgres   127.0.0.1:{port}/dagster (Dagster storage)" in "".join(lines), lines
+        with psycopg2.connect(host="127.0.0.1", port=port, user="dagster", dbname="dagster"):
+            pass
+        assert "DAGSTER_POSTGRES_URL" in (home / "dagster_home" / "dagster.yaml").read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        try:
+            assert proc.returncode == 0, rest
+            assert not (home / "postgres" / "postmaster.pid").exists(), "server left running"
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
