@@ -224,17 +224,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'' if stack.broker.managed else ' (external)'}", flush=True)
         for service in services:
             service.start(env, settings.PROJECT_ROOT)
-        for service in services:
-            healthy = wait_healthy(service, args.startup_timeout)
-            state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
-            print(f"  {service.name:<10} {service.url}  {state}", flush=True)
-        print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
         if not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
+            # At once, not after the health checks: its runs need no service, and the
+            # dashboard gets data sooner.
             stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
                                    None, None, logs / "seed.log")
             stack.seeder.start(env, settings.PROJECT_ROOT)
             print(f"first run: seeding the bundled history in the background "
                   f"(progress: {stack.seeder.log_path})", flush=True)
+        for service in services:
+            healthy = wait_healthy(service, args.startup_timeout)
+            state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
+            print(f"  {service.name:<10} {service.url}  {state}", flush=True)
+        print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
         while True:
             for service in services:
                 if not service.running():

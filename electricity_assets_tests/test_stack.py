@@ -17,20 +17,25 @@ from electricity_assets.seed import seed_plan
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_seed_plan_runs_recent_hours_models_and_forecasts_through_dagster() -> None:
+def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_first() -> None:
     start = datetime(2020, 3, 25, 23, tzinfo=UTC)
-    available = {"raw_demand", "raw_weather", "demand_features", "weather_features",
-                 "trained_models", "demand_forecasts"}
-    assert seed_plan(start, available, forecast_days=7) == [
-        (["raw_demand", "raw_weather", "demand_features", "weather_features"],
-         "2020-03-23-23:00...2020-03-25-22:00"),
+    plan = [(step.assets, step.partitions) for step in seed_plan(start, 400, 7)]
+    raw, features = ["raw_demand", "raw_weather"], ["demand_features", "weather_features"]
+    assert plan == [
+        # Raw for the features' lookback (81 days) + 48 h, then the last 48 h of features:
+        # the dashboard has data before the long history run.
+        (raw, "2020-01-02-23:00...2020-03-25-22:00"),
+        (features, "2020-03-23-23:00...2020-03-25-22:00"),
+        # Every earlier bundled hour, from the first partition, in one run.
+        (raw, "2015-07-01-05:00...2020-01-02-22:00"),
+        (features, "2019-02-19-23:00...2020-03-23-22:00"),
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
         (["trained_models"], "2020-03-08"),
         (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
     ]
-    # Steps for assets that are not defined (yet) are left out rather than failing the seed.
-    assert seed_plan(start, {"raw_demand"}) == [
-        (["raw_demand"], "2020-03-23-23:00...2020-03-25-22:00")]
+    assert seed_plan(start)[0].command()[-2:] == ["--partition-range",
+                                                  "2020-01-02-23:00...2020-03-25-22:00"]
+    assert seed_plan(start)[4].command()[-2:] == ["--partition", "2020-03-08"]
 
 
 def _free_port() -> int:
