@@ -1,13 +1,18 @@
-"""How long the dashboard takes to load on the full bundled history. Prints figures; not a test.
+"""How long the dashboard takes to load on the full bundled history, before and after the
+overview rework, in one run. Prints figures; not a test.
 
-    .venv/bin/python bench/dashboard_load.py [--duckdb PATH] [--screenshot docs/dashboard.png]
+    .venv/bin/python bench/dashboard_load.py [--duckdb PATH | --home DIR] [--screenshots DIR]
 
-Without --duckdb it builds a tmp database with the WHOLE bundled history (raw demand + weather)
-plus forecast rows labelled "bench-fixture" (mean of the same hour 1 and 2 weeks earlier) for the
-last 28 days, publishes the serving snapshot, then measures:
-1. the default view's queries, cold (no Streamlit cache), in-process;
-2. a full script run of the app (AppTest), cold and then with warm `st.cache_data`;
-3. a real page load in headless Chromium against `streamlit run`: navigation -> charts drawn.
+Without --duckdb/--home it builds a tmp database with the WHOLE bundled history (raw demand +
+weather) plus forecast rows labelled "bench-fixture" (mean of the same hour 1 and 2 weeks earlier)
+for the last 28 days, publishes the serving snapshot, then measures:
+1. each view's queries, cold (no Streamlit cache), in-process;
+2. full script runs of the app (AppTest), cold and then with warm `st.cache_data`;
+3. real page loads in headless Chromium against `streamlit run`: navigation -> every chart drawn
+   and every expected text shown. "before" is the single-page app of commit BASELINE (extracted
+   with `git archive`), "after" the current overview and region pages. Each page is loaded once
+   cold (fresh server and browser caches) and WARM_LOADS times warm (same browser, server caches
+   filled); the warm figure is their median.
 """
 
 from __future__ import annotations
@@ -16,16 +21,24 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+BASELINE = "26e7f35"  # main before the overview rework: one page, Plotly only
+WARM_LOADS = 3
 
 
 def build_full_database(path: Path) -> None:
@@ -45,7 +58,7 @@ def build_full_database(path: Path) -> None:
             rows = read_bundled(dataset, start, end, PACKAGE_DATA_DIR)
             rows = rows.assign(source="bundled", ingested_at=pd.Timestamp.now(tz="UTC"))
             replace_window(conn, dataset.table, rows, start, end)
-        last = conn.execute("SELECT max(period_utc) FROM raw_demand").fetchone()[0]
+        last = conn.execute("SELECT max(period_utc) FROM raw_demand").fetchall()[0][0]
         since = last - timedelta(days=28)
         conn.execute("""
             INSERT INTO demand_forecasts
@@ -61,7 +74,7 @@ def build_full_database(path: Path) -> None:
 def timed(label: str, fn, *args):
     started = time.perf_counter()
     result = fn(*args)
-    print(f"{label:<55} {time.perf_counter() - started:7.3f} s")
+    print(f"{label:<62} {time.perf_counter() - started:7.3f} s", flush=True)
     return result
 
 
@@ -71,19 +84,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def browser_load(workdir: Path, screenshot: Path) -> None:
-    from dashboard.browser_check import capture_dashboard, find_chromium
+def baseline_app(workdir: Path) -> Path:
+    """The BASELINE commit's dashboard/ under workdir (its app puts workdir first on sys.path,
+    so it imports its own queries module and today's electricity_assets)."""
+    archive = subprocess.run(["git", "archive", "--format=tar", BASELINE, "dashboard"],
+                             cwd=REPO, check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(workdir / "baseline", filter="data")
+    return workdir / "baseline" / "dashboard" / "app.py"
 
-    if find_chromium() is None:
-        print("chromium not installed: browser figure skipped")
-        return
+
+@contextmanager
+def streamlit_server(app: Path, log_path: Path) -> Iterator[str]:
     port = free_port()
-    log = (workdir / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-         "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port",
-         str(port), "--browser.gatherUsageStats", "false"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--browser.gatherUsageStats", "false"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
         for _ in range(240):
             try:
@@ -91,16 +110,45 @@ def browser_load(workdir: Path, screenshot: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.25)
-        for attempt in ("first (cold caches)", "second (warm caches)"):
-            page = capture_dashboard(f"http://127.0.0.1:{port}/", screenshot,
-                                     workdir / f"profile-{attempt[:5]}", min_charts=2,
-                                     expect_texts=("Data freshness",))
-            print(f"{'browser: navigation -> charts drawn, ' + attempt:<55} {page.seconds:7.3f} s")
-        print(f"screenshot: {screenshot}")
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-        log.close()
+
+
+def _fresh_browser_load(workdir: Path, url: str, wait: dict) -> float:
+    from dashboard.browser_check import chromium_page, wait_for_page
+
+    profile = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
+    with chromium_page(profile) as cdp:
+        cdp.call("Page.enable")
+        return wait_for_page(cdp, url, **wait)[0]
+
+
+def browser_loads(label: str, app: Path, pages: list[tuple[str, str, dict]], workdir: Path,
+                  screenshots: Path | None) -> None:
+    """Per page of one app: a cold load (server caches and browser empty), then WARM_LOADS
+    loads in a new browser each (server caches warm: what a colleague opening a shared link
+    sees), then WARM_LOADS reloads in one browser (its HTTP cache warm too)."""
+    from dashboard.browser_check import chromium_page, screenshot, wait_for_page
+
+    with streamlit_server(app, workdir / f"streamlit-{label}.log") as base:
+        for name, path, wait in pages:
+            cold = _fresh_browser_load(workdir, base + path, wait)
+            fresh = [_fresh_browser_load(workdir, base + path, wait) for _ in range(WARM_LOADS)]
+            with chromium_page(Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))) as cdp:
+                cdp.call("Page.enable")
+                wait_for_page(cdp, base + path, **wait)
+                same = [wait_for_page(cdp, base + path, **wait)[0] for _ in range(WARM_LOADS)]
+                if screenshots is not None:
+                    out = screenshot(cdp, screenshots / f"dashboard_{name.split()[0]}.png")
+                    print(f"screenshot: {out}")
+            print(f"browser {label}, {name}, navigation -> all drawn:", flush=True)
+            print(f"  {'cold (new server caches, new browser)':<60} {cold:7.3f} s")
+            for what, runs in (("warm server, new browser each (median)", fresh),
+                               ("warm server, same browser (median)", same)):
+                print(f"  {what:<60} {statistics.median(runs):7.3f} s  "
+                      f"({', '.join(f'{r:.2f}' for r in runs)})", flush=True)
 
 
 def main() -> None:
@@ -108,7 +156,10 @@ def main() -> None:
     parser.add_argument("--duckdb", help="measure a copy of an existing database instead")
     parser.add_argument("--home", help="measure an existing ELECTRICITY_HOME in place (e.g. "
                         ".local after `./dev run` seeded it: real forecasts and model card)")
-    parser.add_argument("--screenshot", default=str(REPO / "bench" / "out" / "dashboard.png"))
+    parser.add_argument("--screenshots", type=Path,
+                        help="save the overview and region pages here (e.g. docs)")
+    parser.add_argument("--region", default="CAL", help="region page to load (default CAL)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the 'before' app")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-bench-"))
     os.environ["ELECTRICITY_HOME"] = args.home or str(workdir)
@@ -122,24 +173,52 @@ def main() -> None:
     os.environ["DUCKDB_PATH"] = str(live)
     from electricity_assets import serving
 
-    print(f"snapshot: {timed('publish serving snapshot', serving.publish_snapshot)['rows']}")
+    if not args.home:
+        print(f"snapshot: {timed('publish serving snapshot', serving.publish_snapshot)['rows']}")
     from dashboard import queries
 
-    def default_view() -> None:
-        overview = queries.load_overview()
-        region = "CAL" if "CAL" in overview.regions else overview.regions[0]
+    overview = queries.load_overview()
+    region = args.region if args.region in overview.regions else overview.regions[0]
+
+    def region_view() -> None:
         span = queries.load_region_span(region)
         view = queries.load_window(region, span.last - timedelta(days=14), span.last)
         queries.error_metrics(view.series)
 
-    timed("default view queries, cold, in-process", default_view)
+    timed("queries, overview page (scoreboard + small multiples), cold", queries.load_scoreboard)
+    timed(f"queries, region page ({region}, 14 days), cold", region_view)
+    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)
-    timed("AppTest script run, cold (incl. first imports)", at.run)
-    timed("AppTest script run, warm st.cache_data", at.run)
-    assert not at.exception, at.exception
-    browser_load(workdir, Path(args.screenshot))
+    for page in (None, "views/region.py"):
+        at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)
+        at.query_params["region"] = region
+        if page:  # switch_page needs the pages a first run registers
+            at.run().switch_page(page)
+        st.cache_data.clear()
+        name = "region" if page else "overview"
+        timed(f"AppTest script run, {name}, cold caches", at.run)
+        timed(f"AppTest script run, {name}, warm st.cache_data", at.run)
+        assert not at.exception, at.exception
+
+    from dashboard.browser_check import find_chromium
+
+    if find_chromium() is None:
+        print("chromium not installed: browser figures skipped")
+        return
+    region_texts = ("24 forecast hours", "Error metrics for the selected range", "Backtest",
+                    "Champion model", "Data freshness")
+    if not args.no_baseline:
+        browser_loads("before", baseline_app(workdir), [
+            (f"single page ({region})", "/", {"min_charts": 2,
+                                              "expect_texts": ("Data freshness",)})],
+            workdir, None)
+    browser_loads("after", REPO / "dashboard" / "app.py", [
+        ("overview", "/", {"min_charts": 0, "min_sparklines": len(overview.regions),
+                           "expect_texts": ("Last 7 days", "US48", "last 3 days")}),
+        (f"region ({region})", f"/region?region={region}",
+         {"min_charts": 1, "expect_texts": region_texts}),
+    ], workdir, args.screenshots)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -38,6 +38,8 @@ def expected_partitions(replay_start: datetime) -> dict[str, set[str]]:
     """Partition keys of each asset that the seed's runs cover."""
     expected: dict[str, set[str]] = {}
     for step in seed_plan(replay_start):
+        if step.partitions is None:
+            continue  # unpartitioned (forecast_backtest): its run is listed with the others
         if "..." in step.partitions:
             keys = hourly_partitions.get_partition_keys_in_range(
                 dg.PartitionKeyRange(*step.partitions.split("...")))

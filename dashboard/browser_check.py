@@ -28,6 +28,7 @@ PAGE_STATE_JS = """JSON.stringify({
   // textContent, not innerText: st.metric labels are not in innerText in headless layouts.
   text: document.body ? document.body.innerText + " | " + document.body.textContent : "",
   charts: document.querySelectorAll('.js-plotly-plot .main-svg').length,
+  sparklines: document.querySelectorAll('svg.sparkline').length,
   running: !!document.querySelector('[data-testid="stStatusWidget"]'),
   exceptions: document.querySelectorAll('[data-testid="stException"]').length
 })"""
@@ -110,37 +111,51 @@ def chromium_page(user_data_dir: Path, width: int = 1400, height: int = 2600) ->
             proc.wait()
 
 
-def capture_dashboard(url: str, screenshot: Path, user_data_dir: Path, min_charts: int = 1,
-                      expect_texts: tuple[str, ...] = (), timeout_s: float = 90.0) -> PageCapture:
-    """Load `url`, wait until `min_charts` Plotly charts and `expect_texts` are rendered and the
-    app is idle, save a PNG screenshot and return the page's visible text."""
+def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[str, ...] = (),
+                  min_sparklines: int = 0, timeout_s: float = 90.0) -> tuple[float, dict]:
+    """Navigate to `url` and wait until `min_charts` Plotly charts, `min_sparklines` small
+    multiples and every one of `expect_texts` are rendered and the app is idle; the seconds
+    from navigation to that point, and the page state."""
+    started = time.monotonic()
+    cdp.call("Page.navigate", url=url)
+    state: dict = {}
+    while time.monotonic() - started < timeout_s:
+        answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
+        if "exceptionDetails" in answer:
+            raise BrowserCheckError(f"page probe failed: {answer['exceptionDetails']}")
+        value = answer["result"].get("value")
+        state = json.loads(value) if value else {}
+        if state.get("exceptions"):
+            raise BrowserCheckError(f"the app shows an exception:\n{state['text'][-2000:]}")
+        ready = (state.get("charts", 0) >= min_charts and not state.get("running")
+                 and state.get("sparklines", 0) >= min_sparklines
+                 and all(t in state.get("text", "") for t in expect_texts))
+        if ready:
+            return time.monotonic() - started, state
+        time.sleep(0.1)
+    missing = [t for t in expect_texts if t not in state.get("text", "")]
+    raise BrowserCheckError(
+        f"{url} not ready after {timeout_s:.0f} s: {state.get('charts', 0)} charts, "
+        f"{state.get('sparklines', 0)} sparklines, missing texts {missing}; page text:\n"
+        f"{state.get('text', '')[:2000]}")
+
+
+def screenshot(cdp: _Cdp, path: Path) -> Path:
+    time.sleep(1.0)  # let Plotly finish its transitions before the picture
+    png = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(png))
+    return path
+
+
+def capture_dashboard(url: str, screenshot_path: Path, user_data_dir: Path, min_charts: int = 1,
+                      expect_texts: tuple[str, ...] = (), timeout_s: float = 90.0,
+                      min_sparklines: int = 0) -> PageCapture:
+    """Load `url` in a fresh browser, wait as `wait_for_page` does, save a PNG screenshot and
+    return the page's visible text."""
     with chromium_page(user_data_dir) as cdp:
-        started = time.monotonic()
         cdp.call("Page.enable")
-        cdp.call("Page.navigate", url=url)
-        state: dict = {}
-        while time.monotonic() - started < timeout_s:
-            answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
-            if "exceptionDetails" in answer:
-                raise BrowserCheckError(f"page probe failed: {answer['exceptionDetails']}")
-            value = answer["result"].get("value")
-            state = json.loads(value) if value else {}
-            if state.get("exceptions"):
-                raise BrowserCheckError(f"the app shows an exception:\n{state['text'][-2000:]}")
-            ready = (state.get("charts", 0) >= min_charts and not state.get("running")
-                     and all(t in state.get("text", "") for t in expect_texts))
-            if ready:
-                break
-            time.sleep(0.25)
-        else:
-            missing = [t for t in expect_texts if t not in state.get("text", "")]
-            raise BrowserCheckError(
-                f"dashboard not ready after {timeout_s:.0f} s: {state.get('charts', 0)} charts, "
-                f"missing texts {missing}; page text:\n{state.get('text', '')[:2000]}")
-        seconds = time.monotonic() - started
-        time.sleep(1.0)  # let Plotly finish its transitions before the picture
-        png = cdp.call("Page.captureScreenshot", format="png")["data"]
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        screenshot.write_bytes(base64.b64decode(png))
+        seconds, state = wait_for_page(cdp, url, min_charts, expect_texts, min_sparklines,
+                                       timeout_s)
         return PageCapture(text=state["text"], charts=state["charts"], seconds=seconds,
-                           screenshot=screenshot)
+                           screenshot=screenshot(cdp, screenshot_path))

@@ -34,7 +34,7 @@ def _q(conn: Conn, sql: str, params: list | None = None) -> pd.DataFrame:
 
 def has_table(conn: Conn, name: str) -> bool:
     return bool(conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                             [name]).fetchone()[0])
+                             [name]).fetchall()[0][0])
 
 
 def regions(conn: Conn) -> list[str]:
@@ -127,6 +127,60 @@ def backtest(conn: Conn, region: str) -> pd.DataFrame:
         "FROM forecast_backtest WHERE region = ? ORDER BY created_at DESC LIMIT 20", [region])
 
 
+def daily_series(conn: Conn, region: str, start: datetime, end: datetime, tz: str
+                 ) -> pd.DataFrame:
+    """Daily means (local dates of `tz`) of actual, EIA DF and model forecast with P10/P90: the
+    demand chart of a long range, aggregated in DuckDB rather than drawn hour by hour."""
+    with_forecasts = has_table(conn, "demand_forecasts")
+    forecast_cols = ("avg(f.forecast_mwh) AS forecast_mwh, avg(f.p10_mwh) AS p10_mwh, "
+                     "avg(f.p90_mwh) AS p90_mwh" if with_forecasts else
+                     "NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
+                     "NULL::DOUBLE AS p90_mwh")
+    forecast_join = ("LEFT JOIN demand_forecasts f ON f.region = d.region "
+                     "AND f.period_utc = d.period_utc" if with_forecasts else "")
+    frame = _q(conn, f"""
+        WITH d AS (
+            SELECT region, period_utc,
+                   max(value_mwh) FILTER (WHERE type = 'D') AS actual_mwh,
+                   max(value_mwh) FILTER (WHERE type = 'DF') AS eia_df_mwh
+            FROM raw_demand WHERE region = ? AND period_utc >= ? AND period_utc < ?
+            GROUP BY region, period_utc)
+        SELECT date_trunc('day', timezone(?, d.period_utc)) AS local_day,
+               avg(d.actual_mwh) AS actual_mwh, avg(d.eia_df_mwh) AS eia_df_mwh, {forecast_cols}
+        FROM d {forecast_join} GROUP BY local_day ORDER BY local_day""", [region, start, end, tz])
+    # Back to an aware timestamp at local midnight, the shape the chart takes.
+    frame["period_utc"] = frame.pop("local_day").dt.tz_localize(tz).dt.tz_convert("UTC")
+    return frame
+
+
+VALIDATION_ROWS = {"mdape": "median APE (%)", "mape": "mean APE (%)", "mae": "MAE (MWh)",
+                   "rmse": "RMSE (MWh)"}
+VALIDATION_COLUMNS = {"model": "model", "df": "EIA day-ahead (DF)",
+                      "naive": "seasonal naive (t-168 h)"}
+
+
+def validation_table(metrics: dict[str, float]) -> pd.DataFrame:
+    """The champion's MLflow validation metrics (`val_<who>_<metric>`) as a readable table:
+    one row per error measure, one column per forecast."""
+    rows = {label: {col: metrics.get(f"val_{who}_{metric}", np.nan)
+                    for who, col in VALIDATION_COLUMNS.items()}
+            for metric, label in VALIDATION_ROWS.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("validation hours")
+
+
+def validation_facts(metrics: dict[str, float]) -> dict[str, str]:
+    """The card's other numbers, labelled with their units."""
+    facts = {}
+    if pd.notna(metrics.get("val_model_coverage_p10_p90", np.nan)):
+        facts["P10-P90 coverage on validation (%, nominal 80)"] = (
+            f"{metrics['val_model_coverage_p10_p90']:.1f}")
+    if "val_hours" in metrics:
+        facts["validation hours"] = f"{metrics['val_hours']:,.0f}"
+    if "best_iteration" in metrics:
+        facts["boosting rounds (early stopping)"] = f"{metrics['best_iteration']:,.0f}"
+    return facts
+
+
 def weather_vs_demand(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:
     if not has_table(conn, "raw_weather"):
         return pd.DataFrame(columns=["period_utc", "temperature_c", "actual_mwh"])
@@ -172,6 +226,169 @@ def snapshot_published_at(conn: Conn) -> datetime | None:
     return _q(conn, "SELECT max(published_at) AS t FROM serving_meta")["t"].iloc[0]
 
 
+OVERVIEW_DAYS = 7
+SPARK_DAYS = 3
+
+
+def _forecast_columns(conn: Conn) -> tuple[str, str]:
+    """Select list and join adding the model forecast and P10/P90 to hours `d` (region,
+    period_utc); NULL columns while `demand_forecasts` does not exist yet."""
+    if not has_table(conn, "demand_forecasts"):
+        return ("NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
+                "NULL::DOUBLE AS p90_mwh", "")
+    return ("f.forecast_mwh, f.p10_mwh, f.p90_mwh",
+            "LEFT JOIN demand_forecasts f ON f.region = d.region AND f.period_utc = d.period_utc")
+
+
+def _last_hours(conn: Conn) -> pd.DataFrame:
+    """Per region: the last hour with a positive actual and the last one with a model forecast
+    and an actual (the end of what can be scored)."""
+    with_forecasts = has_table(conn, "demand_forecasts")
+    scored = ("(SELECT max(f.period_utc) FROM demand_forecasts f JOIN raw_demand r "
+              "ON r.region = f.region AND r.period_utc = f.period_utc AND r.type = 'D' "
+              "AND r.value_mwh > 0 WHERE f.region = a.region)" if with_forecasts
+              else "NULL::TIMESTAMPTZ")
+    return _q(conn, f"""
+        SELECT a.region, a.last_actual, {scored} AS last_scored
+        FROM (SELECT region, max(period_utc) AS last_actual FROM raw_demand
+              WHERE type = 'D' AND value_mwh > 0 GROUP BY region) a ORDER BY a.region""")
+
+
+def recent_scores(conn: Conn, days: int = OVERVIEW_DAYS) -> pd.DataFrame:
+    """Median APE of model, EIA DF and seasonal naive and the P10-P90 coverage, per region, over
+    the `days` days that end at its last scored hour (its last actual hour if it has no forecast).
+
+    The same rules as `error_metrics`: hours with a positive actual; with any model forecast in
+    the window all three are scored on the model's hours only.
+    """
+    ends = _last_hours(conn)
+    ends["window_end"] = ends["last_scored"].fillna(ends["last_actual"]) + pd.Timedelta(hours=1)
+    if ends.empty:
+        return pd.DataFrame(columns=["region", "window_start", "window_end", "model_hours",
+                                     "model_mdape", "df_mdape", "naive_mdape", "coverage_p10_p90"])
+    ends["window_start"] = ends["window_end"] - pd.Timedelta(days=days)
+    since = ends["window_start"].min() - pd.Timedelta(hours=SEASONAL_LAG_HOURS)
+    forecast_cols, forecast_join = _forecast_columns(conn)
+    conn.register("_windows", ends[["region", "window_start", "window_end"]])
+    try:
+        return _q(conn, f"""
+            WITH d AS (
+                SELECT region, period_utc,
+                       max(value_mwh) FILTER (WHERE type = 'D') AS actual_mwh,
+                       max(value_mwh) FILTER (WHERE type = 'DF') AS eia_df_mwh
+                FROM raw_demand WHERE period_utc >= ? GROUP BY region, period_utc
+            ), h AS (
+                SELECT d.region, w.window_start, w.window_end, d.actual_mwh, d.eia_df_mwh,
+                       n.actual_mwh AS naive_mwh, {forecast_cols}
+                FROM d JOIN _windows w ON w.region = d.region
+                  AND d.period_utc >= w.window_start AND d.period_utc < w.window_end
+                LEFT JOIN d n ON n.region = d.region
+                  AND n.period_utc = d.period_utc - INTERVAL {SEASONAL_LAG_HOURS} HOUR
+                {forecast_join}
+                WHERE d.actual_mwh > 0
+            ), s AS (
+                SELECT * FROM (SELECT *, bool_or(forecast_mwh IS NOT NULL)
+                               OVER (PARTITION BY region) AS has_model FROM h)
+                WHERE forecast_mwh IS NOT NULL OR NOT has_model
+            )
+            SELECT region, min(window_start) AS window_start, min(window_end) AS window_end,
+                   count(forecast_mwh) AS model_hours,
+                   median(abs(forecast_mwh - actual_mwh) / actual_mwh * 100) AS model_mdape,
+                   median(abs(eia_df_mwh - actual_mwh) / actual_mwh * 100) AS df_mdape,
+                   median(abs(naive_mwh - actual_mwh) / actual_mwh * 100) AS naive_mdape,
+                   avg(CASE WHEN p10_mwh IS NOT NULL AND p90_mwh IS NOT NULL
+                       THEN (actual_mwh BETWEEN p10_mwh AND p90_mwh)::INT END) * 100
+                       AS coverage_p10_p90
+            FROM s GROUP BY region ORDER BY region""", [since])
+    finally:
+        conn.unregister("_windows")
+
+
+def latest_backtests(conn: Conn) -> pd.DataFrame:
+    """Each region's row of its newest backtest run."""
+    if not has_table(conn, "forecast_backtest"):
+        return pd.DataFrame(columns=["region", "window_start", "window_end", "hours",
+                                     "model_mdape", "df_mdape", "naive_mdape",
+                                     "coverage_p10_p90", "run_id", "created_at"])
+    return _q(conn, """
+        SELECT region, window_start, window_end, hours, model_mdape, df_mdape, naive_mdape,
+               coverage_p10_p90, run_id, created_at
+        FROM forecast_backtest WHERE hours > 0
+        QUALIFY row_number() OVER (PARTITION BY region ORDER BY created_at DESC) = 1
+        ORDER BY region""")
+
+
+def champion_versions(conn: Conn) -> pd.DataFrame:
+    if not has_table(conn, "model_cards"):
+        return pd.DataFrame(columns=["region", "champion_version"])
+    return _q(conn, "SELECT region, version AS champion_version FROM model_cards")
+
+
+WHO = {"model": "model", "df": "EIA DF", "naive": "seasonal naive"}
+
+
+def winner(row: pd.Series, prefix: str = "") -> str | None:
+    """Who has the lowest median APE among model, EIA DF and seasonal naive (None: no scores)."""
+    scores = {label: row.get(f"{prefix}{who}_mdape") for who, label in WHO.items()}
+    scores = {k: v for k, v in scores.items() if v is not None and pd.notna(v)}
+    return min(scores, key=scores.get) if scores else None
+
+
+def overview_table(conn: Conn, now: datetime | None = None,
+                   days: int = OVERVIEW_DAYS) -> pd.DataFrame:
+    """One row per region: recent and backtest median APE with the winner, coverage, data lag
+    and champion version. The overview page shows exactly this frame."""
+    recent = recent_scores(conn, days)
+    backtests = latest_backtests(conn).drop(columns=["run_id", "created_at"]).add_prefix("bt_")
+    fresh = freshness(conn, now)
+    lag = (fresh[fresh["dataset"] == "demand"][["region", "lag_hours"]]
+           .rename(columns={"lag_hours": "demand_lag_hours"}))
+    table = (recent.merge(backtests, left_on="region", right_on="bt_region", how="left")
+             .drop(columns=["bt_region"])
+             .merge(lag, on="region", how="left")
+             .merge(champion_versions(conn), on="region", how="left"))
+    table["winner"] = table.apply(winner, axis=1)
+    table["bt_winner"] = table.apply(winner, axis=1, prefix="bt_")
+    return table
+
+
+def recent_series(conn: Conn, days: int = SPARK_DAYS) -> pd.DataFrame:
+    """Actual, model forecast and P10/P90 of every region's last `days` days of actuals (the
+    small multiples), in one query."""
+    forecast_cols, forecast_join = _forecast_columns(conn)
+    return _q(conn, f"""
+        WITH last AS (SELECT region, max(period_utc) AS last_hour FROM raw_demand
+                      WHERE type = 'D' GROUP BY region),
+             d AS (SELECT r.region, r.period_utc, r.value_mwh AS actual_mwh FROM raw_demand r
+                   JOIN last l ON l.region = r.region
+                   AND r.period_utc > l.last_hour - INTERVAL {days * 24} HOUR
+                   WHERE r.type = 'D')
+        SELECT d.region, d.period_utc, d.actual_mwh, {forecast_cols}
+        FROM d {forecast_join} ORDER BY d.region, d.period_utc""")
+
+
+HORIZON_HOURS = 24
+
+
+def forecast_horizon(conn: Conn, region: str, hours: int = HORIZON_HOURS) -> pd.DataFrame:
+    """The region's newest `hours` forecast hours with P10/P90, the actual where it is in."""
+    if not has_table(conn, "demand_forecasts"):
+        return pd.DataFrame(columns=["period_utc", "forecast_mwh", "p10_mwh", "p90_mwh",
+                                     "model_version", "issued_at", "actual_mwh"])
+    return _q(conn, """
+        SELECT f.period_utc, f.forecast_mwh, f.p10_mwh, f.p90_mwh, f.model_version, f.issued_at,
+               d.value_mwh AS actual_mwh
+        FROM (SELECT * FROM demand_forecasts WHERE region = ?
+              ORDER BY period_utc DESC LIMIT ?) f
+        LEFT JOIN raw_demand d ON d.region = ? AND d.period_utc = f.period_utc AND d.type = 'D'
+        ORDER BY f.period_utc""", [region, hours, region])
+
+
+def _missing(value: object) -> bool:
+    return value is None or (not isinstance(value, bytes | bytearray | memoryview)
+                             and bool(pd.isna(value)))
+
+
 @dataclass
 class ModelCard:
     model_name: str
@@ -197,7 +414,8 @@ def champion_card(conn: Conn, region: str) -> ModelCard:
     return ModelCard(name, True, version=row["version"], run_id=row["run_id"],
                      trained_at=row["trained_at"].to_pydatetime(),
                      metrics=json.loads(row["metrics_json"]),
-                     importance_png=bytes(png) if png is not None and len(png) else None)
+                     # A card without the figure reads back as NA (NULL blob), not None.
+                     importance_png=bytes(png) if not _missing(png) and len(png) else None)
 
 
 @dataclass
@@ -209,16 +427,25 @@ class Overview:
 
 
 @dataclass
+class Scoreboard:
+    table: pd.DataFrame      # overview_table
+    recent: pd.DataFrame     # recent_series: the small multiples
+
+
+@dataclass
 class RegionSpan:
     first: datetime
     last: datetime
     latest_forecast: datetime | None
     card: ModelCard
+    horizon: pd.DataFrame    # forecast_horizon
 
 
 @dataclass
 class WindowView:
-    series: pd.DataFrame
+    series: pd.DataFrame     # hourly: metrics and the CSV
+    chart: pd.DataFrame      # what the demand chart draws (hourly, or daily for long ranges)
+    daily: bool
     backtest: pd.DataFrame
     weather: pd.DataFrame
 
@@ -232,15 +459,26 @@ def load_overview(now: datetime | None = None) -> Overview:
                         snapshot_published_at(conn))
 
 
+def load_scoreboard(now: datetime | None = None) -> Scoreboard:
+    now = now or current_time()
+    with serving.read_connection() as conn:
+        return Scoreboard(overview_table(conn, now), recent_series(conn))
+
+
 def load_region_span(region: str) -> RegionSpan | None:
     with serving.read_connection() as conn:
         span = demand_range(conn, region)
         if span is None:
             return None
-        return RegionSpan(*span, latest_forecast_hour(conn, region), champion_card(conn, region))
+        return RegionSpan(*span, latest_forecast_hour(conn, region), champion_card(conn, region),
+                          forecast_horizon(conn, region))
 
 
-def load_window(region: str, start: datetime, end: datetime) -> WindowView:
+def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",
+                max_hourly_points: int = 24 * 35) -> WindowView:
     with serving.read_connection() as conn:
-        return WindowView(demand_series(conn, region, start, end), backtest(conn, region),
+        series = demand_series(conn, region, start, end)
+        daily = len(series) > max_hourly_points
+        chart = daily_series(conn, region, start, end, tz) if daily else series
+        return WindowView(series, chart, daily, backtest(conn, region),
                           weather_vs_demand(conn, region, start, end))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from electricity_assets.assets.backtest import backtest_assets
 from electricity_assets.assets.features import feature_assets
 from electricity_assets.assets.freshness import freshness_checks
 from electricity_assets.assets.models import model_asset_checks, model_assets
@@ -13,7 +14,7 @@ from electricity_assets.resources import build_resources
 from electricity_assets.schedules import hourly_forecast_schedule, retrain_schedule
 from electricity_assets.sensors import kafka_stream_sensor, publish_serving_snapshot
 
-assets: list = [*raw_assets, *feature_assets, *model_assets]
+assets: list = [*raw_assets, *feature_assets, *model_assets, *backtest_assets]
 asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
 jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job]
 schedules: list = [hourly_forecast_schedule, retrain_schedule]

@@ -10,7 +10,8 @@ partition recorded), up to the replay clock's start R, ordered so the dashboard 
    run, ~2 minutes: a materialisation event per hourly partition and asset);
 4. features for the ELECTRICITY_SEED_FEATURE_DAYS (400) before that;
 5. `trained_models` for the week complete before the forecast window;
-6. `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7) days.
+6. `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7) days;
+7. `forecast_backtest` (the last 3 weeks, weekly refits) for the dashboard's backtest columns.
 The dashboard's snapshot is published after each step; the hourly schedule continues from R.
 """
 
@@ -35,13 +36,15 @@ FEATURES = ["demand_features", "weather_features"]
 @dataclass(frozen=True)
 class SeedStep:
     assets: list[str]
-    partitions: str  # "A...B": one single-run range; a lone key: one partition
+    partitions: str | None  # "A...B": one single-run range; a key: one partition; None: none
 
     def command(self) -> list[str]:
-        flag = "--partition-range" if "..." in self.partitions else "--partition"
-        return [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-                "electricity_assets.definitions", "--select", ",".join(self.assets),
-                flag, self.partitions]
+        command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
+                   "electricity_assets.definitions", "--select", ",".join(self.assets)]
+        if self.partitions:
+            flag = "--partition-range" if "..." in self.partitions else "--partition"
+            command += [flag, self.partitions]
+        return command
 
 
 def seed_plan(replay_start: datetime, feature_days: int = 400, forecast_days: int = 7
@@ -73,6 +76,9 @@ def seed_plan(replay_start: datetime, feature_days: int = 400, forecast_days: in
         SeedStep(FEATURES, span(hour(timedelta(days=feature_days)), recent)),
         SeedStep(["trained_models"], week) if week else None,
         SeedStep(["demand_forecasts"], span(hour(timedelta(days=forecast_days)), replay_start)),
+        # Last: the dashboard's backtest columns fill in when it lands (a few minutes of
+        # weekly refits), after the forecasts they must not delay.
+        SeedStep(["forecast_backtest"], None),
     ]
     return [step for step in steps if step is not None]
 

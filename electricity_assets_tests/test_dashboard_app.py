@@ -1,29 +1,53 @@
-"""The Streamlit app's logic through AppTest, on a tmp DuckDB seeded with real bundled data."""
+"""The Streamlit app's pages through AppTest, on a tmp DuckDB seeded with real bundled data."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from datetime import date
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard import queries
 from electricity_assets import serving
 from electricity_assets_tests.dashboard_seed import seeded_database
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+REGION_PAGE = "views/region.py"
 
 
 @pytest.fixture
-def app(tmp_path_factory: pytest.TempPathFactory, isolated_home: Path) -> AppTest:
+def live_db(tmp_path_factory: pytest.TempPathFactory, isolated_home: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
     live = isolated_home / "electricity.duckdb"
     shutil.copy(seeded_database(tmp_path_factory.mktemp("seed")), live)
-    serving.publish_snapshot()
+    # The data clock 4 hours after the seeded history ends.
+    monkeypatch.setenv("ELECTRICITY_REPLAY_START", "2020-04-02T03:00:00Z")
+    return live
+
+
+def _open(query_params: dict[str, str] | None = None, page: str | None = None) -> AppTest:
+    st.cache_data.clear()  # the cache is per process: an earlier test's database must not leak
     at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params.update(query_params or {})
     at.run()
     assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
     return at
+
+
+@pytest.fixture
+def app(live_db: Path) -> AppTest:
+    serving.publish_snapshot()
+    return _open()
 
 
 def _texts(at: AppTest) -> str:
@@ -32,36 +56,136 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_default_view_shows_real_region_chart_metrics_and_operations(app: AppTest) -> None:
-    region = app.selectbox(key="region")
-    assert region.value == "CAL" and "US48 - United States Lower 48" in region.options
-    assert len(region.options) == 12
-    assert len(app.get("plotly_chart")) == 2  # demand chart + CAL weather scatter
-    metrics = app.table[0].value
+def _scoreboard_rows(at: AppTest) -> dict[str, list[str]]:
+    """The overview table's cells per region code, read back from the page's HTML."""
+    html = next(m.value for m in at.markdown if 'class="scoreboard"' in m.value)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", html.split("<tbody>")[1]):
+        code = re.search(r'href="region\?region=([A-Z0-9]+)"', row).group(1)
+        rows[code] = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+    return rows
+
+
+def _svg_charts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if 'class="chart"' in m.value]
+
+
+def test_overview_is_the_landing_page_and_shows_what_the_query_returns(app: AppTest) -> None:
+    assert app.title[0].value.startswith("US hourly electricity demand: every region")
+    with serving.read_connection() as conn:
+        table = queries.overview_table(conn).set_index("region")
+    rows = _scoreboard_rows(app)
+    assert sorted(rows) == sorted(table.index) and len(rows) == 12
+    for code, cells in rows.items():
+        expected = table.loc[code]
+        assert cells[0].startswith(code)
+        # model, EIA DF, naive, best, coverage | backtest: the same | data lag | champion
+        assert cells[1:4] == [f"{expected[c]:.2f}" for c in ("model_mdape", "df_mdape",
+                                                                "naive_mdape")]
+        assert cells[4] == expected["winner"] and cells[9] == expected["bt_winner"]
+        assert cells[5] == f"{expected['coverage_p10_p90']:.0f}"
+        assert cells[6] == "3.10" and cells[7] == "1.90"  # the fixture backtest row
+        assert cells[11] == "4" and cells[12] == "–"  # 4 h behind the clock; no registry
+    wins = int((table["model_mdape"] < table["df_mdape"]).sum())
+    assert (f"below EIA's day-ahead forecast in **{wins} of 12** regions"
+            in _texts(app))
+    svgs = [m.value for m in app.markdown if m.value.startswith("<svg")]
+    assert len(svgs) == 12 and all("<polyline" in s for s in svgs)
+    assert "No backtest yet" not in _texts(app) and "No model forecasts yet" not in _texts(app)
+    assert "Weather data by Open-Meteo.com (CC BY 4.0)" in _texts(app)
+
+
+def test_region_page_opens_the_view_in_the_url(live_db: Path) -> None:
+    serving.publish_snapshot()
+    at = _open({"region": "TEN", "start": "2020-03-25", "end": "2020-03-27"}, REGION_PAGE)
+    assert at.selectbox(key="region").value == "TEN"
+    assert at.date_input(key="dates").value == (date(2020, 3, 25), date(2020, 3, 27))
+    metrics = at.table[1].value  # after the 24-hour table
+    # Three local days; TEN's DF has gaps, so at most 72 scored hours.
+    assert 48 < metrics.loc["EIA day-ahead (DF)", "hours"] <= 72
+    assert at.query_params == {"region": "TEN", "start": "2020-03-25", "end": "2020-03-27"}
+    # TEN has no weather in the bundle: the panel says so instead of plotting.
+    assert len(_svg_charts(at)) == 1 and "No weather for TEN" in _texts(at)
+
+
+def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> None:
+    serving.publish_snapshot()
+    at = _open({"start": "not-a-date"}, REGION_PAGE)
+    assert at.selectbox(key="region").value == "CAL"
+    # The default range: 14 days up to the newest forecast, in the URL for sharing.
+    assert at.query_params == {"region": "CAL", "start": "2020-03-18", "end": "2020-04-01"}
+    demand, weather = _svg_charts(at)  # drawn as SVG: no chart library to load
+    assert "Hourly demand, CAL - California" in demand and demand.count("<polyline") >= 3
+    assert weather.count("<circle") > 300 and not at.get("plotly_chart")
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Peak forecast (MWh)"].replace(",", "").isdigit()
+    assert " - " in labels["P10-P90 at the peak (MWh)"]
+    assert labels["Hours awaiting actuals"] == "0" and labels["Dead letters"] == "1"
+    assert labels["Snapshot published (UTC)"] != "live file"
+    horizon = at.table[0].value
+    assert len(horizon) == 24 and list(horizon.columns) == [
+        "forecast (MWh)", "P10 - P90 (MWh)", "actual (MWh)", "error (%)"]
+    metrics = at.table[1].value
     assert list(metrics.index) == ["model", "EIA day-ahead (DF)", "seasonal naive (t-168 h)"]
     assert (metrics["hours"] > 300).all()
-    # The operators' day-ahead forecast beats last week's load on real CAL data.
-    assert metrics.loc["EIA day-ahead (DF)", "MdAPE %"] < metrics.loc["seasonal naive (t-168 h)",
-                                                                      "MdAPE %"]
-    labels = {m.label: m.value for m in app.metric}
-    assert labels["Dead letters"] == "1"
-    assert labels["Snapshot published (UTC)"] != "live file"
-    text = _texts(app)
-    assert "Weather data by Open-Meteo.com (CC BY 4.0)" in text
-    assert "Ruggles & Farnham" in text and "public domain" in text
-    assert "No champion model for CAL yet" in text  # model card degrades without MLflow
+    assert metrics.loc["EIA day-ahead (DF)", "MdAPE %"] < metrics.loc[
+        "seasonal naive (t-168 h)", "MdAPE %"]
+    assert "No champion model for CAL yet" in _texts(at)
+    at.toggle(key="interactive").set_value(True).run()
+    assert len(at.get("plotly_chart")) == 2 and not _svg_charts(at)
+    at.selectbox(key="region").set_value("TEX").run()
+    at.date_input(key="dates").set_value((date(2020, 3, 20), date(2020, 3, 21))).run()
+    assert not at.exception
+    assert at.query_params == {"region": "TEX", "start": "2020-03-20", "end": "2020-03-21"}
+    assert at.table[1].value.loc["model", "hours"] == 48
 
 
-def test_switching_region_and_range_recomputes(app: AppTest) -> None:
-    before = app.table[0].value
-    app.selectbox(key="region").set_value("TEN").run()
-    assert not app.exception
-    # TEN has no weather in the bundle: the panel says so instead of plotting.
-    assert len(app.get("plotly_chart")) == 1
-    assert "No weather for TEN" in _texts(app)
-    after = app.table[0].value
-    assert not after.equals(before)
-    app.date_input(key="dates").set_value((date(2020, 3, 25), date(2020, 3, 27))).run()
-    assert not app.exception
-    # Three local days; TEN's DF has gaps, so at most 72 scored hours.
-    assert 48 < app.table[0].value.loc["EIA day-ahead (DF)", "hours"] <= 72
+def test_region_page_downloads_the_forecasts_and_metrics(live_db: Path) -> None:
+    serving.publish_snapshot()
+    at = _open({"region": "CAL", "start": "2020-03-30", "end": "2020-03-31"}, REGION_PAGE)
+    buttons = {b.proto.label: b for b in at.get("download_button")}
+    assert set(buttons) == {"Download forecasts (CSV, hourly)", "Download metrics (CSV)"}
+    assert buttons["Download forecasts (CSV, hourly)"].proto.url  # served by the media manager
+
+
+def test_partial_state_leaves_out_empty_rows_and_says_why(live_db: Path) -> None:
+    """What the first minutes of the seed look like: raw data, no forecasts, no backtest."""
+    with duckdb.connect(str(live_db)) as conn:
+        conn.execute("DELETE FROM demand_forecasts")
+        conn.execute("DELETE FROM forecast_backtest")
+    serving.publish_snapshot()
+    at = _open()
+    text = _texts(at)
+    assert "No model forecasts yet" in text and "No backtest yet" in text
+    cells = _scoreboard_rows(at)["CAL"]
+    assert cells[1] == "–" and cells[4] in ("EIA DF", "seasonal naive") and cells[9] == "–"
+    at.switch_page(REGION_PAGE).run()
+    assert not at.exception
+    metrics = at.table[0].value
+    assert "model" not in metrics.index and (metrics["hours"] > 0).all()
+    text = _texts(at)
+    assert "No model forecasts in this range yet" in text
+    assert "No model forecasts for this region yet" in text
+    assert "No backtest for this region yet" in text
+
+
+def test_model_card_uses_readable_labels(live_db: Path) -> None:
+    published = serving.publish_snapshot()
+    metrics = {"val_model_mdape": 2.51, "val_df_mdape": 1.93, "val_naive_mdape": 4.0,
+               "val_model_mae": 712.0, "val_df_mae": 540.0, "val_naive_mae": 1100.0,
+               "val_model_coverage_p10_p90": 78.4, "val_hours": 336.0, "best_iteration": 412.0}
+    with duckdb.connect(published["path"]) as snap:
+        snap.execute("INSERT INTO model_cards VALUES ('CAL', 'demand-CAL', '7', 'abc', "
+                     "'2020-03-29T03:00Z', ?, NULL)", [json.dumps(metrics)])
+    at = _open({"region": "CAL"}, REGION_PAGE)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Champion version"] == "7" and labels["Registered model"] == "demand-CAL"
+    card = at.table[-2].value
+    assert card.loc["median APE (%)", "EIA day-ahead (DF)"] == pytest.approx(1.93)
+    assert card.loc["MAE (MWh)", "model"] == pytest.approx(712.0)
+    assert pd.isna(card.loc["RMSE (MWh)", "model"])
+    text = _texts(at)
+    assert "P10-P90 coverage on validation (%, nominal 80): 78.4" in text
+    assert "val_" not in text
+    overview = _open()
+    assert _scoreboard_rows(overview)["CAL"][12] == "7"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.browser_check import capture_dashboard, find_chromium
+from dashboard.browser_check import chromium_page, find_chromium, screenshot, wait_for_page
 from electricity_assets import serving
 from electricity_assets_tests.dashboard_seed import seeded_database
 
@@ -24,10 +24,19 @@ if find_chromium() is None and not os.environ.get("CI"):
                 allow_module_level=True)
 
 
-EXPECTED_TEXTS = (
-    "CAL - California", "seasonal naive (t-168 h)", "Data freshness", "actual demand",
-    "EIA day-ahead (DF)", "model forecast", "model P10-P90", "MdAPE %", "MAPE %", "MAE MWh",
-    "Backtest", "temperature vs demand", "No champion model for CAL yet", "Dead letters",
+OVERVIEW_TEXTS = (
+    "every region at a glance", "last 7 days: median APE %", "latest backtest: median APE %",
+    "CAL - California", "US48 - United States Lower 48", "seasonal naive", "champion version",
+    "Actual vs model forecast, last 3 days", "Download this table (CSV)",
+    "Weather data by Open-Meteo.com (CC BY 4.0)")
+REGION_TEXTS = (
+    "TEX - Texas: actual vs forecasts", "Latest 24 forecast hours", "Peak forecast (MWh)",
+    "P10-P90 at the peak (MWh)", "Hourly demand, TEX - Texas", "actual demand (MWh)",
+    "EIA day-ahead DF (MWh)", "model forecast (MWh)", "model P10-P90 (MWh)",
+    "Error metrics for the selected range", "seasonal naive (t-168 h)", "MdAPE %", "MAE MWh",
+    "Download forecasts (CSV, hourly)", "Download metrics (CSV)",
+    "Backtest (rolling origin, weekly refits)", "Temperature vs demand",
+    "No champion model for TEX yet", "Dead letters", "Snapshot published (UTC)",
     "Weather data by Open-Meteo.com (CC BY 4.0)")
 
 
@@ -51,7 +60,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout_s: float 
     raise AssertionError(f"streamlit not healthy after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def test_dashboard_renders_real_forecasts_in_chromium(
+def test_overview_and_a_region_open_from_urls_in_chromium(
         tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, isolated_home: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copy(seeded_database(tmp_path_factory.mktemp("seed")),
@@ -68,19 +77,36 @@ def test_dashboard_renders_real_forecasts_in_chromium(
              "--server.headless", "true", "--server.address", "127.0.0.1",
              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    # DASHBOARD_SCREENSHOT_DIR=docs refreshes the pictures; by default they stay in tmp.
+    pictures = Path(os.environ.get("DASHBOARD_SCREENSHOT_DIR") or tmp_path)
     try:
         _wait_healthy(url, proc, log)
         # Wait for every text, not assert after the first few: Streamlit streams elements in,
         # so a metric label can land a moment after the subheader above it.
-        page = capture_dashboard(
-            url, tmp_path / "dashboard.png", tmp_path / "chromium-profile", min_charts=2,
-            expect_texts=EXPECTED_TEXTS)
+        with chromium_page(tmp_path / "chromium-profile") as cdp:
+            cdp.call("Page.enable")
+            _, overview = wait_for_page(cdp, url + "/", min_charts=0, min_sparklines=12,
+                                        expect_texts=OVERVIEW_TEXTS)
+            overview_png = screenshot(cdp, pictures / "dashboard_overview.png")
+            _, region = wait_for_page(
+                cdp, url + "/region?region=TEX&start=2020-03-20&end=2020-04-01", min_charts=0,
+                expect_texts=REGION_TEXTS)
+            region_png = screenshot(cdp, pictures / "dashboard_region.png")
+            # The region page's state is back in the address bar for sharing.
+            address = cdp.call("Runtime.evaluate", expression="location.search",
+                               returnByValue=True)["result"]["value"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    text = page.text
-    for expected in EXPECTED_TEXTS:
-        assert expected in text, f"{expected!r} missing from the rendered page"
-    assert "Traceback" not in text and "Error" not in text.replace("Error metrics", "")
-    png = page.screenshot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a real picture, not blank
+    for text in OVERVIEW_TEXTS:
+        assert text in overview["text"], f"{text!r} missing from the overview"
+    for text in REGION_TEXTS:
+        assert text in region["text"], f"{text!r} missing from the region page"
+    assert address == "?region=TEX&start=2020-03-20&end=2020-04-01"
+    assert region["text"].count("Mar 2") > 10  # the date range's days on the chart axis
+    for page in (overview, region):
+        assert "Traceback" not in page["text"] and "Error" not in page["text"].replace(
+            "Error metrics", "")
+    for png in (overview_png, region_png):
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real picture

@@ -81,11 +81,26 @@ def test_error_metrics_skip_zero_actuals_and_missing_forecasts() -> None:
     assert common.loc["EIA day-ahead (DF)", "MAE MWh"] == pytest.approx(0.0)
 
 
-def test_df_error_on_real_data_matches_the_published_baseline(live_db: Path) -> None:
+def test_df_error_on_real_data_equals_the_one_computed_from_the_raw_rows(live_db: Path) -> None:
     series = queries.load_window("CAL", FORECAST_START, SEED_END).series
     df = queries.error_metrics(series).set_index("forecast").loc["EIA day-ahead (DF)"]
-    # SOURCES.md: CAL's DF has a median APE of 1.8 % over 2015-2020.
-    assert df["hours"] > 300 and 0.5 < df["MdAPE %"] < 5
+    # The same figures straight from the stored rows, on the hours the model covers.
+    with duckdb.connect(str(live_db), read_only=True) as conn:
+        hours, mdape, mape, mae = conn.execute("""
+            WITH d AS (SELECT period_utc, value_mwh FROM raw_demand
+                       WHERE region = 'CAL' AND type = 'D' AND value_mwh > 0),
+                 e AS (SELECT period_utc, value_mwh FROM raw_demand
+                       WHERE region = 'CAL' AND type = 'DF')
+            SELECT count(*), median(abs(e.value_mwh - d.value_mwh) / d.value_mwh * 100),
+                   avg(abs(e.value_mwh - d.value_mwh) / d.value_mwh * 100),
+                   avg(abs(e.value_mwh - d.value_mwh))
+            FROM d JOIN e USING (period_utc)
+            JOIN demand_forecasts f ON f.region = 'CAL' AND f.period_utc = d.period_utc
+            WHERE d.period_utc >= ? AND d.period_utc < ? AND f.forecast_mwh IS NOT NULL
+        """, [FORECAST_START, SEED_END]).fetchone()
+    assert hours > 300
+    assert (df["hours"], df["MdAPE %"], df["MAPE %"], df["MAE MWh"]) == (
+        hours, pytest.approx(mdape), pytest.approx(mape), pytest.approx(mae))
 
 
 def test_freshness_is_judged_against_the_given_clock(live_db: Path) -> None:
@@ -199,3 +214,118 @@ def test_champion_card_reads_version_metrics_and_importance_from_mlflow(
     assert card.metrics == {"val_df_mdape": 1.9, "val_model_mdape": 2.5}
     assert card.importance_png is not None and card.importance_png[:4] == b"\x89PNG"
     assert not queries.load_region_span("TEX").card.available  # no model: a message, no error
+
+
+def _recent_by_pandas(region: str, start, end) -> pd.DataFrame:
+    """The same scores the slow way: the region page's hourly series and error_metrics."""
+    series = queries.load_window(region, start.to_pydatetime(), end.to_pydatetime()).series
+    return queries.error_metrics(series).set_index("forecast")
+
+
+def test_overview_scores_match_the_region_pages_metrics(live_db: Path) -> None:
+    with serving.read_connection() as conn:
+        table = queries.overview_table(conn, now=datetime(2020, 4, 2, 3, tzinfo=UTC))
+    assert len(table) == 12 and table["region"].is_unique
+    for region in ("CAL", "TEN", "US48"):
+        row = table.set_index("region").loc[region]
+        # The seed's forecasts run to 2020-04-01 23:00: the 7 days end right after it.
+        assert row["window_end"] == pd.Timestamp("2020-04-02T00:00Z")
+        assert row["window_start"] == pd.Timestamp("2020-03-26T00:00Z")
+        expected = _recent_by_pandas(region, row["window_start"], row["window_end"])
+        assert row["model_hours"] == expected.loc["model", "hours"] > 150
+        assert row["model_mdape"] == pytest.approx(expected.loc["model", "MdAPE %"])
+        assert row["df_mdape"] == pytest.approx(expected.loc["EIA day-ahead (DF)", "MdAPE %"])
+        assert row["naive_mdape"] == pytest.approx(
+            expected.loc["seasonal naive (t-168 h)", "MdAPE %"])
+        best = min(("model", "model_mdape"), ("EIA DF", "df_mdape"),
+                   ("seasonal naive", "naive_mdape"), key=lambda w: row[w[1]])[0]
+        assert row["winner"] == best
+        assert row["demand_lag_hours"] == 4.0
+    # The fixture's P10/P90 (+-4 %) of a naive forecast cover far fewer hours than 80 %.
+    assert table["coverage_p10_p90"].between(0, 100).all()
+
+
+def test_overview_without_forecasts_scores_df_and_naive_only(live_db: Path) -> None:
+    with duckdb.connect(str(live_db)) as conn:
+        conn.execute("DROP TABLE demand_forecasts")
+        conn.execute("DROP TABLE forecast_backtest")
+    with serving.read_connection() as conn:
+        table = queries.overview_table(conn)
+        assert queries.recent_series(conn)["forecast_mwh"].isna().all()
+        assert queries.forecast_horizon(conn, "CAL").empty
+    assert (table["model_hours"] == 0).all() and table["model_mdape"].isna().all()
+    assert table["df_mdape"].notna().all() and table["bt_model_mdape"].isna().all()
+    assert table["bt_winner"].isna().all()
+    assert table["winner"].isin(["EIA DF", "seasonal naive"]).all()
+    # Without forecasts the window is the last 7 days of actuals.
+    assert (table["window_end"] == pd.Timestamp("2020-04-02T00:00Z")).all()
+
+
+def test_latest_backtest_is_each_regions_newest_run(live_db: Path) -> None:
+    with duckdb.connect(str(live_db)) as conn:
+        conn.execute("""INSERT INTO forecast_backtest (run_id, region, hours, model_mdape,
+                        df_mdape, naive_mdape, coverage_p10_p90, created_at)
+            VALUES ('newer', 'CAL', 504, 1.1, 1.6, 2.9, 80.5, now() + INTERVAL 1 DAY),
+                   ('empty', 'TEX', 0, NULL, NULL, NULL, NULL, now() + INTERVAL 1 DAY)""")
+    with serving.read_connection() as conn:
+        latest = queries.latest_backtests(conn).set_index("region")
+        table = queries.overview_table(conn).set_index("region")
+    assert latest.loc["CAL", "run_id"] == "newer" and latest.loc["CAL", "hours"] == 504
+    assert latest.loc["TEX", "run_id"] == "test-fixture-run"  # a run with no hours is skipped
+    assert table.loc["CAL", "bt_model_mdape"] == 1.1 and table.loc["CAL", "bt_winner"] == "model"
+    assert table.loc["TEX", "bt_winner"] == "EIA DF"
+
+
+def test_small_multiples_and_horizon_are_the_newest_hours(live_db: Path) -> None:
+    with serving.read_connection() as conn:
+        recent = queries.recent_series(conn, days=3)
+        horizon = queries.forecast_horizon(conn, "CAL")
+    assert recent.groupby("region").size().eq(72).all() and recent["region"].nunique() == 12
+    assert recent["period_utc"].max() == pd.Timestamp("2020-04-01T23:00Z")
+    assert len(horizon) == 24 and horizon["period_utc"].is_monotonic_increasing
+    assert horizon["period_utc"].iloc[-1] == pd.Timestamp("2020-04-01T23:00Z")
+    assert (horizon["p10_mwh"] < horizon["forecast_mwh"]).all()
+    assert (horizon["forecast_mwh"] < horizon["p90_mwh"]).all()
+    assert horizon["actual_mwh"].notna().all()
+
+
+def test_long_ranges_are_drawn_from_daily_means_computed_in_duckdb(live_db: Path) -> None:
+    start, end = datetime(2020, 2, 16, 8, tzinfo=UTC), datetime(2020, 4, 1, 7, tzinfo=UTC)
+    view = queries.load_window("CAL", start, end, "America/Los_Angeles", max_hourly_points=500)
+    assert view.daily and len(view.series) > 1000 and len(view.chart) == 45
+    local = view.series.set_index(view.series["period_utc"].dt.tz_convert("America/Los_Angeles"))
+    by_day = local["actual_mwh"].groupby(local.index.date).mean()
+    chart = view.chart.set_index(view.chart["period_utc"].dt.tz_convert("America/Los_Angeles"))
+    assert chart["actual_mwh"].to_numpy() == pytest.approx(by_day.to_numpy())
+    assert chart.index[0].hour == 0  # each point sits at local midnight
+    short = queries.load_window("CAL", FORECAST_START, SEED_END, "America/Los_Angeles")
+    assert not short.daily and short.chart is short.series
+
+
+def test_validation_metrics_get_readable_labels_with_units() -> None:
+    metrics = {"val_model_mdape": 2.5, "val_df_mdape": 1.9, "val_naive_mdape": 4.0,
+               "val_model_mae": 700.0, "val_model_coverage_p10_p90": 78.4, "val_hours": 336.0,
+               "best_iteration": 412.0}
+    table = queries.validation_table(metrics)
+    assert list(table.columns) == ["model", "EIA day-ahead (DF)", "seasonal naive (t-168 h)"]
+    assert table.loc["median APE (%)", "EIA day-ahead (DF)"] == 1.9
+    assert table.loc["MAE (MWh)", "model"] == 700.0
+    assert np.isnan(table.loc["MAE (MWh)", "EIA day-ahead (DF)"])  # not logged: blank, not 0
+    facts = queries.validation_facts(metrics)
+    assert facts["P10-P90 coverage on validation (%, nominal 80)"] == "78.4"
+    assert facts["validation hours"] == "336"
+    assert not any(k.startswith("val_") for k in facts) and "val_" not in str(table.index)
+
+
+def test_overview_scores_a_partial_forecast_on_the_models_hours_only(live_db: Path) -> None:
+    """While forecasts cover only part of the 7 days, DF and naive are scored on those hours."""
+    with duckdb.connect(str(live_db)) as conn:
+        conn.execute("DELETE FROM demand_forecasts WHERE region = 'CAL' "
+                     "AND period_utc < '2020-03-31T00:00Z'")
+    with serving.read_connection() as conn:
+        row = queries.overview_table(conn).set_index("region").loc["CAL"]
+    assert row["model_hours"] == 48
+    expected = _recent_by_pandas("CAL", row["window_start"], row["window_end"])
+    assert expected.loc["EIA day-ahead (DF)", "hours"] == 48
+    assert row["df_mdape"] == pytest.approx(expected.loc["EIA day-ahead (DF)", "MdAPE %"])
+    assert row["naive_mdape"] == pytest.approx(expected.loc["seasonal naive (t-168 h)", "MdAPE %"])

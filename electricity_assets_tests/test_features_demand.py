@@ -256,3 +256,41 @@ def test_empty_database_and_naive_times(duckdb_path: str) -> None:
         assert empty.empty and list(empty.columns) == list(COLUMNS)
         with pytest.raises(ValueError, match="naive"):
             compute_demand_features(conn, datetime(2020, 1, 1), utc(2020, 1, 2))
+
+
+def test_glitch_rule_flags_exactly_the_documented_hours_of_the_bundled_history(
+        duckdb_path: str) -> None:
+    """The counts the docstring and README promise (SE 1,191, TEN 32, CAL 2, MIDA 2, no other
+    region), over the whole bundled history: ~6 s here."""
+    start, end = utc(2015, 7, 1), utc(2020, 4, 3)
+    with open_db(duckdb_path) as conn:
+        write_raw(conn, read_bundled(DEMAND, start, end, PACKAGE_DATA_DIR))
+        frame = compute_demand_features(conn, start, end)
+        storage.replace_window(conn, demand_schema.SCHEMA, frame, start, end)
+        counts = implausible_counts(conn).set_index("region")["implausible_hours"]
+    assert len(counts) == 12  # every bundled region was featurised
+    assert counts[counts > 0].to_dict() == {"CAL": 2, "MIDA": 2, "SE": 1191, "TEN": 32}
+
+
+def test_glitch_rule_judges_an_hour_only_by_the_hours_before_it(duckdb_path: str) -> None:
+    """Trailing and guarded: with 167 earlier values only D <= 0 is implausible; with 168 the
+    ratio bounds apply to the median of the earlier hours alone (not the hour itself, nor
+    anything after it)."""
+    start = utc(2021, 1, 4)
+    young = {5: 0.0, 167: 10_000.0}  # a zero and a 10x spike before 168 values exist
+    grown = {168: 10_000.0}
+    # 84 x 1,000 and 84 x 2,000 before: median 1,500, and 4,600 > 3 x 1,500; counting the hour
+    # itself (median 2,000) or the 2,000s after it would clear it.
+    halves = {**{i: 1000.0 for i in range(84)}, 168: 4600.0}
+    with open_db(duckdb_path) as conn:
+        write_raw(conn, hourly_demand("NEW", start, 24 * 8, value=lambda i: young.get(i, 1000.0)))
+        write_raw(conn, hourly_demand("OLD", start, 24 * 8, value=lambda i: grown.get(i, 1000.0)))
+        write_raw(conn, hourly_demand("MID", start, 24 * 30,
+                                      value=lambda i: halves.get(i, 2000.0)))
+        frame = compute_demand_features(conn, start, start + timedelta(days=30))
+    flagged = frame[frame["is_implausible"]]
+    assert sorted(zip(flagged["region"], flagged["period_utc"], strict=True)) == sorted([
+        ("MID", pd.Timestamp(start + timedelta(hours=168))),
+        ("NEW", pd.Timestamp(start + timedelta(hours=5))),
+        ("OLD", pd.Timestamp(start + timedelta(hours=168))),
+    ])

@@ -32,7 +32,9 @@ def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_f
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
         (["trained_models"], "2020-03-08"),
         (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
+        (["forecast_backtest"], None),  # unpartitioned: the last weeks of the features
     ]
+    assert seed_plan(start)[-1].command()[-2:] == ["--select", "forecast_backtest"]
     assert seed_plan(start)[0].command()[-2:] == ["--partition-range",
                                                   "2020-01-02-23:00...2020-03-25-22:00"]
     assert seed_plan(start)[4].command()[-2:] == ["--partition", "2020-03-08"]

@@ -189,3 +189,26 @@ def test_unreachable_broker_gives_a_clear_error(duckdb_path: str) -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     with pytest.raises(KafkaConfigError, match="KAFKA_BROKER_ADDRESS"):
         ensure_topics(settings, ["t"], timeout_s=1)
+
+
+@pytest.mark.parametrize("chunk_messages", [20_000, 1], ids=["one-chunk", "chunk-per-message"])
+def test_a_correction_at_a_higher_offset_replaces_the_original(
+        kafka_settings: KafkaSettings, duckdb_path: str, demand_rows: pd.DataFrame,
+        monkeypatch: pytest.MonkeyPatch, chunk_messages: int) -> None:
+    """Two deliveries of one key: the later offset wins, whether both come in one write or the
+    correction overwrites a row already stored."""
+    monkeypatch.setattr(ingest, "CHUNK_MESSAGES", chunk_messages)
+    cal_demand = demand_rows[(demand_rows["region"] == "CAL") & (demand_rows["type"] == "D")]
+    original = cal_demand.iloc[[1]]
+    correction = original.assign(value_mwh=original["value_mwh"] + 123.0)
+    messages = list(encode_frame(DEMAND, demand_rows, "eia_api"))
+    offsets = publish(kafka_settings, DEMAND,
+                      messages + list(encode_frame(DEMAND, correction, "eia_api")))
+    with duckdb.connect(duckdb_path) as conn:
+        result = ingest_offsets(conn, DEMAND, offsets, kafka_settings)
+    assert result.messages == len(messages) + 1
+    rows = table(duckdb_path, "raw_demand", "region, type, period_utc")
+    assert len(rows) == len(demand_rows)
+    stored = rows[(rows["region"] == "CAL") & (rows["type"] == "D")
+                  & (rows["period_utc"] == original["period_utc"].iloc[0])]
+    assert stored["value_mwh"].tolist() == correction["value_mwh"].tolist()

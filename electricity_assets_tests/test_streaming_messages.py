@@ -11,6 +11,8 @@ import pytest
 from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.settings import PACKAGE_DATA_DIR
 from electricity_assets.sources.bundled import read_bundled
+from electricity_assets.streaming.client import RawMessage
+from electricity_assets.streaming.ingest import decode_batch
 from electricity_assets.streaming.messages import (
     decode,
     encode_frame,
@@ -89,6 +91,35 @@ def test_weather_values_may_be_null_but_not_implausible() -> None:
     _, reason = decode(WEATHER, json.dumps({**base, "relative_humidity": 140}))
     assert reason == ("implausible value: relative_humidity input should be less than or "
                       "equal to 100")
+
+
+@pytest.mark.parametrize(("temperature_c", "accepted"), [
+    (56.7, True),    # Death Valley 1913, the hottest reading on record
+    (-89.2, True),   # Vostok 1983, the coldest
+    (65.5, False),
+    (-90.5, False),
+])
+def test_weather_temperature_is_bounded_by_what_earth_has_measured(
+        temperature_c: float, accepted: bool) -> None:
+    body = {"region": "CAL", "period_utc": "2020-01-01T08:00:00Z", "source": "open_meteo",
+            "produced_at": "2020-01-01T09:00:00Z", "temperature_c": temperature_c}
+    row, reason = decode(WEATHER, json.dumps(body))
+    if accepted:
+        assert reason is None and row is not None and row["temperature_c"] == temperature_c
+    else:
+        assert row is None and reason is not None
+        assert reason.startswith("implausible value: temperature_c")
+
+
+def test_dead_letter_payload_is_cut_to_1000_characters() -> None:
+    long = b'{"region": "CAL", "note": "' + b"x" * 5000 + b'"'  # not JSON: unterminated
+    short = b"{oops"
+    messages = [RawMessage(0, offset, b"CAL", value, None)
+                for offset, value in enumerate((long, short))]
+    rows, dead = decode_batch(DEMAND, "t", messages, datetime(2020, 1, 1, tzinfo=UTC))
+    assert rows.empty
+    assert dead["payload"].tolist() == [long.decode()[:1000], "{oops"]
+    assert dead["reason"].tolist() == ["not JSON", "not JSON"]
 
 
 def test_message_hour_is_lenient_but_rejects_garbage() -> None:

@@ -78,6 +78,8 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
     (default: its last `weeks` weeks)."""
     parts = []
     for origin, history, rows in folds(frame, weeks, refit_weeks, end):
+        if history.empty:  # data starts inside the window: a skipped region, not a crash
+            raise InsufficientDataError(f"no data before the origin {origin:%Y-%m-%d %H:%M}")
         model = train_region(history, config)
         forecasts = predict_frame(model.booster, model.feature_columns, model.residual_low,
                                   model.residual_high, rows)
