@@ -94,7 +94,9 @@ def seed(argv: Sequence[str] | None = None) -> int:
     """Run the seed plan on the stack's instance, publishing the snapshot after each step."""
     home = settings.local_home()
     if settings.source_mode() != "bundled":
-        print("api mode: nothing seeded; backfill raw_demand/raw_weather from the Dagster UI")
+        from electricity_assets.api_backfill import backfill_hint
+
+        print(backfill_hint(datetime.now(UTC)), flush=True)
         return 0
     clock = replay_clock.replay_clock()
     plan = seed_plan(clock.replay_start, settings.seed_feature_days(),

@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from electricity_assets import replay_clock, settings
@@ -224,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'' if stack.broker.managed else ' (external)'}", flush=True)
         for service in services:
             service.start(env, settings.PROJECT_ROOT)
-        if not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
+        seeding = (settings.source_mode() == "bundled" and not args.no_seed
+                   and (args.reseed or not (home / SEED_MARKER).exists()))
+        if seeding:
             # At once, not after the health checks: its runs need no service, and the
             # dashboard gets data sooner.
             stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
@@ -237,6 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
             print(f"  {service.name:<10} {service.url}  {state}", flush=True)
         print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
+        if settings.source_mode() == "api" and not (home / SEED_MARKER).exists():
+            from electricity_assets.api_backfill import backfill_hint
+
+            dagster = next((s.url for s in services if s.name == "dagster"), None)
+            print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
         while True:
             for service in services:
                 if not service.running():
