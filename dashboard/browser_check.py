@@ -2,7 +2,8 @@
 
 Drives Debian's `chromium` over the Chrome DevTools protocol (the `websockets` client Streamlit
 already depends on), because `--dump-dom` returns before Streamlit's websocket renders anything.
-Used by the browser test and by `bench/dashboard_load.py` (which refreshes docs/dashboard.png).
+Used by the browser test and by `bench/dashboard_load.py` (which measures page loads and
+refreshes docs/dashboard_overview.png and docs/dashboard_region.png).
 """
 
 from __future__ import annotations
