@@ -207,11 +207,14 @@ def _svg(parts: list[str], label: str) -> str:
 
 
 def _legend(items: list[tuple[str, str, str]]) -> str:
-    spans = [f'<span style="margin-right:1.2em;white-space:nowrap"><svg width="22" height="10">'
-             f'<line x1="0" x2="22" y1="5" y2="5" stroke="{colour}" stroke-width="{width}" '
-             f'{dash}/></svg> {html.escape(name)}</span>'
-             for name, colour, dash, width in ((n, c, d, "6" if "P10" in n else "2")
-                                                for n, c, d in items)]
+    """(name, colour, dash attribute) per series; the band as a thick swatch."""
+    spans = []
+    for name, colour, dash in items:
+        width = 6 if "P10" in name else 2
+        spans.append(f'<span style="margin-right:1.2em;white-space:nowrap">'
+                     f'<svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" '
+                     f'stroke="{colour}" stroke-width="{width}" {dash}/></svg> '
+                     f"{html.escape(name)}</span>")
     return f'<div style="font-size:0.85rem;color:#444">{"".join(spans)}</div>'
 
 
