@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 
 from electricity_assets.assets.features import demand_features, weather_features
@@ -38,7 +40,27 @@ stream_ingest_job = dg.define_asset_job(
 )
 
 
-def stream_run_config(kafka_offsets: dict[str, str]) -> dict:
-    """Run config giving each raw asset (by dataset name) its offset range JSON."""
-    return {"ops": {DATASETS[name].table: {"config": {"kafka_offsets": offsets}}
+# The raw tables' checks (duplicates, gaps, implausible values, freshness) as their own job: the
+# stream sensor's companion runs it after stream runs, off the latency path, so the checks of
+# the raw assets always describe their latest materialisation.
+raw_checks_job = dg.define_asset_job(
+    name="raw_checks_job",
+    selection=dg.AssetSelection.checks_for_assets(
+        *(dg.AssetKey(d.table) for d in DATASETS.values())),
+    description="Evaluates the raw tables' asset checks; requested after stream runs.",
+    tags={"pipeline": "streaming"},
+)
+
+
+def stream_run_config(kafka_offsets: dict[str, str],
+                      span: tuple[datetime, datetime] | None = None,
+                      latest_hour: datetime | None = None) -> dict:
+    """Run config giving each raw asset (by dataset name) its offset range JSON, the hours this
+    run writes (`span`, inclusive; None = every plausible hour) and the last plausible hour."""
+    extra = {}
+    if span is not None:
+        extra.update(kafka_first_hour=span[0].isoformat(), kafka_last_hour=span[1].isoformat())
+    if latest_hour is not None:
+        extra["kafka_latest_plausible_hour"] = latest_hour.isoformat()
+    return {"ops": {DATASETS[name].table: {"config": {"kafka_offsets": offsets, **extra}}
                     for name, offsets in kafka_offsets.items()}}

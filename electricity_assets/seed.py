@@ -105,7 +105,9 @@ def seed(argv: Sequence[str] | None = None) -> int:
     """The documented first-run subset: bulk history, then recorded Dagster runs; publish."""
     home = settings.local_home()
     if settings.source_mode() != "bundled":
-        print("api mode: nothing seeded; backfill raw_demand/raw_weather from the Dagster UI")
+        from electricity_assets.api_backfill import backfill_hint
+
+        print(backfill_hint(datetime.now(UTC)), flush=True)
         return 0
     clock = replay_clock.replay_clock()
     started = time.monotonic()

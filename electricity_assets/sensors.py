@@ -1,14 +1,17 @@
-"""The code location's sensors: kafka_stream_sensor and publish_serving_snapshot.
+"""Sensors: kafka_stream_sensor, raw_checks_after_stream_runs and publish_serving_snapshot.
 
 kafka_stream_sensor turns new Kafka messages into runs of stream_ingest_job.
 
 Each tick (every 5 s: latency to raw rows stays well under a minute) reads end offsets, plans up
 to 8 batches of at most KAFKA_MAX_BATCH_MESSAGES messages after the cursor, and yields one
-RunRequest per batch: run key and run config carry the batch's offset ranges, the partition range
-covers the hours its messages are about. The run, not the sensor, writes the messages, so a failed
-run re-executed re-reads the same range; the cursor only says what has been handed to a run.
+RunRequest per stretch of hours a batch touches (`batches.hour_spans`): run key and run config carry
+the batch's offset ranges and the span, the partition range covers exactly that span. The run, not
+the sensor, writes the messages, so a failed run re-executed re-reads the same range; the cursor
+only says what has been handed to a run. Messages about implausible hours (before the first
+partition, days past the data clock) are in no span: the runs make them dead letters.
 
-publish_serving_snapshot copies the dashboard's tables after every successful run.
+publish_serving_snapshot copies the dashboard's tables after every successful run;
+raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import dagster as dg
 
 from electricity_assets import serving
 from electricity_assets.datasets import DATASETS
-from electricity_assets.jobs import stream_ingest_job, stream_run_config
+from electricity_assets.jobs import raw_checks_job, stream_ingest_job, stream_run_config
 from electricity_assets.partitions import hourly_partitions
+from electricity_assets.plausibility import latest_plausible_hour
+from electricity_assets.replay_clock import current_time
 from electricity_assets.resources import KafkaResource
-from electricity_assets.streaming.batches import Batch, plan_batches
+from electricity_assets.streaming.batches import Batch, HourSpan, plan_batches
 from electricity_assets.streaming.settings import BrokerUnavailable
 
 SENSOR_INTERVAL_SECONDS = 5
@@ -37,13 +42,23 @@ def _partition_key(hour: datetime | None, first: str, last: str) -> str:
     return min(max(key, first), last)  # keys in this format sort chronologically
 
 
-def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunRequest:
-    start = _partition_key(batch.first_hour, first_key, last_key)
-    end = _partition_key(batch.last_hour, first_key, last_key)
+def run_requests_for(batch: Batch, first_key: str, last_key: str) -> list[dg.RunRequest]:
+    """One run per span of the batch; one run over the last partition when it has none (its
+    messages are all dead letters, which still have to be written)."""
+    spans: list[HourSpan | None] = list(batch.spans) or [None]
+    return [_run_request(batch, span, first_key, last_key) for span in spans]
+
+
+def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
+                 last_key: str) -> dg.RunRequest:
+    start = _partition_key(span[0] if span else None, first_key, last_key)
+    end = _partition_key(span[1] if span else None, first_key, last_key)
+    suffix = f"|{span[0]:%Y%m%d%H}-{span[1]:%Y%m%d%H}" if len(batch.spans) > 1 and span else ""
     return dg.RunRequest(
-        run_key=batch.run_key,
+        run_key=batch.run_key + suffix,
         run_config=stream_run_config(
-            {name: batch.kafka_offsets(DATASETS[name]) for name in batch.topics}),
+            {name: batch.kafka_offsets(DATASETS[name]) for name in batch.topics},
+            span, batch.latest_hour),
         tags={
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
@@ -62,20 +77,24 @@ def run_request_for(batch: Batch, first_key: str, last_key: str) -> dg.RunReques
 )
 def kafka_stream_sensor(context: dg.SensorEvaluationContext,
                         kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
+    latest = latest_plausible_hour(current_time())
     try:
-        batches, cursor = plan_batches(kafka.kafka_settings(), context.cursor)
+        batches, cursor = plan_batches(kafka.kafka_settings(), context.cursor, latest_hour=latest)
     except BrokerUnavailable as exc:
         return dg.SkipReason(str(exc))
     if not batches:
         return dg.SkipReason("no new Kafka messages")
     first_key = hourly_partitions.get_first_partition_key()
     last_key = hourly_partitions.get_last_partition_key()
-    requests = [run_request_for(batch, first_key, last_key) for batch in batches]
-    for batch, request in zip(batches, requests, strict=True):
-        context.log.info(
-            f"batch of {batch.messages} messages, partitions "
-            f"{request.tags['dagster/asset_partition_range_start']}.."
-            f"{request.tags['dagster/asset_partition_range_end']}, offsets {batch.run_key}")
+    requests: list[dg.RunRequest] = []
+    for batch in batches:
+        batch_requests = run_requests_for(batch, first_key, last_key)
+        ranges = ", ".join(f"{r.tags['dagster/asset_partition_range_start']}.."
+                           f"{r.tags['dagster/asset_partition_range_end']}"
+                           for r in batch_requests)
+        context.log.info(f"batch of {batch.messages} messages, partitions {ranges}, "
+                         f"offsets {batch.run_key}")
+        requests += batch_requests
     return dg.SensorResult(run_requests=requests, cursor=cursor.to_json())
 
 
@@ -94,3 +113,25 @@ def publish_serving_snapshot(context: dg.RunStatusSensorContext):
         return dg.SkipReason(str(exc))
     context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
     return None
+
+
+PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+           dg.DagsterRunStatus.STARTING]
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="raw_checks_after_stream_runs",
+    monitored_jobs=[stream_ingest_job], request_job=raw_checks_job,
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
+    description="After a successful stream run, evaluate the raw tables' checks in their own run "
+                "(the stream job leaves them out to keep latency low).")
+def raw_checks_after_stream_runs(
+        context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    # Without this, stream runs leave the raw assets' checks unevaluated for their latest
+    # materialisation ("0 / 4 passed" in the UI). One waiting checks run covers every stream
+    # run before it starts: the checks read the whole table.
+    waiting = context.instance.get_runs_count(
+        dg.RunsFilter(job_name=raw_checks_job.name, statuses=PENDING))
+    if waiting:
+        return dg.SkipReason("a raw_checks_job run is already waiting: it will see these rows")
+    return dg.RunRequest(run_key=f"raw-checks-after-{context.dagster_run.run_id}")

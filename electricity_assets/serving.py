@@ -49,19 +49,43 @@ class ServingUnavailableError(RuntimeError):
     pass
 
 
+class CorruptDatabaseError(ServingUnavailableError):
+    """The file exists but DuckDB cannot read it: no amount of waiting helps."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True when another process holds the file lock (worth retrying); a corrupt or truncated
+    file raises the same exception class with another message."""
+    text = str(exc)
+    return "lock" in text.lower()
+
+
+def corrupt_database_error(path: str | Path, exc: BaseException) -> CorruptDatabaseError:
+    return CorruptDatabaseError(
+        f"{path} is not a valid DuckDB database (corrupt or truncated: {exc}). Restore it from a "
+        f"backup, or delete it (and {Path(path).with_name('serving.duckdb').name} next to it) "
+        "and start again: `electricity-stack --reseed` re-seeds the bundled history")
+
+
 def serving_path() -> Path:
     """Where the snapshot lives: SERVING_DUCKDB_PATH, default next to the live DuckDB file."""
     return settings.serving_duckdb_path()
 
 
-def with_lock_retry(action: Callable[[], T], what: str, timeout_s: float = 10.0) -> T:
-    """Run `action`, retrying with backoff while another process holds the DuckDB file lock."""
+def with_lock_retry(action: Callable[[], T], what: str, timeout_s: float = 10.0,
+                    path: str | Path | None = None) -> T:
+    """Run `action`, retrying with backoff while another process holds the DuckDB file lock.
+
+    Any other I/O error on `path` means the file itself is unreadable: raised at once, naming it.
+    """
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     while True:
         try:
             return action()
         except LOCK_ERRORS as exc:
+            if path is not None and not is_lock_error(exc):
+                raise corrupt_database_error(path, exc) from exc
             if time.monotonic() + delay > deadline:
                 raise ServingUnavailableError(
                     f"{what}: the database stayed locked for {timeout_s:.0f} s ({exc}); a long "
@@ -110,7 +134,7 @@ def publish_snapshot(live_path: str | None = None, target: Path | None = None,
 
     started = time.monotonic()
     try:
-        counts = with_lock_retry(copy, f"snapshot of {live_path}", lock_timeout_s)
+        counts = with_lock_retry(copy, f"snapshot of {live_path}", lock_timeout_s, live_path)
         with duckdb.connect(str(tmp)) as snap:  # MLflow is read with no lock on the live file
             regions = ([r[0] for r in snap.execute(
                 "SELECT DISTINCT region FROM raw_demand ORDER BY 1").fetchall()]
@@ -177,6 +201,17 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
     return pd.DataFrame(rows, columns=columns)
 
 
+def no_data_message(path: Path | None = None) -> str:
+    """What to do when there is nothing to show: depends on where the data comes from."""
+    if settings.source_mode() == "api":
+        from electricity_assets.api_backfill import backfill_hint
+
+        return backfill_hint(datetime.now(UTC))
+    where = f"{path} does not exist. " if path else ""
+    return (f"no data yet: {where}Run `electricity-stack` (it seeds the bundled history) or "
+            "materialise the raw assets in Dagster")
+
+
 @contextmanager
 def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-only connection: the snapshot if published, else the live file."""
@@ -184,11 +219,9 @@ def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnecti
     if not path.exists():
         path = Path(settings.duckdb_path())
     if not path.exists():
-        raise ServingUnavailableError(
-            f"no data yet: {path} does not exist. Run `electricity-stack` (it seeds the bundled "
-            "history) or materialise the raw assets in Dagster")
+        raise ServingUnavailableError(no_data_message(path))
     conn = with_lock_retry(lambda: duckdb.connect(str(path), read_only=True),
-                           f"opening {path}", timeout_s)
+                           f"opening {path}", timeout_s, path)
     try:
         conn.execute("SET TimeZone = 'UTC'")
         yield conn

@@ -24,6 +24,7 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from electricity_assets import replay_clock, settings
@@ -214,7 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
             print(f"  {service.name:<10} {service.url}  {state}", flush=True)
         print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
-        if not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
+        if settings.source_mode() == "api" and not (home / SEED_MARKER).exists():
+            from electricity_assets.api_backfill import backfill_hint
+
+            dagster = next((s.url for s in services if s.name == "dagster"), None)
+            print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
+        elif not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
             stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
                                    None, None, logs / "seed.log")
             stack.seeder.start(env, settings.PROJECT_ROOT)

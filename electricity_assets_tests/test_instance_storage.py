@@ -54,6 +54,20 @@ def test_dagster_yaml_selects_the_batched_storage(instance: dg.DagsterInstance) 
     assert instance.run_storage.__class__.__name__ == "SqliteRunStorage"
 
 
+def test_a_range_run_plans_one_event_per_asset_without_any_environment_variable(
+        instance: dg.DagsterInstance, duckdb_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dagster.yaml alone (not ./dev) makes a sensor-created range run write one plan per asset."""
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
+    result = _range_run(instance, duckdb_path, "2016-01-01-00:00", "2016-03-31-23:00",
+                        raw_assets)
+    planned = instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    assert len(planned) == 2  # raw_demand, raw_weather: not 2 x 2,184 hours
+    monkeypatch.setenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "0")
+    storage = instance.event_log_storage
+    assert not storage.supports_partition_subset_in_asset_materialization_planned_events
+
+
 def test_a_range_run_beyond_sqlite_limits_records_every_partition_and_resolves_checks(
         instance: dg.DagsterInstance, duckdb_path: str) -> None:
     # 8 months of hourly partitions (> 4,095, where the stock planned-check insert fails) as ONE

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -82,3 +85,20 @@ def test_live_publishes_only_hours_newer_than_the_last_published(
     assert first + again == len(rows)
     assert state["CAL/D"] == "2020-01-15T03:00:00+00:00"
     assert len(topic_messages(kafka_settings, kafka_settings.topic(DEMAND))) == len(rows)
+
+
+def test_replay_with_only_kafka_broker_port_publishes_to_that_broker(
+        kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The adversarial run's KAFKA_BROKER_PORT=29999 published into another stack on 19092."""
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BROKER_ADDRESS"}
+    env["KAFKA_BROKER_PORT"] = kafka_settings.bootstrap_servers.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-c", "from electricity_assets.cli import replay; replay()",
+         "--start", "2020-01-15T00:00Z", "--hours", "1", "--speed", "0", "--datasets", "demand"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"to {kafka_settings.bootstrap_servers}" in done.stdout
+    sent = len(read_bundled(DEMAND, datetime(2020, 1, 15, tzinfo=UTC),
+                            datetime(2020, 1, 15, 1, tzinfo=UTC), PACKAGE_DATA_DIR))
+    assert len(topic_messages(kafka_settings, kafka_settings.topic(DEMAND))) == sent

@@ -34,8 +34,12 @@ MALFORMED = [
                          "value_mwh": 1.0, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
                         ).encode(), "period_utc not on the hour"),
     (b"TEX", json.dumps({"region": "TEX", "period_utc": "2019-07-01T01:00:00Z", "type": "D",
-                         "value_mwh": -3, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
+                         "value_mwh": -3e6, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
                         ).encode(), "implausible value: value_mwh"),
+    # Far future: would have made the sensor plan a run over every partition up to today.
+    (b"TEX", json.dumps({"region": "TEX", "period_utc": "2999-01-01T00:00:00Z", "type": "D",
+                         "value_mwh": 3, "source": "x", "produced_at": "2019-07-01T02:00:00Z"}
+                        ).encode(), "implausible period_utc: more than 8 days after"),
     (b"x", json.dumps({"region": "tx", "period_utc": "2019-07-01T01:00:00Z", "type": "D",
                        "source": "x", "produced_at": "2019-07-01T02:00:00Z"}).encode(),
      "invalid region code"),
@@ -156,8 +160,8 @@ def test_a_run_failing_mid_batch_then_retried_writes_the_same_rows(
 
 
 def test_weather_is_the_same_mechanism(kafka_settings: KafkaSettings, duckdb_path: str) -> None:
-    frame = read_bundled(WEATHER, datetime(2020, 7, 1, tzinfo=UTC),
-                         datetime(2020, 7, 1, 3, tzinfo=UTC), PACKAGE_DATA_DIR)
+    frame = read_bundled(WEATHER, datetime(2020, 3, 1, tzinfo=UTC),
+                         datetime(2020, 3, 1, 3, tzinfo=UTC), PACKAGE_DATA_DIR)
     offsets = publish(kafka_settings, WEATHER, list(encode_frame(WEATHER, frame, "open_meteo")))
     with duckdb.connect(duckdb_path) as conn:
         result = ingest_offsets(conn, WEATHER, offsets, kafka_settings)
@@ -170,7 +174,7 @@ def test_weather_is_the_same_mechanism(kafka_settings: KafkaSettings, duckdb_pat
 def test_a_sub_range_reads_exactly_those_offsets(
         kafka_settings: KafkaSettings, duckdb_path: str, demand_rows: pd.DataFrame) -> None:
     offsets = publish(kafka_settings, DEMAND, list(encode_frame(DEMAND, demand_rows, "eia_api")))
-    topic, ranges = parse_offsets(offsets)
+    topic, ranges, _ = parse_offsets(offsets)
     partition = next(p for p, (_, end) in ranges.items() if end >= 5)
     with duckdb.connect(duckdb_path) as conn:
         result = ingest_offsets(conn, DEMAND, format_offsets(topic, {partition: (2, 5)}),
@@ -189,6 +193,43 @@ def test_unreachable_broker_gives_a_clear_error(duckdb_path: str) -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:1")
     with pytest.raises(KafkaConfigError, match="KAFKA_BROKER_ADDRESS"):
         ensure_topics(settings, ["t"], timeout_s=1)
+
+
+def test_offsets_of_a_recreated_topic_are_recorded_as_lost_not_waited_for(
+        kafka_settings: KafkaSettings, duckdb_path: str, demand_rows: pd.DataFrame) -> None:
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    from electricity_assets.streaming.client import topic_ids
+
+    messages = list(encode_frame(DEMAND, demand_rows, "eia_api"))
+    offsets = publish(kafka_settings, DEMAND, messages)
+    topic, ranges, _ = parse_offsets(offsets)
+    planned_id = topic_ids(kafka_settings, [topic])[topic]
+    # The run's config, as the sensor plans it, then the in-memory broker "restarts": the topic
+    # comes back with fewer messages than the run was given.
+    with_id = format_offsets(topic, ranges, planned_id)
+    admin = AdminClient(kafka_settings.client_config())
+    admin.delete_topics([topic], operation_timeout=10)[topic].result()
+    offsets = publish(kafka_settings, DEMAND, messages[:5])
+    _, now_held, _ = parse_offsets(offsets)
+
+    began = time.monotonic()
+    with duckdb.connect(duckdb_path) as conn:
+        result = ingest_offsets(conn, DEMAND, with_id, kafka_settings)
+        assert time.monotonic() - began < 10  # was: wait 60 s, fail, retry, fail forever
+        assert result.rows_written == 0
+        assert sum(x.end - x.start for x in result.lost) == len(messages)
+        assert {x.reason for x in result.lost} == {
+            "the topic was recreated (new topic id) before the run read them"}
+        # A config without the topic id (planned before ids were recorded): whatever the topic
+        # still holds is read, the rest is lost.
+        legacy = ingest_offsets(conn, DEMAND, format_offsets(topic, ranges), kafka_settings)
+    assert legacy.messages == 5
+    assert sum(x.end - x.start for x in legacy.lost) == len(messages) - 5
+    assert {x.reason for x in legacy.lost} == {"no longer on the topic (recreated or truncated)"}
+    assert sum(e - s for s, e in now_held.values()) == 5
 
 
 @pytest.mark.parametrize("chunk_messages", [20_000, 1], ids=["one-chunk", "chunk-per-message"])

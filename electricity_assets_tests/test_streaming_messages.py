@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.settings import PACKAGE_DATA_DIR
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.client import RawMessage
@@ -20,6 +21,7 @@ from electricity_assets.streaming.messages import (
     rows_frame,
 )
 
+LATEST = latest_plausible_hour(datetime(2020, 1, 1, 8, 30, tzinfo=UTC))  # 2020-01-09T08:00Z
 GOOD = {"region": "CAL", "period_utc": "2020-01-01T08:00:00Z", "type": "D", "value_mwh": 30125,
         "source": "eia_api", "produced_at": "2020-01-01T09:02:11Z"}
 
@@ -73,12 +75,17 @@ def test_offset_timestamps_are_converted_to_utc() -> None:
     (_with(region="cal!"), "invalid region code"),
     (_with(period_utc="2020-01-01T08:30:00Z"), "period_utc not on the hour"),
     (_with(period_utc="2020-01-01T08:00:00"), "mistyped field: period_utc"),
-    (_with(value_mwh=-5), "implausible value: value_mwh"),
-    (_with(value_mwh=2_500_000), "implausible value: value_mwh"),
+    (_with(value_mwh=-2_500_000), "implausible value: value_mwh outside"),
+    (_with(value_mwh=2_500_000), "implausible value: value_mwh outside"),
+    (_with(period_utc="2015-07-01T04:00:00Z"), "implausible period_utc: before the first"),
+    (_with(period_utc="0001-01-01T00:00:00Z"), "implausible period_utc: before the first"),
+    (_with(period_utc="2020-01-09T09:00:00Z"), "implausible period_utc: more than 8 days after"),
+    (_with(period_utc="2999-01-01T00:00:00Z"), "implausible period_utc: more than 8 days after"),
+    (_with(period_utc="9999-12-31T23:00:00Z"), "implausible period_utc: more than 8 days after"),
     (_with(schema_version=2), "unsupported schema_version"),
 ])
 def test_malformed_messages_get_a_reason(payload: bytes, reason: str) -> None:
-    row, got = decode(DEMAND, payload)
+    row, got = decode(DEMAND, payload, latest_hour=LATEST)
     assert row is None
     assert got is not None and got.startswith(reason), got
 
@@ -89,8 +96,7 @@ def test_weather_values_may_be_null_but_not_implausible() -> None:
     row, reason = decode(WEATHER, json.dumps({**base, "precipitation_mm": None}))
     assert reason is None and row is not None and row["precipitation_mm"] is None
     _, reason = decode(WEATHER, json.dumps({**base, "relative_humidity": 140}))
-    assert reason == ("implausible value: relative_humidity input should be less than or "
-                      "equal to 100")
+    assert reason == "implausible value: relative_humidity outside [0, 100]"
 
 
 @pytest.mark.parametrize(("temperature_c", "accepted"), [
@@ -126,3 +132,34 @@ def test_message_hour_is_lenient_but_rejects_garbage() -> None:
     assert message_hour(_with(value_mwh="x")) == datetime(2020, 1, 1, 8, tzinfo=UTC)
     assert message_hour(b"{not json") is None
     assert message_hour(_with(period_utc="2020-01-01T08:30:00Z")) is None
+    # The sensor plans partitions only for hours the run will accept.
+    assert message_hour(_with(period_utc="2020-01-09T08:00:00Z"), LATEST) is not None
+    assert message_hour(_with(period_utc="2020-01-09T09:00:00Z"), LATEST) is None
+    assert message_hour(_with(period_utc="2001-01-01T00:00:00Z"), LATEST) is None
+
+
+def test_a_negative_day_ahead_forecast_is_kept_as_published() -> None:
+    row, reason = decode(DEMAND, _with(type="DF", value_mwh=-86395), LATEST)
+    assert reason is None and row is not None and row["value_mwh"] == -86395.0
+
+
+@pytest.mark.parametrize("value", [-86395.0, 0.0, 935233.0, 2_000_000.0, -2_000_000.5,
+                                   2_500_000.0, float("inf"), float("nan")])
+def test_one_rule_for_values_streamed_and_loaded_from_a_source(
+        value: float, tmp_path) -> None:
+    """A value the stream dead-letters is the value the bundled path rejects, and vice versa."""
+    from electricity_assets.sources.select import SourceConfig, load_window
+
+    payload = json.dumps({**GOOD, "type": "DF", "value_mwh": value}).encode()
+    _, stream_reason = decode(DEMAND, payload, LATEST)
+    pd.DataFrame({"period_utc": ["2020-01-01T08:00:00Z"], "region": ["CAL"], "type": ["DF"],
+                  "value_mwh": [value]}).to_csv(tmp_path / "eia930_hourly.csv.gz", index=False)
+    window = load_window(DEMAND, datetime(2020, 1, 1, tzinfo=UTC),
+                         datetime(2020, 1, 2, tzinfo=UTC), SourceConfig("bundled", tmp_path))
+    if value != value:  # NaN: a missing value in a CSV, not a number on the wire
+        assert stream_reason == "implausible value: value_mwh is not finite"
+        return
+    assert (len(window.rows), len(window.rejected)) == ((1, 0) if stream_reason is None
+                                                         else (0, 1))
+    if stream_reason is not None:
+        assert list(window.rejected["reason"]) == [stream_reason]

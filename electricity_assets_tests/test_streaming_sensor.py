@@ -196,3 +196,123 @@ def test_a_broker_that_is_down_skips_the_tick_with_the_reason(
         cursor=None, resources={"kafka": KafkaResource(bootstrap_servers="127.0.0.1:1")}))
     assert isinstance(result, dg.SkipReason)
     assert "KAFKA_BROKER_ADDRESS" in (result.skip_message or "")
+
+
+def test_hour_spans_cut_at_gaps_and_stay_bounded() -> None:
+    from electricity_assets.streaming.batches import hour_spans
+
+    h = [datetime(2020, 1, 15, i, tzinfo=UTC) for i in range(4)]
+    assert hour_spans(h) == [(h[0], h[3])]
+    late = datetime(2016, 1, 1, tzinfo=UTC)  # a correction years back
+    assert hour_spans([*h, late]) == [(late, late), (h[0], h[3])]
+    # A day apart is still one stretch; more than MAX_GAP apart is not.
+    assert len(hour_spans([h[0], h[0] + pd.Timedelta(hours=24)])) == 1
+    assert len(hour_spans([h[0], h[0] + pd.Timedelta(hours=25)])) == 2
+    # Scattered hours: at most max_spans runs, the widest gaps cut.
+    days = [datetime(2019, 1, 1, tzinfo=UTC) + pd.Timedelta(days=2 ** i) for i in range(6)]
+    spans = hour_spans(days, max_spans=3)
+    assert spans == [(days[0], days[3]), (days[4], days[4]), (days[5], days[5])]
+
+
+def test_a_far_future_message_among_valid_ones_stalls_nothing(
+        kafka_settings: KafkaSettings, duckdb_path: str, tmp_path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 2999-01-01 message of the adversarial run, on the real broker, with the project's
+    own instance storage: bounded runs, the poison one a dead letter, a short tick."""
+    import shutil
+    import time
+    from pathlib import Path
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
+    monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
+    poison = [(b"CAL", json_message(period)) for period in
+              ("2999-01-01T00:00:00Z", "9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z")]
+    late = (b"TEX", json_message("2016-01-01T00:00:00Z"))  # a valid correction years back
+    defs = build_defs()
+
+    began = time.monotonic()
+    sent = publish(kafka_settings, START, END, [poison[0], *poison[1:], late])
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        tick_began = time.monotonic()
+        result = tick(defs, instance, None)
+        tick_s = time.monotonic() - tick_began
+        ranges = [(r.tags["dagster/asset_partition_range_start"],
+                   r.tags["dagster/asset_partition_range_end"]) for r in result.run_requests]
+        assert ranges == [("2016-01-01-00:00", "2016-01-01-00:00"),
+                          ("2020-01-15-00:00", "2020-01-15-02:00")]
+        assert len({r.run_key for r in result.run_requests}) == 2
+        runs = [execute(defs, instance, request) for request in result.run_requests]
+        latency_s = time.monotonic() - began
+        planned = [len(instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records)
+            for run in runs]
+    assert tick_s < 5, f"sensor tick took {tick_s:.1f} s"
+    assert latency_s < 60, f"valid rows landed after {latency_s:.1f} s"
+    assert planned == [5, 5]  # one per asset of stream_ingest_job, whatever the range
+
+    demand = rows(duckdb_path, DEMAND.table)
+    expected = read_bundled(DEMAND, START, END, PACKAGE_DATA_DIR)
+    assert len(demand) == len(expected) + 1  # + the 2016 correction, written exactly once
+    assert demand["period_utc"].min() == pd.Timestamp("2016-01-01", tz="UTC")
+    dead = rows(duckdb_path, "dead_letters")
+    assert len(dead) == 3 and sent == len(expected) + len(rows(
+        duckdb_path, WEATHER.table)) + 4
+    assert sorted(reason.split(" (")[0] for reason in dead["reason"]) == [
+        "implausible period_utc: before the first hourly partition 2015-07-01T05:00Z",
+        "implausible period_utc: more than 8 days after the data clock's now",
+        "implausible period_utc: more than 8 days after the data clock's now"]
+
+
+def json_message(period_utc: str) -> bytes:
+    import json
+
+    return json.dumps({"region": "TEX", "period_utc": period_utc, "type": "D",
+                       "value_mwh": 41000.0, "source": "adversary",
+                       "produced_at": "2020-01-15T03:00:00Z"}).encode()
+
+
+def test_after_a_stream_run_the_raw_checks_describe_its_materialisation(
+        kafka_settings: KafkaSettings, duckdb_path: str, instance: dg.DagsterInstance,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stream runs leave the checks out (latency); their companion run makes the UI truthful
+    instead of "0 / 4 passed" against the latest materialisation."""
+    from electricity_assets import definitions
+    from electricity_assets.resources import build_resources
+    from electricity_assets.sensors import raw_checks_after_stream_runs
+
+    monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
+    defs = dg.Definitions(assets=definitions.assets, asset_checks=definitions.asset_checks,
+                          jobs=definitions.jobs, sensors=definitions.sensors,
+                          resources=build_resources())
+    publish(kafka_settings, START, END)
+    stream = execute(defs, instance, tick(defs, instance, None).run_requests[0])
+
+    def check_targets() -> dict[str, int | None]:
+        targets = {}
+        for dataset in (DEMAND, WEATHER):
+            for name in ("no_duplicate_keys", "missing_hours", "implausible_values", "freshness"):
+                key = dg.AssetCheckKey(dg.AssetKey(dataset.table), name)
+                history = instance.event_log_storage.get_asset_check_execution_history(key, 1)
+                evaluation = (history[0].event.dagster_event.event_specific_data
+                              if history and history[0].event else None)
+                targets[f"{dataset.table}.{name}"] = (
+                    evaluation.target_materialization_data.storage_id
+                    if evaluation and evaluation.target_materialization_data else None)
+        return targets
+
+    assert set(check_targets().values()) == {None}  # the stream run evaluated none
+    context = dg.build_run_status_sensor_context(
+        sensor_name="raw_checks_after_stream_runs", dagster_instance=instance,
+        dagster_run=stream.dagster_run, dagster_event=stream.get_run_success_event())
+    request = raw_checks_after_stream_runs(context)
+    assert isinstance(request, dg.RunRequest)
+    checks = defs.resolve_job_def("raw_checks_job").execute_in_process(
+        instance=instance, tags=request.tags)
+    assert checks.success
+    latest = {d.table: instance.fetch_materializations(dg.AssetKey(d.table), limit=1)
+              .records[0].storage_id for d in (DEMAND, WEATHER)}
+    assert check_targets() == {key: latest[key.split(".")[0]] for key in check_targets()}

@@ -27,7 +27,8 @@ def test_sasl_settings_reach_the_client_but_never_the_repr(
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("KAFKA_BROKER_ADDRESS", "KAFKA_DEMAND_TOPIC", "KAFKA_MAX_BATCH_MESSAGES"):
+    for var in ("KAFKA_BROKER_ADDRESS", "KAFKA_BROKER_PORT", "KAFKA_DEMAND_TOPIC",
+                "KAFKA_MAX_BATCH_MESSAGES"):
         monkeypatch.delenv(var, raising=False)
     settings = KafkaSettings.from_env()
     assert settings.client_config() == {"bootstrap.servers": "127.0.0.1:19092"}
@@ -38,4 +39,17 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_bad_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_MAX_BATCH_MESSAGES", "lots")
     with pytest.raises(KafkaConfigError, match="KAFKA_MAX_BATCH_MESSAGES='lots'"):
+        KafkaSettings.from_env()
+
+
+def test_every_client_follows_kafka_broker_port_like_the_stack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BROKER_ADDRESS", raising=False)
+    monkeypatch.setenv("KAFKA_BROKER_PORT", "29999")
+    assert KafkaSettings.from_env().bootstrap_servers == "127.0.0.1:29999"
+    monkeypatch.setenv("KAFKA_BROKER_ADDRESS", "kafka-1:9092")  # an external cluster wins
+    assert KafkaSettings.from_env().bootstrap_servers == "kafka-1:9092"
+    monkeypatch.delenv("KAFKA_BROKER_ADDRESS")
+    monkeypatch.setenv("KAFKA_BROKER_PORT", "port")
+    with pytest.raises(KafkaConfigError, match="KAFKA_BROKER_PORT='port'"):
         KafkaSettings.from_env()

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import charts, queries, ui
 from electricity_assets.replay_clock import current_time
-from electricity_assets.serving import ServingUnavailableError
+from electricity_assets.serving import ServingUnavailableError, no_data_message
 
 SPARK_COLUMNS = 4
 
@@ -81,7 +81,7 @@ def main() -> None:
         ui.footer()
         return
     if board is None:
-        st.warning("No demand data yet: the first `electricity-stack` run seeds it.")
+        st.warning(no_data_message())
         ui.footer()
         return
     st.caption(f"Data clock {current_time():%Y-%m-%d %H:%M} UTC · {len(overview.regions)} "

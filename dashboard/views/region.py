@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import charts, queries, ui
 from electricity_assets.regions import get_region
 from electricity_assets.replay_clock import current_time
-from electricity_assets.serving import ServingUnavailableError
+from electricity_assets.serving import ServingUnavailableError, no_data_message
 
 DEFAULT_DAYS = 14
 BACKTEST_COLUMNS = {
@@ -200,7 +200,7 @@ def main() -> None:
         return
     codes = overview.regions
     if not codes:
-        st.warning("No demand data yet: the first `electricity-stack` run seeds it.")
+        st.warning(no_data_message())
         ui.footer()
         return
     region = pick_region(codes)

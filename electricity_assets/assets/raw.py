@@ -42,6 +42,24 @@ class RawIngestConfig(dg.Config):
         default=None,
         description="Set by the Kafka sensor: JSON offset ranges to ingest instead of the source.",
     )
+    kafka_first_hour: str | None = Field(
+        default=None, description="Set by the Kafka sensor: first hour (ISO) this run writes.")
+    kafka_last_hour: str | None = Field(
+        default=None, description="Set by the Kafka sensor: last hour (ISO) this run writes.")
+    kafka_latest_plausible_hour: str | None = Field(
+        default=None,
+        description="Set by the Kafka sensor: messages about later hours are dead letters "
+                    "(default: a few days past the data clock's now).")
+
+    def span(self) -> tuple[datetime, datetime] | None:
+        if self.kafka_first_hour is None or self.kafka_last_hour is None:
+            return None
+        return (datetime.fromisoformat(self.kafka_first_hour),
+                datetime.fromisoformat(self.kafka_last_hour))
+
+    def latest_hour(self) -> datetime | None:
+        hour = self.kafka_latest_plausible_hour
+        return None if hour is None else datetime.fromisoformat(hour)
 
 
 def _source_config(source: SourceResource) -> SourceConfig:
@@ -96,7 +114,8 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
 
             with duckdb.get_connection() as conn:
                 result = ingest_offsets(conn, dataset, config.kafka_offsets,
-                                        kafka.kafka_settings())
+                                        kafka.kafka_settings(), config.span(),
+                                        config.latest_hour())
                 metadata = _window_metadata(context, conn, dataset, start, end,
                                             result.rows_written)
             context.log.info(
@@ -104,6 +123,15 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 f"upserted, {result.dead_letters} dead letters, {len(result.hours)} hours")
             metadata["kafka_messages"] = dg.MetadataValue.int(result.messages)
             metadata["dead_letters"] = dg.MetadataValue.int(result.dead_letters)
+            if result.lost:
+                lost = "\n".join(f"| {x.partition} | {x.start}..{x.end - 1} | {x.reason} |"
+                                  for x in result.lost)
+                context.log.warning(f"{dataset.table}: Kafka offsets lost before ingestion "
+                                    f"(never written):\n{lost}")
+                metadata["lost_offsets"] = dg.MetadataValue.md(
+                    f"| partition | offsets | why |\n|---|---|---|\n{lost}")
+                metadata["lost_messages"] = dg.MetadataValue.int(
+                    sum(x.end - x.start for x in result.lost))
             return dg.MaterializeResult(metadata=metadata)
 
         fetched = load_window(dataset, start, end, _source_config(source))

@@ -6,7 +6,7 @@ stand-in for a forecast; live it is the Open-Meteo forecast). Thermal inertia co
 
 Normalisation rule (no leakage): z-scores use per-region mean / std fitted on `raw_weather` rows
 strictly before a cut-off and stored in `weather_normalisation`, so training and forecasts
-reuse the same statistics (the backtest refits them per fold: `refit_z_scores`). They are fitted
+reuse the same statistics (the backtest refits them per window: `refit_z_scores`). They are fitted
 only when a cut-off is passed, or - when the table is empty - with the default cut-off: the
 latest demand hour minus 8 weeks, so the most recent weeks that validation scores never inform
 them. A region with fewer than

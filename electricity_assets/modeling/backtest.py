@@ -52,7 +52,7 @@ def folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | Non
     """Rolling origins over the `weeks` weeks that end at `end` (default: after the last demand
     hour; at most there): (origin, rows before it, rows to forecast). Rows from `end` on are
     never used, so a past window is scored exactly as if the data stopped there; weather
-    z-scores of both parts are fitted on the rows before the origin."""
+    z-scores are fitted on the rows before the window's first origin."""
     if end is not None:
         frame = frame[frame["period_utc"] < pd.Timestamp(end)]
     last = frame.loc[frame["demand_mwh"].notna(), "period_utc"].max()
@@ -61,14 +61,14 @@ def folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | Non
             "no demand in the data" + (f" before {end:%Y-%m-%d %H:%M}" if end else ""))
     test_end = last + timedelta(hours=1)
     test_start = test_end - timedelta(weeks=weeks)
+    # The stored weather statistics may cover scored hours (their cut-off is fixed, the window
+    # is not): refit them on the hours before the window, fixed across it as in production.
+    frame = refit_z_scores(frame, test_start)
     for k in range(0, weeks, refit_weeks):
         origin = test_start + timedelta(weeks=k)
         until = min(origin + timedelta(weeks=refit_weeks), test_end)
-        # The stored weather statistics may cover the scored hours (their cut-off is fixed, the
-        # window is not): each fold refits them on the hours before its origin.
-        fold = refit_z_scores(frame, origin)
-        yield (origin, fold[fold["period_utc"] < origin],
-               fold[(fold["period_utc"] >= origin) & (fold["period_utc"] < until)])
+        yield (origin, frame[frame["period_utc"] < origin],
+               frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)])
 
 
 def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,

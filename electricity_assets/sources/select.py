@@ -11,6 +11,7 @@ import pandas as pd
 
 from electricity_assets import settings
 from electricity_assets.datasets import Dataset
+from electricity_assets.plausibility import split_implausible
 from electricity_assets.sources.bundled import read_bundled
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,24 @@ class SourceWindow:
 
 def load_window(dataset: Dataset, start: datetime, end: datetime,
                 config: SourceConfig) -> SourceWindow:
-    """Rows of `dataset` with start <= period_utc < end from the configured source."""
+    """Rows of `dataset` with start <= period_utc < end from the configured source.
+
+    Values that cannot be readings are rejected by the same rule as streamed messages
+    (`plausibility.split_implausible`); everything else is kept as published.
+    """
+    window = _load_window(dataset, start, end, config)
+    rows, implausible = split_implausible(dataset, window.rows)
+    if len(implausible):
+        logger.warning("%s: %d %s rows rejected, e.g. %s", window.source, len(implausible),
+                       dataset.name, implausible["reason"].iloc[0])
+        rejected = pd.concat([r for r in (window.rejected, implausible) if len(r)],
+                             ignore_index=True)
+        return SourceWindow(rows, rejected, window.source)
+    return window
+
+
+def _load_window(dataset: Dataset, start: datetime, end: datetime,
+                 config: SourceConfig) -> SourceWindow:
     if config.mode == "bundled":
         if not dataset.replay_required and not (config.data_dir / dataset.bundled_file).exists():
             logger.warning("%s has no %s: no %s rows replayed", config.data_dir,

@@ -8,6 +8,11 @@ range ingested twice writes the same rows (upserts on the primary key).
 Cursor (JSON): {"topics": {"<topic>": {"id": "<topic id>", "next": {"<partition>": <offset>}}}}.
 A topic whose id changed (recreated, or the in-memory broker restarted) restarts from its first
 stored offset; the topic id is part of every run key, so new ranges never collide with old keys.
+
+A batch's hours are grouped into spans separated by more than `MAX_GAP` (`hour_spans`): the
+sensor requests one run per span, so a late correction for 2016 next to today's hours costs two
+short runs, not one run over every partition in between. Implausible hours (`plausibility.py`)
+are in no span: the run makes those messages dead letters.
 """
 
 from __future__ import annotations
@@ -16,10 +21,9 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from confluent_kafka import Consumer, KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer
 
 from electricity_assets.datasets import DATASETS, Dataset
 from electricity_assets.streaming.client import (
@@ -28,12 +32,18 @@ from electricity_assets.streaming.client import (
     ensure_topics,
     new_consumer,
     read_ranges,
+    topic_ids,
 )
 from electricity_assets.streaming.ingest import format_offsets
 from electricity_assets.streaming.messages import message_hour
 from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+MAX_GAP = timedelta(hours=24)  # hours further apart than this go to separate runs
+MAX_SPANS = 8  # per batch: beyond, the closest spans are merged (each run re-reads the batch)
+
+HourSpan = tuple[datetime, datetime]  # first and last hour, inclusive
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,13 @@ class Batch:
     topics: dict[str, str]                 # dataset name -> topic
     topic_ids: dict[str, str]              # dataset name -> topic id
     ranges: dict[str, OffsetRanges]        # dataset name -> partition -> [start, end)
+    latest_hour: datetime | None = None    # the last plausible hour when it was planned
     messages: int = 0
-    first_hour: datetime | None = None     # None when no message had a readable hour
-    last_hour: datetime | None = None
+    spans: list[HourSpan] = field(default_factory=list)  # empty: no plausible, readable hour
 
     def kafka_offsets(self, dataset: Dataset) -> str:
-        return format_offsets(self.topics[dataset.name], self.ranges.get(dataset.name, {}))
+        return format_offsets(self.topics[dataset.name], self.ranges.get(dataset.name, {}),
+                              self.topic_ids[dataset.name])
 
     @property
     def run_key(self) -> str:
@@ -89,18 +100,6 @@ class Batch:
             spans = ",".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(self.ranges[name].items()))
             parts.append(f"{self.topics[name]}@{self.topic_ids[name][:12]}[{spans}]")
         return "kafka|" + "|".join(parts)
-
-
-def _topic_ids(settings: KafkaSettings, topics: Iterable[str]) -> dict[str, str]:
-    admin = AdminClient(settings.client_config())
-    futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=10)
-    ids: dict[str, str] = {}
-    for topic, future in futures.items():
-        try:
-            ids[topic] = str(future.result().topic_id)
-        except KafkaException as exc:
-            raise KafkaConfigError(f"cannot describe topic {topic}: {exc.args[0].str()}") from None
-    return ids
 
 
 def _allocate(backlog: Mapping[tuple[str, int], tuple[int, int]],
@@ -122,22 +121,45 @@ def _allocate(backlog: Mapping[tuple[str, int], tuple[int, int]],
     return {k: (backlog[k][0], backlog[k][0] + n) for k, n in take.items() if n}
 
 
+def hour_spans(hours: Iterable[datetime], max_gap: timedelta = MAX_GAP,
+               max_spans: int = MAX_SPANS) -> list[HourSpan]:
+    """Sorted hours cut at every gap wider than `max_gap`, keeping the widest `max_spans - 1`."""
+    ordered = sorted(set(hours))
+    if not ordered:
+        return []
+    gaps = [(b - a, i) for i, (a, b) in enumerate(zip(ordered, ordered[1:], strict=False))
+            if b - a > max_gap]
+    cuts = sorted(i for _, i in sorted(gaps, reverse=True)[:max_spans - 1])
+    if len(gaps) > len(cuts):
+        logger.warning("a batch touches %d separate stretches of hours: merged into %d runs",
+                       len(gaps) + 1, max_spans)
+    starts = [0, *(i + 1 for i in cuts)]
+    ends = [*cuts, len(ordered) - 1]
+    return [(ordered[s], ordered[e]) for s, e in zip(starts, ends, strict=True)]
+
+
 def plan_batches(settings: KafkaSettings, cursor_text: str | None,
                  datasets: Iterable[Dataset] = DATASETS.values(),
-                 max_batches: int = 8) -> tuple[list[Batch], StreamCursor]:
-    """The next batches (each at most settings.max_batch_messages) and the cursor after them."""
+                 max_batches: int = 8,
+                 latest_hour: datetime | None = None) -> tuple[list[Batch], StreamCursor]:
+    """The next batches (each at most settings.max_batch_messages) and the cursor after them.
+
+    `latest_hour`: the last plausible hour; later hours are left out of the batches' spans.
+    """
     datasets = list(datasets)
     topics = {d.name: settings.topic(d) for d in datasets}
     ensure_topics(settings, topics.values(), timeout_s=5)  # a tick must stay short
-    ids_by_topic = _topic_ids(settings, topics.values())
-    topic_ids = {name: ids_by_topic[topic] for name, topic in topics.items()}
+    ids_by_topic = topic_ids(settings, topics.values())
+    if None in ids_by_topic.values():
+        raise KafkaConfigError(f"topics {sorted(topics.values())} vanished while planning")
+    ids = {name: str(ids_by_topic[topic]) for name, topic in topics.items()}
     cursor = StreamCursor.parse(cursor_text)
     consumer = new_consumer(settings)
     try:
         position: dict[tuple[str, int], tuple[int, int]] = {}
         for name, topic in topics.items():
             known = cursor.topics.get(topic)
-            if known is not None and known.topic_id != topic_ids[name]:
+            if known is not None and known.topic_id != ids[name]:
                 logger.warning("topic %s was recreated (new topic id): reading it from the start",
                                topic)
                 known = None
@@ -149,7 +171,8 @@ def plan_batches(settings: KafkaSettings, cursor_text: str | None,
             chosen = _allocate(position, settings.max_batch_messages)
             if not chosen:
                 break
-            batch = Batch(topics=topics, topic_ids=topic_ids, ranges={})
+            batch = Batch(topics=topics, topic_ids=ids, ranges={},
+                          latest_hour=latest_hour)
             for (name, partition), span in chosen.items():
                 batch.ranges.setdefault(name, {})[partition] = span
                 position[(name, partition)] = (span[1], position[(name, partition)][1])
@@ -158,19 +181,18 @@ def plan_batches(settings: KafkaSettings, cursor_text: str | None,
     finally:
         consumer.close()
     next_cursor = StreamCursor({
-        topic: TopicPosition(topic_ids[name], {p: s for (n, p), (s, _) in position.items()
+        topic: TopicPosition(ids[name], {p: s for (n, p), (s, _) in position.items()
                                                if n == name})
         for name, topic in topics.items()})
     return batches, next_cursor
 
 
 def _scan_hours(consumer: Consumer, batch: Batch) -> None:
-    hours: list[datetime] = []
+    hours: set[datetime] = set()
     for name, ranges in batch.ranges.items():
         for msg in read_ranges(consumer, batch.topics[name], ranges, timeout_s=30):
             batch.messages += 1
-            hour = message_hour(msg.value)
+            hour = message_hour(msg.value, batch.latest_hour)
             if hour is not None:
-                hours.append(hour)
-    if hours:
-        batch.first_hour, batch.last_hour = min(hours), max(hours)
+                hours.add(hour)
+    batch.spans = hour_spans(hours)

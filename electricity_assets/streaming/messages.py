@@ -9,9 +9,11 @@ one partition and in order. Schema v1 (`schema_version` may be omitted, meaning 
 
 Decisions: region codes are not checked against the catalogue (regions come from the data, a new
 balancing authority must be accepted); they must match `^[A-Z0-9]{2,6}$`. `period_utc` must carry a
-timezone and fall on the hour. Numbers must be JSON numbers (a quoted "123" is mistyped). Demand
-values must lie in [0, 2,000,000] MWh; weather values may be null but must be physically plausible.
-A message failing any rule becomes a dead letter whose reason names every failed rule.
+timezone, fall on the hour and be plausible: from the first hourly partition to a few days past the
+data clock's now. Numbers must be JSON numbers (a quoted "123" is mistyped). Values follow the one
+rule of `plausibility.py` that the bundled and API paths follow too (inside hard bounds, e.g.
+demand within +-2,000,000 MWh, is kept as published); weather values may be null. A message failing
+any rule becomes a dead letter whose reason names every failed rule.
 """
 
 from __future__ import annotations
@@ -22,13 +24,32 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
+from electricity_assets import plausibility
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 
 REGION_PATTERN = r"^[A-Z0-9]{2,6}$"
-MAX_DEMAND_MWH = 2_000_000.0
 SCHEMA_VERSION = 1
+
+
+def _check_hour(value: datetime, info: ValidationInfo) -> datetime:
+    value = value.astimezone(UTC)
+    if value.minute or value.second or value.microsecond:
+        raise ValueError("period_utc not on the hour")
+    latest = (info.context or {}).get("latest_hour") or datetime.max.replace(tzinfo=UTC)
+    reason = plausibility.hour_reason(value, latest)
+    if reason:
+        raise ValueError(reason)
+    return value
 
 
 class HourlyMessage(BaseModel):
@@ -42,25 +63,28 @@ class HourlyMessage(BaseModel):
     source: str = Field(min_length=1, max_length=64)
     produced_at: AwareDatetime
 
-    @field_validator("period_utc")
+    _plausible_hour = field_validator("period_utc")(_check_hour)
+
+    @field_validator("*")
     @classmethod
-    def _on_the_hour(cls, value: datetime) -> datetime:
-        value = value.astimezone(UTC)
-        if value.minute or value.second or value.microsecond:
-            raise ValueError("period_utc not on the hour")
+    def _plausible_value(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, float):
+            reason = plausibility.value_reason(str(info.field_name), value)
+            if reason:
+                raise ValueError(reason)
         return value
 
 
 class DemandMessageV1(HourlyMessage):
     type: Literal["D", "DF"]
-    value_mwh: float = Field(ge=0.0, le=MAX_DEMAND_MWH, allow_inf_nan=False)
+    value_mwh: float
 
 
 class WeatherMessageV1(HourlyMessage):
-    temperature_c: float | None = Field(default=None, ge=-90.0, le=65.0, allow_inf_nan=False)
-    relative_humidity: float | None = Field(default=None, ge=0.0, le=100.0, allow_inf_nan=False)
-    wind_speed_kmh: float | None = Field(default=None, ge=0.0, le=500.0, allow_inf_nan=False)
-    precipitation_mm: float | None = Field(default=None, ge=0.0, le=500.0, allow_inf_nan=False)
+    temperature_c: float | None = None
+    relative_humidity: float | None = None
+    wind_speed_kmh: float | None = None
+    precipitation_mm: float | None = None
 
 
 SCHEMAS: dict[str, type[HourlyMessage]] = {DEMAND.name: DemandMessageV1,
@@ -80,20 +104,23 @@ def _reason(error: dict[str, Any]) -> str:
         return f"invalid region code: expected {REGION_PATTERN}"
     if field == "schema_version":
         return f"unsupported schema_version: expected {SCHEMA_VERSION}"
-    if kind == "value_error":  # our own validators (period_utc on the hour)
+    if kind == "value_error":  # our own validators (plausible hour and values)
         return str(error["msg"]).removeprefix("Value error, ")
-    if kind in ("greater_than_equal", "less_than_equal", "finite_number"):
-        return f"implausible value: {field} {error['msg'].lower()}"
     return f"mistyped field: {field} ({error['msg'].lower()})"
 
 
-def decode(dataset: Dataset,
-           payload: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """Validate one message: (row in the dataset's columns, None) or (None, dead-letter reason)."""
+def decode(dataset: Dataset, payload: bytes | str | None,
+           latest_hour: datetime | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """Validate one message: (row in the dataset's columns, None) or (None, dead-letter reason).
+
+    `latest_hour`: the last plausible hour (`plausibility.latest_plausible_hour`); ingestion
+    always passes it, None checks only the lower bound.
+    """
     if payload is None or len(payload) == 0:
         return None, "empty message"
     try:
-        message = SCHEMAS[dataset.name].model_validate_json(payload, strict=True)
+        message = SCHEMAS[dataset.name].model_validate_json(
+            payload, strict=True, context={"latest_hour": latest_hour})
     except ValidationError as exc:
         reasons = dict.fromkeys(_reason(e) for e in exc.errors(include_url=False))
         return None, "; ".join(reasons)
@@ -107,15 +134,26 @@ def rows_frame(dataset: Dataset, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({c: "float64" for c in dataset.value_columns})
 
 
-def message_hour(payload: bytes | None) -> datetime | None:
-    """The hour a message is about, read leniently (the sensor only needs it to pick partitions)."""
+class _HourOnly(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    period_utc: AwareDatetime
+
+    _plausible_hour = field_validator("period_utc")(_check_hour)
+
+
+def message_hour(payload: bytes | None, latest_hour: datetime | None = None) -> datetime | None:
+    """The hour a message is about, None when it is unreadable or implausible.
+
+    Lenient about every other field (the sensor only needs the hour to pick partitions), and
+    parsed by the same validator as `decode`, so an hour the run accepts is an hour the sensor saw.
+    """
+    if not payload:
+        return None
     try:
-        hour = datetime.fromisoformat(json.loads(payload)["period_utc"])  # type: ignore[arg-type]
-    except Exception:  # anything unreadable is the run's business (it becomes a dead letter)
+        return _HourOnly.model_validate_json(
+            payload, strict=True, context={"latest_hour": latest_hour}).period_utc
+    except ValidationError:  # the run makes it a dead letter with the reason
         return None
-    if hour.tzinfo is None or hour.minute or hour.second or hour.microsecond:
-        return None
-    return hour.astimezone(UTC)
 
 
 def encode_frame(dataset: Dataset, frame: pd.DataFrame, source: str,

@@ -3,7 +3,8 @@
     electricity-replay --start 2020-01-01T00:00Z --hours 168 --speed 1   # 1 hour of data per second
     electricity-live --interval 300                                      # needs EIA_API_KEY
 
-Both talk to KAFKA_BROKER_ADDRESS (default 127.0.0.1:19092, the broker `./dev run` starts).
+Both talk to KAFKA_BROKER_ADDRESS, else to the broker `./dev run` starts on
+127.0.0.1:KAFKA_BROKER_PORT (default 19092), like the stack.
 """
 
 from __future__ import annotations

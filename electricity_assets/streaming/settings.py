@@ -3,6 +3,8 @@
 Variables (all optional):
 - KAFKA_BROKER_ADDRESS: bootstrap servers of an existing Kafka/Redpanda; unset -> the project
   starts its own Tansu broker (see `broker.py`) and publishes its address in this variable.
+- KAFKA_BROKER_PORT (19092): port of that local broker; with KAFKA_BROKER_ADDRESS unset every
+  client (sensor, runs, `electricity-replay`, `electricity-live`) uses 127.0.0.1:<port>.
 - KAFKA_SECURITY_PROTOCOL (PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL), KAFKA_SASL_MECHANISM
   (PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD,
   KAFKA_SSL_CA_LOCATION: credentials; never logged (`repr` redacts the password).
@@ -21,7 +23,8 @@ from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 
 DEFAULT_TOPICS = {DEMAND.name: "electricity.demand.v1", WEATHER.name: "electricity.weather.v1"}
 _TOPIC_ENV = {DEMAND.name: "KAFKA_DEMAND_TOPIC", WEATHER.name: "KAFKA_WEATHER_TOPIC"}
-DEFAULT_BROKER_ADDRESS = "127.0.0.1:19092"
+DEFAULT_BROKER_PORT = 19092
+DEFAULT_BROKER_ADDRESS = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
 
 
 class KafkaConfigError(RuntimeError):
@@ -30,6 +33,10 @@ class KafkaConfigError(RuntimeError):
 
 class BrokerUnavailable(KafkaConfigError):
     """No broker answered at the configured address."""
+
+
+class KafkaAuthError(BrokerUnavailable):
+    """The broker answered but refused the credentials or the TLS handshake."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class KafkaSettings:
     def from_env(cls) -> KafkaSettings:
         env = os.environ
         return cls(
-            bootstrap_servers=env.get("KAFKA_BROKER_ADDRESS") or DEFAULT_BROKER_ADDRESS,
+            bootstrap_servers=env.get("KAFKA_BROKER_ADDRESS") or local_broker_address(),
             topics={name: env.get(var) or DEFAULT_TOPICS[name] for name, var in _TOPIC_ENV.items()},
             topic_partitions=_positive_int("KAFKA_TOPIC_PARTITIONS", 3),
             max_batch_messages=_positive_int("KAFKA_MAX_BATCH_MESSAGES", 50_000),
@@ -74,6 +81,15 @@ class KafkaSettings:
         }
         conf.update({k: v for k, v in optional.items() if v})
         return conf
+
+
+def local_broker_port() -> int:
+    """KAFKA_BROKER_PORT, the port of the broker the stack starts (and every client's default)."""
+    return _positive_int("KAFKA_BROKER_PORT", DEFAULT_BROKER_PORT)
+
+
+def local_broker_address() -> str:
+    return f"127.0.0.1:{local_broker_port()}"
 
 
 def _positive_int(var: str, default: int) -> int:

@@ -1,0 +1,90 @@
+"""What the dashboard says when DuckDB cannot be read: a held lock is waited for, a corrupt or
+truncated file is named at once (it used to read as "a long write is running" after 10 s)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from electricity_assets import serving
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
+
+
+def _real_database(path: Path) -> bytes:
+    with duckdb.connect(str(path)) as conn:
+        conn.execute("CREATE TABLE raw_demand AS SELECT range AS value_mwh FROM range(200000)")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_corrupt_database_is_named_at_once(isolated_home: Path, damage: str) -> None:
+    live = isolated_home / "electricity.duckdb"
+    good = _real_database(isolated_home / "good.duckdb")
+    live.write_bytes(good[: len(good) // 3] if damage == "truncated" else b"not duckdb " * 500)
+    began = time.monotonic()
+    with pytest.raises(serving.CorruptDatabaseError) as error, serving.read_connection():
+        pass
+    assert time.monotonic() - began < 2  # not the 10 s lock wait
+    assert f"{live} is not a valid DuckDB database" in str(error.value)
+    assert "locked" not in str(error.value)
+    with pytest.raises(serving.CorruptDatabaseError, match="is not a valid DuckDB"):
+        serving.publish_snapshot()
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("is not a valid DuckDB database" in w.value for w in at.warning)
+
+
+def test_a_held_lock_is_still_waited_for_and_said(isolated_home: Path) -> None:
+    live = isolated_home / "electricity.duckdb"
+    _real_database(live)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(30)", str(live)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(serving.ServingUnavailableError) as error:
+            with serving.read_connection(timeout_s=1):
+                pass
+        assert not isinstance(error.value, serving.CorruptDatabaseError)
+        assert "stayed locked" in str(error.value)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_api_mode_without_data_names_the_exact_backfill(
+        isolated_home: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """api mode seeds nothing: dashboard and stack say what to backfill, not 'run the stack'."""
+    from datetime import UTC, datetime
+
+    from electricity_assets import seed
+    from electricity_assets.api_backfill import backfill_range
+
+    monkeypatch.setenv("ELECTRICITY_SOURCE", "api")
+    first, last = backfill_range(datetime.now(UTC))
+    assert (datetime.now(UTC) - datetime.strptime(last, "%Y-%m-%d-%H:%M").replace(
+        tzinfo=UTC)).total_seconds() < 2 * 3600
+    selection = (f"Partition range {first} ... {last}")
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    shown = " ".join(w.value for w in at.warning)
+    assert selection in shown and "raw_demand, raw_weather" in shown
+    assert "electricity-stack" not in shown  # which seeds nothing in api mode
+
+    assert seed.seed([]) == 0
+    out = capsys.readouterr().out
+    assert selection in out and "seeding" not in out
+    assert not (isolated_home / "electricity.duckdb").exists()

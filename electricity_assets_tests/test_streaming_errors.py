@@ -1,0 +1,47 @@
+"""What a sensor tick says and prints when the broker is down or refuses the credentials.
+
+Each tick runs in a fresh process, as in the sensor daemon, so librdkafka's own stderr is seen.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from electricity_assets.streaming.broker import free_port
+
+TICK = """
+import dagster as dg
+from electricity_assets.resources import build_resources
+from electricity_assets.sensors import kafka_stream_sensor
+result = kafka_stream_sensor(dg.build_sensor_context(
+    cursor=None, resources={"kafka": build_resources()["kafka"]}))
+print(type(result).__name__, getattr(result, "skip_message", ""))
+"""
+
+
+def _tick(env: dict[str, str]) -> tuple[str, list[str]]:
+    done = subprocess.run([sys.executable, "-c", TICK], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    noise = [line for line in done.stderr.splitlines()
+             if "rdkafka" in line or "librdkafka" in line]
+    return done.stdout.strip(), noise
+
+
+def test_a_down_broker_skips_the_tick_with_at_most_one_line_of_librdkafka_noise() -> None:
+    out, noise = _tick({"KAFKA_BROKER_ADDRESS": f"127.0.0.1:{free_port()}"})
+    assert out.startswith("SkipReason cannot list topics") and "KAFKA_BROKER_ADDRESS" in out
+    assert len(noise) <= 1, noise  # was ~100 lines for one 5 s tick
+
+
+def test_a_sasl_failure_says_authentication_failed_in_the_tick(kafka_broker: str) -> None:
+    out, noise = _tick({"KAFKA_BROKER_ADDRESS": kafka_broker,
+                        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+                        "KAFKA_SASL_USERNAME": "ingest", "KAFKA_SASL_PASSWORD": "wrong-pw"})
+    assert out.startswith(f"SkipReason authentication failed on {kafka_broker}: "), out
+    assert "SASL SCRAM-SHA-256 mechanism handshake failed" in out
+    assert "wrong-pw" not in out and not any("wrong-pw" in line for line in noise)
+    assert len(noise) <= 1, noise
