@@ -58,7 +58,9 @@ class PageCapture:
 
 class _Cdp:
     def __init__(self, ws_url: str) -> None:
-        self._ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10)
+        # Entered as a context manager (a bare connect() is deprecated in websockets 17.1);
+        # close() ends it.
+        self._ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10).__enter__()
         self._next_id = 0
 
     def call(self, method: str, timeout_s: float = 30.0, **params) -> dict:
