@@ -213,8 +213,13 @@ def main() -> None:
     region_texts = ("24 forecast hours", "Peak forecast (MWh)", "Error metrics for the selected "
                     "range", "MdAPE %", "Download metrics (CSV)", "Champion model",
                     "Data freshness", "Dead letters", "Snapshot published (UTC)", footer)
-    if not args.no_baseline:
-        browser_loads("before", baseline_app(workdir), [
+    try:
+        baseline = None if args.no_baseline else baseline_app(workdir)
+    except (OSError, subprocess.CalledProcessError) as exc:  # e.g. a shallow clone
+        print(f"baseline {BASELINE} not available ({exc}): 'before' skipped")
+        baseline = None
+    if baseline is not None:
+        browser_loads("before", baseline, [
             (f"single page ({region})", "/", {
                 "min_charts": 2, "expect_texts": ("MdAPE %", "Champion model", "Dead letters",
                                                   "Snapshot published (UTC)", footer)})],

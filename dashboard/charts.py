@@ -147,7 +147,7 @@ def scoreboard_html(table: pd.DataFrame, labels: dict[str, str]) -> str:
         version = html.escape(version) if isinstance(version, str) else MISSING
         cells.append(f'<td style="text-align:right">{version}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<table class="scoreboard" style="width:100%;font-size:0.9rem">'
+    return ('<table class="scoreboard" style="width:100%;font-size:0.85rem">'
             f"<thead>{head_top}{head_sub}</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
