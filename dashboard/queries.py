@@ -165,7 +165,7 @@ def validation_table(metrics: dict[str, float]) -> pd.DataFrame:
     rows = {label: {col: metrics.get(f"val_{who}_{metric}", np.nan)
                     for who, col in VALIDATION_COLUMNS.items()}
             for metric, label in VALIDATION_ROWS.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("validation hours")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("error measure")
 
 
 def validation_facts(metrics: dict[str, float]) -> dict[str, str]:

@@ -116,7 +116,7 @@ def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> 
     assert at.query_params == {"region": "CAL", "start": "2020-03-18", "end": "2020-04-01"}
     demand, weather = _svg_charts(at)  # drawn as SVG: no chart library to load
     assert "Hourly demand, CAL - California" in demand and demand.count("<polyline") >= 3
-    assert weather.count("<circle") > 300 and not at.get("plotly_chart")
+    assert weather.count("h0M") > 300 and not at.get("plotly_chart")  # one dot per hour
     labels = {m.label: m.value for m in at.metric}
     assert labels["Peak forecast (MWh)"].replace(",", "").isdigit()
     assert " - " in labels["P10-P90 at the peak (MWh)"]

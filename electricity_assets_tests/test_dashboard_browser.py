@@ -90,7 +90,7 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
             overview_png = screenshot(cdp, pictures / "dashboard_overview.png")
             _, region = wait_for_page(
                 cdp, url + "/region?region=TEX&start=2020-03-20&end=2020-04-01", min_charts=0,
-                expect_texts=REGION_TEXTS)
+                min_svg_charts=2, expect_texts=REGION_TEXTS)
             region_png = screenshot(cdp, pictures / "dashboard_region.png")
             # The region page's state is back in the address bar for sharing.
             address = cdp.call("Runtime.evaluate", expression="location.search",

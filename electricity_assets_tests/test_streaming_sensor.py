@@ -250,6 +250,7 @@ def test_a_far_future_message_among_valid_ones_stalls_nothing(
         planned = [len(instance.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records)
             for run in runs]
+    print(f"poison in batch: tick {tick_s:.1f} s, publish -> rows {latency_s:.1f} s")
     assert tick_s < 5, f"sensor tick took {tick_s:.1f} s"
     assert latency_s < 60, f"valid rows landed after {latency_s:.1f} s"
     assert planned == [5, 5]  # one per asset of stream_ingest_job, whatever the range

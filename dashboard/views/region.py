@@ -4,7 +4,7 @@ URL (`?region=CAL&start=2020-03-18&end=2020-04-01`, local dates, end inclusive).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -32,7 +32,7 @@ def pick_region(codes: list[str]) -> str:
     return region
 
 
-def pick_window(span: queries.RegionSpan, tz: str):
+def pick_window(span: queries.RegionSpan, tz: str) -> tuple[datetime, datetime] | None:
     """Sidebar date range in the region's local dates, from/to the URL; the UTC [start, end)."""
     first, last = (pd.Timestamp(t).tz_convert(tz).date() for t in (span.first, span.last))
     focus = span.latest_forecast
