@@ -107,13 +107,15 @@ def chromium_page(user_data_dir: Path, width: int = 1400, height: int = 2600) ->
 
 
 def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[str, ...] = (),
-                  min_sparklines: int = 0, timeout_s: float = 90.0, min_svg_charts: int = 0
-                  ) -> tuple[float, dict]:
+                  min_sparklines: int = 0, timeout_s: float = 90.0, min_svg_charts: int = 0,
+                  navigate: bool = True) -> tuple[float, dict]:
     """Navigate to `url` and wait until `min_charts` Plotly charts, `min_svg_charts` SVG charts,
     `min_sparklines` small multiples and every one of `expect_texts` are rendered and the app is
-    idle; the seconds from navigation to that point, and the page state."""
+    idle; the seconds from navigation to that point, and the page state. With `navigate=False`
+    it only waits (after a click, say)."""
     started = time.monotonic()
-    cdp.call("Page.navigate", url=url)
+    if navigate:
+        cdp.call("Page.navigate", url=url)
     state: dict = {}
     while time.monotonic() - started < timeout_s:
         answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
