@@ -16,7 +16,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -46,14 +45,6 @@ def find_chromium() -> str | None:
         if path:
             return path
     return None
-
-
-@dataclass
-class PageCapture:
-    text: str
-    charts: int
-    seconds: float
-    screenshot: Path
 
 
 class _Cdp:
@@ -116,13 +107,15 @@ def chromium_page(user_data_dir: Path, width: int = 1400, height: int = 2600) ->
 
 
 def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[str, ...] = (),
-                  min_sparklines: int = 0, timeout_s: float = 90.0, min_svg_charts: int = 0
-                  ) -> tuple[float, dict]:
+                  min_sparklines: int = 0, timeout_s: float = 90.0, min_svg_charts: int = 0,
+                  navigate: bool = True) -> tuple[float, dict]:
     """Navigate to `url` and wait until `min_charts` Plotly charts, `min_svg_charts` SVG charts,
     `min_sparklines` small multiples and every one of `expect_texts` are rendered and the app is
-    idle; the seconds from navigation to that point, and the page state."""
+    idle; the seconds from navigation to that point, and the page state. With `navigate=False`
+    it only waits (after a click, say)."""
     started = time.monotonic()
-    cdp.call("Page.navigate", url=url)
+    if navigate:
+        cdp.call("Page.navigate", url=url)
     state: dict = {}
     while time.monotonic() - started < timeout_s:
         answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
@@ -153,16 +146,3 @@ def screenshot(cdp: _Cdp, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(png))
     return path
-
-
-def capture_dashboard(url: str, screenshot_path: Path, user_data_dir: Path, min_charts: int = 1,
-                      expect_texts: tuple[str, ...] = (), timeout_s: float = 90.0,
-                      min_sparklines: int = 0) -> PageCapture:
-    """Load `url` in a fresh browser, wait as `wait_for_page` does, save a PNG screenshot and
-    return the page's visible text."""
-    with chromium_page(user_data_dir) as cdp:
-        cdp.call("Page.enable")
-        seconds, state = wait_for_page(cdp, url, min_charts, expect_texts, min_sparklines,
-                                       timeout_s)
-        return PageCapture(text=state["text"], charts=state["charts"], seconds=seconds,
-                           screenshot=screenshot(cdp, screenshot_path))

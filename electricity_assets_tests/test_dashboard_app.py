@@ -108,6 +108,13 @@ def test_region_page_opens_the_view_in_the_url(live_db: Path) -> None:
     assert len(_svg_charts(at)) == 1 and "No weather for TEN" in _texts(at)
 
 
+def test_page_query_parameter_opens_the_region_page(live_db: Path) -> None:
+    serving.publish_snapshot()
+    at = _open({"page": "region", "region": "MIDA", "start": "2020-03-28", "end": "2020-03-29"})
+    assert at.title[0].value == "MIDA - Mid-Atlantic: actual vs forecasts"
+    assert at.query_params == {"region": "MIDA", "start": "2020-03-28", "end": "2020-03-29"}
+
+
 def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> None:
     serving.publish_snapshot()
     at = _open({"start": "not-a-date"}, REGION_PAGE)

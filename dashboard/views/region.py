@@ -179,14 +179,11 @@ def operations_section(overview: queries.Overview, region: str) -> None:
 
 def downloads(region: str, series: pd.DataFrame, metrics: pd.DataFrame, bt: pd.DataFrame,
               tz: str) -> None:
-    hourly = series.assign(hour_ending_local=series["period_utc"].dt.tz_convert(tz))
     cols = st.columns(2)
-    cols[0].download_button("Download forecasts (CSV, hourly)", hourly.to_csv(index=False),
+    cols[0].download_button("Download forecasts (CSV, hourly)", queries.forecasts_csv(series, tz),
                             file_name=f"forecasts_{region}.csv", mime="text/csv",
                             on_click="ignore")
-    scored = pd.concat([metrics.assign(kind="selected range"),
-                        bt.assign(kind="backtest")], ignore_index=True)
-    cols[1].download_button("Download metrics (CSV)", scored.to_csv(index=False),
+    cols[1].download_button("Download metrics (CSV)", queries.metrics_csv(metrics, bt),
                             file_name=f"metrics_{region}.csv", mime="text/csv",
                             on_click="ignore")
 
