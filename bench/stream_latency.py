@@ -1,6 +1,6 @@
 """Latency: a message produced on Kafka -> its forecast row in demand_forecasts, in a local stack.
 
-    .venv/bin/python bench/stream_latency.py [--samples 3]
+    .venv/bin/python bench/stream_latency.py [--samples 3] [--poison]
 
 Seeds a temporary home (CAL demand + weather history up to 2020-03-30, features, a CAL champion
 in a temporary MLflow store), starts a Tansu broker and `dagster-daemon run` on this file as the
@@ -8,12 +8,16 @@ code location (raw, features and forecast assets + stream_ingest_job + kafka_str
 sensor ticking every 5 s; the run queue from the repo's dagster.yaml, runs launched as
 subprocesses exactly as under `dagster dev`). Then, for each sample, publishes the next hour of
 CAL demand and weather and polls DuckDB until that hour's forecast row exists. The first sample
-includes the daemon's start-up. Prints figures; not a test.
+includes the daemon's start-up. `--poison` publishes, with every sample, demand messages about
+2999-01-01 and 0001-01-01 in the same batch (the adversarial run's stall), with
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS unset as under a plain `dagster dev`; they must
+end as dead letters without slowing the valid hour. Prints figures; not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -84,6 +88,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--poison", action="store_true",
+                        help="add far-future and far-past messages to every sample's batch")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-latency-"))
@@ -94,6 +100,8 @@ def main() -> None:
         "ELECTRICITY_HOME": str(home), "DUCKDB_PATH": str(home / "bench.duckdb"),
         "DAGSTER_HOME": str(home / "dagster_home"),
         "KAFKA_DEMAND_TOPIC": "bench.demand.v1", "KAFKA_WEATHER_TOPIC": "bench.weather.v1"})
+    if args.poison:  # the instance storage alone must keep planned events per asset
+        os.environ.pop("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", None)
     (home / "dagster_home").mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
 
@@ -129,6 +137,12 @@ def main() -> None:
                     rows = read_bundled(dataset, hour, hour + timedelta(hours=1),
                                         PACKAGE_DATA_DIR)
                     publisher.publish_frame(dataset, rows[rows["region"] == "CAL"], "replay")
+                if args.poison:
+                    publisher.publish(settings.topic(DEMAND), [
+                        (b"CAL", json.dumps({"region": "CAL", "period_utc": when, "type": "D",
+                                             "value_mwh": 1.0, "source": "adversary",
+                                             "produced_at": "2020-03-30T00:00:00Z"}).encode())
+                        for when in ("2999-01-01T00:00:00Z", "0001-01-01T00:00:00Z")])
                 publisher.flush()
                 produced = time.perf_counter()
                 while not forecast_present(hour):
@@ -151,6 +165,11 @@ def main() -> None:
                 os.killpg(daemon.pid, signal.SIGKILL)
             log.close()
     warm = latencies[1:] or latencies
+    if args.poison:
+        with duckdb.connect(os.environ["DUCKDB_PATH"], read_only=True) as conn:
+            dead = conn.execute("SELECT count(*) FROM dead_letters WHERE reason LIKE "
+                                "'implausible period_utc%'").fetchone()[0]
+        print(f"poison messages published: {2 * args.samples}, dead letters: {dead}")
     print(f"sensor interval {SENSOR_INTERVAL_SECONDS} s; warm latency: "
           f"{', '.join(f'{x:.1f}' for x in warm)} s, max {max(warm):.1f} s (target < 60 s)")
     print_run_breakdown()

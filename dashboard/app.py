@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import ui  # noqa: E402
 
-st.set_page_config(page_title="US electricity demand", layout="wide")
+st.set_page_config(page_title="US electricity demand", layout="wide",
+                   initial_sidebar_state="expanded")
 page = st.navigation([
     st.Page(ui.OVERVIEW_PATH, title="Overview: all regions", default=True),
     st.Page(ui.REGION_PATH, title="Region detail", url_path="region"),

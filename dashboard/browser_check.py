@@ -2,7 +2,8 @@
 
 Drives Debian's `chromium` over the Chrome DevTools protocol (the `websockets` client Streamlit
 already depends on), because `--dump-dom` returns before Streamlit's websocket renders anything.
-Used by the browser test and by `bench/dashboard_load.py` (which refreshes docs/dashboard.png).
+Used by the browser test and by `bench/dashboard_load.py` (which measures page loads and
+refreshes docs/dashboard_overview.png and docs/dashboard_region.png).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -29,6 +29,7 @@ PAGE_STATE_JS = """JSON.stringify({
   text: document.body ? document.body.innerText + " | " + document.body.textContent : "",
   charts: document.querySelectorAll('.js-plotly-plot .main-svg').length,
   sparklines: document.querySelectorAll('svg.sparkline').length,
+  svg_charts: document.querySelectorAll('svg.chart').length,
   running: !!document.querySelector('[data-testid="stStatusWidget"]'),
   exceptions: document.querySelectorAll('[data-testid="stException"]').length
 })"""
@@ -46,17 +47,11 @@ def find_chromium() -> str | None:
     return None
 
 
-@dataclass
-class PageCapture:
-    text: str
-    charts: int
-    seconds: float
-    screenshot: Path
-
-
 class _Cdp:
     def __init__(self, ws_url: str) -> None:
-        self._ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10)
+        # Entered as a context manager (a bare connect() is deprecated in websockets 17.1);
+        # close() ends it.
+        self._ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10).__enter__()
         self._next_id = 0
 
     def call(self, method: str, timeout_s: float = 30.0, **params) -> dict:
@@ -112,12 +107,15 @@ def chromium_page(user_data_dir: Path, width: int = 1400, height: int = 2600) ->
 
 
 def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[str, ...] = (),
-                  min_sparklines: int = 0, timeout_s: float = 90.0) -> tuple[float, dict]:
-    """Navigate to `url` and wait until `min_charts` Plotly charts, `min_sparklines` small
-    multiples and every one of `expect_texts` are rendered and the app is idle; the seconds
-    from navigation to that point, and the page state."""
+                  min_sparklines: int = 0, timeout_s: float = 90.0, min_svg_charts: int = 0,
+                  navigate: bool = True) -> tuple[float, dict]:
+    """Navigate to `url` and wait until `min_charts` Plotly charts, `min_svg_charts` SVG charts,
+    `min_sparklines` small multiples and every one of `expect_texts` are rendered and the app is
+    idle; the seconds from navigation to that point, and the page state. With `navigate=False`
+    it only waits (after a click, say)."""
     started = time.monotonic()
-    cdp.call("Page.navigate", url=url)
+    if navigate:
+        cdp.call("Page.navigate", url=url)
     state: dict = {}
     while time.monotonic() - started < timeout_s:
         answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
@@ -129,6 +127,7 @@ def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[
             raise BrowserCheckError(f"the app shows an exception:\n{state['text'][-2000:]}")
         ready = (state.get("charts", 0) >= min_charts and not state.get("running")
                  and state.get("sparklines", 0) >= min_sparklines
+                 and state.get("svg_charts", 0) >= min_svg_charts
                  and all(t in state.get("text", "") for t in expect_texts))
         if ready:
             return time.monotonic() - started, state
@@ -136,26 +135,14 @@ def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[
     missing = [t for t in expect_texts if t not in state.get("text", "")]
     raise BrowserCheckError(
         f"{url} not ready after {timeout_s:.0f} s: {state.get('charts', 0)} charts, "
-        f"{state.get('sparklines', 0)} sparklines, missing texts {missing}; page text:\n"
+        f"{state.get('svg_charts', 0)} SVG charts, {state.get('sparklines', 0)} sparklines, "
+        f"missing texts {missing}; page text:\n"
         f"{state.get('text', '')[:2000]}")
 
 
 def screenshot(cdp: _Cdp, path: Path) -> Path:
     time.sleep(1.0)  # let Plotly finish its transitions before the picture
-    png = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    png = cdp.call("Page.captureScreenshot", format="png")["data"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(base64.b64decode(png))
     return path
-
-
-def capture_dashboard(url: str, screenshot_path: Path, user_data_dir: Path, min_charts: int = 1,
-                      expect_texts: tuple[str, ...] = (), timeout_s: float = 90.0,
-                      min_sparklines: int = 0) -> PageCapture:
-    """Load `url` in a fresh browser, wait as `wait_for_page` does, save a PNG screenshot and
-    return the page's visible text."""
-    with chromium_page(user_data_dir) as cdp:
-        cdp.call("Page.enable")
-        seconds, state = wait_for_page(cdp, url, min_charts, expect_texts, min_sparklines,
-                                       timeout_s)
-        return PageCapture(text=state["text"], charts=state["charts"], seconds=seconds,
-                           screenshot=screenshot(cdp, screenshot_path))

@@ -131,8 +131,10 @@ def scoreboard_html(table: pd.DataFrame, labels: dict[str, str]) -> str:
     rows = []
     for r in table.to_dict("records"):
         code = html.escape(str(r["region"]))
-        cells = [f'<td><a href="region?region={code}" target="_self">'
-                 f"{html.escape(labels.get(r['region'], code))}</a></td>"]
+        name = labels.get(r["region"], code).removeprefix(f"{r['region']} - ")
+        cells = [f'<td style="white-space:nowrap"><a href="region?region={code}" target="_self">'
+                 f'<b>{code}</b></a> <span style="color:#666;font-size:0.85em">'
+                 f"{html.escape(name)}</span></td>"]
         for prefix, _ in SCORE_GROUPS:
             best = r.get(f"{prefix}winner")
             for key, name in who:
@@ -145,7 +147,7 @@ def scoreboard_html(table: pd.DataFrame, labels: dict[str, str]) -> str:
         version = html.escape(version) if isinstance(version, str) else MISSING
         cells.append(f'<td style="text-align:right">{version}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<table class="scoreboard" style="width:100%;font-size:0.9rem">'
+    return ('<table class="scoreboard" style="width:100%;font-size:0.85rem">'
             f"<thead>{head_top}{head_sub}</thead><tbody>{''.join(rows)}</tbody></table>")
 
 
@@ -207,11 +209,14 @@ def _svg(parts: list[str], label: str) -> str:
 
 
 def _legend(items: list[tuple[str, str, str]]) -> str:
-    spans = [f'<span style="margin-right:1.2em;white-space:nowrap"><svg width="22" height="10">'
-             f'<line x1="0" x2="22" y1="5" y2="5" stroke="{colour}" stroke-width="{width}" '
-             f'{dash}/></svg> {html.escape(name)}</span>'
-             for name, colour, dash, width in ((n, c, d, "6" if "P10" in n else "2")
-                                                for n, c, d in items)]
+    """(name, colour, dash attribute) per series; the band as a thick swatch."""
+    spans = []
+    for name, colour, dash in items:
+        width = 6 if "P10" in name else 2
+        spans.append(f'<span style="margin-right:1.2em;white-space:nowrap">'
+                     f'<svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" '
+                     f'stroke="{colour}" stroke-width="{width}" {dash}/></svg> '
+                     f"{html.escape(name)}</span>")
     return f'<div style="font-size:0.85rem;color:#444">{"".join(spans)}</div>'
 
 
@@ -272,7 +277,8 @@ def demand_chart_svg(series: pd.DataFrame, tz: str, title: str, daily: bool = Fa
 
 
 def weather_chart_svg(frame: pd.DataFrame, max_points: int = 2000) -> str:
-    """Temperature vs demand as an inline SVG scatter (every nth hour above `max_points`)."""
+    """Temperature vs demand as an inline SVG scatter (every nth hour above `max_points`; no
+    per-dot tooltip: the Plotly version has them)."""
     if frame.empty:
         return ""
     frame = frame.iloc[::max(1, math.ceil(len(frame) / max_points))]
@@ -282,7 +288,9 @@ def weather_chart_svg(frame: pd.DataFrame, max_points: int = 2000) -> str:
     ticks = [(v, f"{v:g}") for v in _nice_ticks(t_lo, t_hi, 8) if t_lo <= v <= t_hi]
     parts, px, py = _frame(t_lo, t_hi, float(d.min() - d_pad), float(d.max() + d_pad), ticks,
                            "temperature (°C)", "demand (MWh per hour)")
-    parts.extend(f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.6" fill="{MODEL_COLOUR}" '
-                 f'fill-opacity="0.55"><title>{a:.1f} °C, {b:,.0f} MWh</title></circle>'
-                 for a, b in zip(t, d, strict=True))
+    # Every dot in one path (a zero-length stroke with a round cap is a dot): a few bytes per
+    # hour instead of an element each, which the browser parses faster.
+    dots = "".join(f"M{px(a):.1f} {py(b):.1f}h0" for a, b in zip(t, d, strict=True))
+    parts.append(f'<path class="dots" d="{dots}" stroke="{MODEL_COLOUR}" stroke-opacity="0.55" '
+                 'stroke-width="5" stroke-linecap="round" fill="none"/>')
     return _svg(parts, "Temperature vs demand")

@@ -165,7 +165,7 @@ def validation_table(metrics: dict[str, float]) -> pd.DataFrame:
     rows = {label: {col: metrics.get(f"val_{who}_{metric}", np.nan)
                     for who, col in VALIDATION_COLUMNS.items()}
             for metric, label in VALIDATION_ROWS.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("validation hours")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("error measure")
 
 
 def validation_facts(metrics: dict[str, float]) -> dict[str, str]:
@@ -179,6 +179,19 @@ def validation_facts(metrics: dict[str, float]) -> dict[str, str]:
     if "best_iteration" in metrics:
         facts["boosting rounds (early stopping)"] = f"{metrics['best_iteration']:,.0f}"
     return facts
+
+
+def forecasts_csv(series: pd.DataFrame, tz: str) -> str:
+    """The region page's hourly series as CSV, with the local hour next to the UTC one."""
+    local = series["period_utc"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M")
+    return series.assign(hour_ending_local=local, timezone=tz).to_csv(index=False)
+
+
+def metrics_csv(metrics: pd.DataFrame, backtests: pd.DataFrame) -> str:
+    """The selected range's error metrics and the region's backtest runs, one CSV."""
+    scored = metrics[metrics["hours"] > 0].assign(scope="selected range")
+    return pd.concat([scored, backtests.assign(scope="backtest")],
+                     ignore_index=True).to_csv(index=False)
 
 
 def weather_vs_demand(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:

@@ -11,15 +11,22 @@ Dagster already hands such events over in batches when `DAGSTER_EVENT_BATCH_SIZE
 transaction per shard, with the same rows the one-by-one path writes. Everything else (runs,
 schedules, reads, every other event) is the stock sqlite implementation.
 
+It subclasses private `dagster._core` classes, so it is tied to the Dagster releases it was
+tested with (TESTED_DAGSTER, pinned in pyproject.toml): on any other version it logs a warning and
+writes events the stock way (slow for long ranged runs, never wrong), and
+`test_installed_dagster_is_a_tested_version` fails naming the version.
+
 `dagster.yaml` selects it with `storage: custom:`; the stack starts every Dagster process with
 the batch size set (`settings.DAGSTER_PROCESS_ENV`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
+import dagster
 from dagster._core.events import ASSET_EVENTS, AssetCheckEvaluationPlanned
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -37,6 +44,16 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData, serialize_value
+
+logger = logging.getLogger(__name__)
+
+# The Dagster releases this module's private subclassing was tested with (pyproject pins them).
+TESTED_DAGSTER = ("1.13.27",)
+
+
+def untested_dagster() -> str | None:
+    """The installed Dagster version when this module was not tested with it, else None."""
+    return None if dagster.__version__ in TESTED_DAGSTER else dagster.__version__
 
 
 def _batchable(event: EventLogEntry) -> bool:
@@ -114,7 +131,15 @@ class ElectricitySqliteStorage(DagsterSqliteStorage):
         # Not super().__init__: that would open a second, unbatched event log on the same files.
         self.base_dir = base_dir
         self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
+        untested = untested_dagster()
+        if untested:
+            logger.warning(
+                "Dagster %s: electricity_assets.instance_storage was tested with %s only; using "
+                "the stock sqlite event log (one transaction per event: slow for long ranged "
+                "runs, and a ranged run with checks fails past 4,095 partitions)",
+                untested, ", ".join(TESTED_DAGSTER))
+        event_log = SqliteEventLogStorage if untested else BatchedSqliteEventLogStorage
+        self._event_log_storage = event_log(_event_logs_directory(base_dir))
         self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()

@@ -50,6 +50,16 @@ def dagster_process_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return {**DAGSTER_PROCESS_ENV, **(os.environ if base is None else base)}
 
 
+def dagster_postgres_url() -> str:
+    """Dagster storage on PostgreSQL when set (postgresql://user:password@host:port/db)."""
+    return env("DAGSTER_POSTGRES_URL")
+
+
+def local_postgres_port() -> int:
+    """Port of the PostgreSQL server `electricity-stack --postgres` starts for itself."""
+    return int(env("ELECTRICITY_POSTGRES_PORT", "15432"))
+
+
 def duckdb_path() -> str:
     return env("DUCKDB_PATH", str(local_home() / "electricity.duckdb"))
 

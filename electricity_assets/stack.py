@@ -1,4 +1,4 @@
-"""`electricity-stack`: the whole platform on loopback, stopped cleanly by Ctrl-C or SIGTERM.
+"""`electricity-stack`: the whole platform on loopback, stopped by SIGINT, SIGTERM or SIGHUP.
 
 Starts, each on a printed http://127.0.0.1 URL with its log in `ELECTRICITY_HOME/logs/`:
 - the Tansu Kafka broker (skipped when KAFKA_BROKER_ADDRESS points at an existing cluster),
@@ -8,6 +8,12 @@ Starts, each on a printed http://127.0.0.1 URL with its log in `ELECTRICITY_HOME
 
 On the first run (no `seeded.json` under ELECTRICITY_HOME) in replay mode it starts the seed
 (`seed.py`) in the background, progress in logs/seed.log.
+
+Stopping: Ctrl-C, SIGTERM (a service manager) or SIGHUP (the terminal closed) stop every service
+within STOP_GRACE_S + a second, however the stack was started (`nohup ... &` starts it with SIGINT
+ignored; the handlers are installed explicitly). All services get SIGTERM at once; whatever is
+still alive after the grace period - in the service's process group or among the processes it
+started in sessions of their own - is killed, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +36,84 @@ from electricity_assets import replay_clock, settings
 from electricity_assets.seed import SEED_MARKER
 
 logger = logging.getLogger("electricity_assets.stack")
+
+STOP_GRACE_S = 6.0  # SIGTERM, then SIGKILL: the whole stop stays under 10 s
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _parent_pids() -> dict[int, int]:
+    """pid -> parent pid of every process (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and every process descended from it, whatever session or group it moved to."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in _parent_pids().items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in tree:
+            tree.add(pid)
+            todo.extend(children.get(pid, []))
+    return tree
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; its parent reaps it
+
+
+def _signal(pids: set[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_processes(processes: dict[str, subprocess.Popen],
+                   grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM every process group at once, SIGKILL what is left of the trees after `grace_s`."""
+    trees = {name: process_tree(p.pid) for name, p in processes.items() if p.poll() is None}
+    for name in trees:
+        try:
+            os.killpg(processes[name].pid, signal.SIGTERM)  # own group (start_new_session)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    for name in trees:
+        try:
+            processes[name].wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            pass
+    # Descendants may outlive their service's main process (re-parented to init).
+    while time.monotonic() < deadline and any(alive(pid) for t in trees.values() for pid in t):
+        time.sleep(0.1)
+    for name, tree in trees.items():
+        left = {pid for pid in tree if alive(pid)}
+        if left:
+            logger.warning("%s: %d process(es) still running after %.0f s: killing them",
+                           name, len(left), grace_s)
+            _signal(left, signal.SIGKILL)
+        try:
+            processes[name].wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 
@@ -54,20 +137,10 @@ class Service:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if not self.running():
-            return
-        assert self.process is not None
-        pgid = self.process.pid  # its own process group (start_new_session)
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop in %.0f s: killing it", self.name, timeout_s)
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=timeout_s)
-        except ProcessLookupError:
-            pass
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        if self.running():
+            assert self.process is not None
+            stop_processes({self.name: self.process}, grace_s)
 
 
 def port_or_free(preferred: int) -> int:
@@ -97,17 +170,17 @@ def wait_healthy(service: Service, timeout_s: float) -> bool:
     return False
 
 
-def prepare_dagster_home(home: Path) -> Path:
-    """DAGSTER_HOME (default ELECTRICITY_HOME/dagster_home) with the repo's dagster.yaml in it.
+def prepare_dagster_home(home: Path, postgres: bool = False) -> Path:
+    """DAGSTER_HOME (default ELECTRICITY_HOME/dagster_home) with the repo's dagster.yaml in it,
+    its storage switched to Postgres (DAGSTER_POSTGRES_URL) when `postgres`.
 
-    A DAGSTER_HOME set by the user keeps its own dagster.yaml (e.g. Postgres storage)."""
-    default = home / "dagster_home"
+    A DAGSTER_HOME set by the user keeps its own dagster.yaml if it has one."""
+    from electricity_assets.postgres import write_instance_yaml
+
     dagster_home = settings.dagster_home()
     dagster_home.mkdir(parents=True, exist_ok=True)
-    repo_yaml = settings.PROJECT_ROOT / "dagster.yaml"
-    target = dagster_home / "dagster.yaml"
-    if repo_yaml.exists() and (dagster_home == default or not target.exists()):
-        shutil.copy(repo_yaml, target)
+    if dagster_home == home / "dagster_home" or not (dagster_home / "dagster.yaml").exists():
+        write_instance_yaml(dagster_home, postgres)
     return dagster_home
 
 
@@ -147,6 +220,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reseed", action="store_true", help="seed even if seeded before")
     parser.add_argument("--services", default="broker,dagster,dashboard,mlflow",
                         help="comma-separated subset to start")
+    parser.add_argument("--postgres", action="store_true",
+                        help="Dagster storage on PostgreSQL: DAGSTER_POSTGRES_URL, or a local "
+                             "server under ELECTRICITY_HOME/postgres when that is unset")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     return parser.parse_args(argv)
 
@@ -156,6 +232,7 @@ class Stack:
         self.services = services
         self.env = env
         self.broker = None
+        self.postgres = None
         self.seeder: Service | None = None
         self._stopping = False
 
@@ -163,13 +240,21 @@ class Stack:
         if self._stopping:
             return
         self._stopping = True
-        for service in reversed([*self.services, *([self.seeder] if self.seeder else [])]):
-            if service.running():
-                print(f"stopping {service.name} ...", flush=True)
-                service.stop()
+        for sig in STOP_SIGNALS:  # a second Ctrl-C must not abort the stop half-way
+            signal.signal(sig, signal.SIG_IGN)
+        started = time.monotonic()
+        running = {s.name: s.process for s in [*self.services, self.seeder]
+                   if s is not None and s.running() and s.process is not None}
+        if self.broker is not None and self.broker.process is not None:
+            running["broker"] = self.broker.process
+        if running:
+            print(f"stopping {', '.join(running)} ...", flush=True)
+        stop_processes(running)
         if self.broker is not None:
-            self.broker.stop()
-        print("stack stopped", flush=True)
+            self.broker.stop()  # closes its log file; the process is already gone
+        if self.postgres is not None:
+            self.postgres.stop()  # after Dagster, which holds connections to it
+        print(f"stack stopped in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,8 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     home = settings.local_home()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    postgres = args.postgres or bool(settings.dagster_postgres_url())
     env = {**settings.dagster_process_env(), "ELECTRICITY_HOME": str(home),
-           "DAGSTER_HOME": str(prepare_dagster_home(home)), "PYTHONUNBUFFERED": "1"}
+           "DAGSTER_HOME": str(prepare_dagster_home(home, postgres)), "PYTHONUNBUFFERED": "1"}
     os.environ.update({"ELECTRICITY_HOME": env["ELECTRICITY_HOME"],
                        "DAGSTER_HOME": env["DAGSTER_HOME"]})
     if settings.source_mode() == "bundled":
@@ -199,8 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly, SIGINT included: started with `&` from a script (or `nohup`), the stack
+    # inherits SIGINT (and SIGHUP) ignored, and Ctrl-C / kill -INT would do nothing.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, on_signal)
     try:
+        if postgres and not settings.dagster_postgres_url():
+            from electricity_assets.postgres import LocalPostgres
+
+            stack.postgres = LocalPostgres(home / "postgres", port_or_free(
+                settings.local_postgres_port()), logs / "postgres.log").start()
+            env["DAGSTER_POSTGRES_URL"] = os.environ["DAGSTER_POSTGRES_URL"] = stack.postgres.url
+        if postgres:
+            print(f"  postgres   {env['DAGSTER_POSTGRES_URL'].split('@')[-1]} (Dagster storage)",
+                  flush=True)
         if "broker" in wanted:
             from electricity_assets.streaming.broker import start_broker
 
@@ -210,6 +308,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'' if stack.broker.managed else ' (external)'}", flush=True)
         for service in services:
             service.start(env, settings.PROJECT_ROOT)
+        seeding = (settings.source_mode() == "bundled" and not args.no_seed
+                   and (args.reseed or not (home / SEED_MARKER).exists()))
+        if seeding:
+            # At once, not after the health checks: its runs need no service, and the
+            # dashboard gets data sooner.
+            stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
+                                   None, None, logs / "seed.log")
+            stack.seeder.start(env, settings.PROJECT_ROOT)
+            print(f"first run: seeding the bundled history in the background "
+                  f"(progress: {stack.seeder.log_path})", flush=True)
         for service in services:
             healthy = wait_healthy(service, args.startup_timeout)
             state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
@@ -220,12 +328,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             dagster = next((s.url for s in services if s.name == "dagster"), None)
             print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
-        elif not args.no_seed and (args.reseed or not (home / SEED_MARKER).exists()):
-            stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
-                                   None, None, logs / "seed.log")
-            stack.seeder.start(env, settings.PROJECT_ROOT)
-            print(f"first run: seeding the bundled history in the background "
-                  f"(progress: {stack.seeder.log_path})", flush=True)
         while True:
             for service in services:
                 if not service.running():

@@ -111,6 +111,13 @@ def test_region_page_opens_the_view_in_the_url(live_db: Path) -> None:
     assert len(_svg_charts(at)) == 1 and "No weather for SE" in _texts(at)
 
 
+def test_page_query_parameter_opens_the_region_page(live_db: Path) -> None:
+    serving.publish_snapshot()
+    at = _open({"page": "region", "region": "MIDA", "start": "2020-03-28", "end": "2020-03-29"})
+    assert at.title[0].value == "MIDA - Mid-Atlantic: actual vs forecasts"
+    assert at.query_params == {"region": "MIDA", "start": "2020-03-28", "end": "2020-03-29"}
+
+
 def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> None:
     serving.publish_snapshot()
     at = _open({"start": "not-a-date"}, REGION_PAGE)
@@ -119,7 +126,7 @@ def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> 
     assert at.query_params == {"region": "CAL", "start": "2020-03-18", "end": "2020-04-01"}
     demand, weather = _svg_charts(at)  # drawn as SVG: no chart library to load
     assert "Hourly demand, CAL - California" in demand and demand.count("<polyline") >= 3
-    assert weather.count("<circle") > 300 and not at.get("plotly_chart")
+    assert weather.count("h0M") > 300 and not at.get("plotly_chart")  # one dot per hour
     labels = {m.label: m.value for m in at.metric}
     assert labels["Peak forecast (MWh)"].replace(",", "").isdigit()
     assert " - " in labels["P10-P90 at the peak (MWh)"]

@@ -88,9 +88,15 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
             _, overview = wait_for_page(cdp, url + "/", min_charts=0, min_sparklines=12,
                                         expect_texts=OVERVIEW_TEXTS)
             overview_png = screenshot(cdp, pictures / "dashboard_overview.png")
+            # A region's link in the table opens its page.
+            cdp.call("Runtime.evaluate", expression=(
+                "document.querySelector('table.scoreboard a[href=\"region?region=NW\"]').click()"))
+            _, clicked = wait_for_page(cdp, "", min_charts=0, min_svg_charts=1,
+                                       expect_texts=("NW - Northwest: actual vs forecasts",),
+                                       navigate=False)
             _, region = wait_for_page(
                 cdp, url + "/region?region=TEX&start=2020-03-20&end=2020-04-01", min_charts=0,
-                expect_texts=REGION_TEXTS)
+                min_svg_charts=2, expect_texts=REGION_TEXTS)
             region_png = screenshot(cdp, pictures / "dashboard_region.png")
             # The region page's state is back in the address bar for sharing.
             address = cdp.call("Runtime.evaluate", expression="location.search",
@@ -103,6 +109,7 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
     for text in REGION_TEXTS:
         assert text in region["text"], f"{text!r} missing from the region page"
     assert address == "?region=TEX&start=2020-03-20&end=2020-04-01"
+    assert "Latest 24 forecast hours" in clicked["text"]
     assert region["text"].count("Mar 2") > 10  # the date range's days on the chart axis
     for page in (overview, region):
         assert "Traceback" not in page["text"] and "Error" not in page["text"].replace(

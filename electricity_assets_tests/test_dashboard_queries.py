@@ -330,3 +330,22 @@ def test_overview_scores_a_partial_forecast_on_the_models_hours_only(live_db: Pa
     assert expected.loc["EIA day-ahead (DF)", "hours"] == 48
     assert row["df_mdape"] == pytest.approx(expected.loc["EIA day-ahead (DF)", "MdAPE %"])
     assert row["naive_mdape"] == pytest.approx(expected.loc["seasonal naive (t-168 h)", "MdAPE %"])
+
+
+def test_csv_downloads_carry_the_pages_numbers(live_db: Path) -> None:
+    import io
+
+    view = queries.load_window("CAL", datetime(2020, 3, 30, 7, tzinfo=UTC),
+                               datetime(2020, 3, 31, 7, tzinfo=UTC), "America/Los_Angeles")
+    hourly = pd.read_csv(io.StringIO(queries.forecasts_csv(view.series,
+                                                           "America/Los_Angeles")))
+    assert len(hourly) == 24 and hourly["hour_ending_local"].iloc[0] == "2020-03-30 00:00"
+    assert {"actual_mwh", "eia_df_mwh", "naive_mwh", "forecast_mwh", "p10_mwh",
+            "p90_mwh"} <= set(hourly.columns)
+    assert hourly["forecast_mwh"].to_numpy() == pytest.approx(
+        view.series["forecast_mwh"].to_numpy())
+    metrics = queries.error_metrics(view.series)
+    table = pd.read_csv(io.StringIO(queries.metrics_csv(metrics, view.backtest)))
+    assert table["scope"].tolist() == ["selected range"] * 3 + ["backtest"]
+    assert table.loc[0, "MdAPE %"] == pytest.approx(metrics.loc[0, "MdAPE %"])
+    assert table.loc[3, "model_mdape"] == 3.1  # the fixture backtest row

@@ -14,8 +14,10 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.instance_storage import (
+    TESTED_DAGSTER,
     BatchedSqliteEventLogStorage,
     ElectricitySqliteStorage,
+    untested_dagster,
 )
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.settings import PACKAGE_DATA_DIR
@@ -128,3 +130,27 @@ def test_batched_writes_store_what_one_by_one_writes(
     assert got == expected
     with sqlite3.connect(tmp_path / "batched" / f"{result.run_id}.db") as conn:
         assert conn.execute("SELECT count(*) FROM event_logs").fetchone()[0] == 96
+
+
+def test_installed_dagster_is_a_tested_version() -> None:
+    import dagster
+
+    assert untested_dagster() is None, (
+        f"Dagster {dagster.__version__} is installed, but electricity_assets/instance_storage.py "
+        f"subclasses private Dagster internals tested with {', '.join(TESTED_DAGSTER)} only: run "
+        "this module's tests on the new version, fix what broke, add it to TESTED_DAGSTER and "
+        "pyproject.toml's pins")
+
+
+def test_an_untested_dagster_gets_the_stock_event_log_and_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import dagster
+
+    monkeypatch.setattr(dagster, "__version__", "1.99.0")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+    assert "Dagster 1.99.0" in caplog.text and "stock sqlite event log" in caplog.text

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from electricity_assets import serving
@@ -37,6 +38,7 @@ def test_a_corrupt_database_is_named_at_once(isolated_home: Path, damage: str) -
     with pytest.raises(serving.CorruptDatabaseError, match="is not a valid DuckDB"):
         serving.publish_snapshot()
 
+    st.cache_data.clear()  # earlier tests' pages cached real data in this process
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
@@ -77,6 +79,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
         tzinfo=UTC)).total_seconds() < 2 * 3600
     selection = (f"Partition range {first} ... {last}")
 
+    st.cache_data.clear()  # earlier tests' pages cached real data in this process
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception

@@ -102,3 +102,15 @@ def test_replay_with_only_kafka_broker_port_publishes_to_that_broker(
     sent = len(read_bundled(DEMAND, datetime(2020, 1, 15, tzinfo=UTC),
                             datetime(2020, 1, 15, 1, tzinfo=UTC), PACKAGE_DATA_DIR))
     assert len(topic_messages(kafka_settings, kafka_settings.topic(DEMAND))) == sent
+
+
+def test_replay_defaults_to_hours_after_the_seeded_history(isolated_home) -> None:
+    """The seed stops at the replay clock's start: replaying from 2020-01-01 re-published
+    loaded history and gave in-sample forecasts."""
+    from electricity_assets import replay_clock
+    from electricity_assets.streaming.producer_cli import default_replay_start
+
+    clock = replay_clock.replay_clock()
+    start = default_replay_start()
+    assert start == clock.replay_start  # the clock has not moved a whole hour since
+    assert start == datetime(2020, 3, 25, 23, tzinfo=UTC)  # last bundled hour - 7 days

@@ -250,6 +250,7 @@ def test_a_far_future_message_among_valid_ones_stalls_nothing(
         planned = [len(instance.get_records_for_run(
             run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records)
             for run in runs]
+    print(f"poison in batch: tick {tick_s:.1f} s, publish -> rows {latency_s:.1f} s")
     assert tick_s < 5, f"sensor tick took {tick_s:.1f} s"
     assert latency_s < 60, f"valid rows landed after {latency_s:.1f} s"
     assert planned == [5, 5]  # one per asset of stream_ingest_job, whatever the range
@@ -316,3 +317,29 @@ def test_after_a_stream_run_the_raw_checks_describe_its_materialisation(
     latest = {d.table: instance.fetch_materializations(dg.AssetKey(d.table), limit=1)
               .records[0].storage_id for d in (DEMAND, WEATHER)}
     assert check_targets() == {key: latest[key.split(".")[0]] for key in check_targets()}
+
+
+def test_a_run_whose_topic_was_recreated_succeeds_and_shows_the_lost_offsets(
+        kafka_settings: KafkaSettings, duckdb_path: str, instance: dg.DagsterInstance,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adversarial run's retry failed forever with 'was the topic recreated?'."""
+    from confluent_kafka.admin import AdminClient
+
+    monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
+    defs = build_defs()
+    publish(kafka_settings, START, END)
+    request = tick(defs, instance, None).run_requests[0]
+    topic = kafka_settings.topic(DEMAND)
+    admin = AdminClient(kafka_settings.client_config())
+    admin.delete_topics([topic], operation_timeout=10)[topic].result()
+    ensure_topics(kafka_settings)  # the in-memory broker restarted: the topic is back, empty
+
+    result = execute(defs, instance, request)
+    assert result.success
+    metadata = instance.fetch_materializations(dg.AssetKey(DEMAND.table), limit=1).records[
+        0].asset_materialization.metadata
+    assert metadata["lost_messages"].value == len(read_bundled(DEMAND, START, END,
+                                                               PACKAGE_DATA_DIR))
+    assert "the topic was recreated" in metadata["lost_offsets"].value
+    assert "lost_messages" not in instance.fetch_materializations(
+        dg.AssetKey(WEATHER.table), limit=1).records[0].asset_materialization.metadata

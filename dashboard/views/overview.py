@@ -72,6 +72,9 @@ def small_multiples(recent: pd.DataFrame, codes: list[str]) -> None:
 
 
 def main() -> None:
+    if st.query_params.get("page") == "region":  # `?page=region&region=TEX` names the page too
+        st.switch_page(ui.REGION_PATH, query_params={
+            k: v for k, v in st.query_params.to_dict().items() if k != "page"})
     st.title("US hourly electricity demand: every region at a glance")
     try:
         overview = ui.load_overview()

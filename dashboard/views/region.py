@@ -4,7 +4,7 @@ URL (`?region=CAL&start=2020-03-18&end=2020-04-01`, local dates, end inclusive).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -32,7 +32,7 @@ def pick_region(codes: list[str]) -> str:
     return region
 
 
-def pick_window(span: queries.RegionSpan, tz: str):
+def pick_window(span: queries.RegionSpan, tz: str) -> tuple[datetime, datetime] | None:
     """Sidebar date range in the region's local dates, from/to the URL; the UTC [start, end)."""
     first, last = (pd.Timestamp(t).tz_convert(tz).date() for t in (span.first, span.last))
     focus = span.latest_forecast
@@ -179,14 +179,11 @@ def operations_section(overview: queries.Overview, region: str) -> None:
 
 def downloads(region: str, series: pd.DataFrame, metrics: pd.DataFrame, bt: pd.DataFrame,
               tz: str) -> None:
-    hourly = series.assign(hour_ending_local=series["period_utc"].dt.tz_convert(tz))
     cols = st.columns(2)
-    cols[0].download_button("Download forecasts (CSV, hourly)", hourly.to_csv(index=False),
+    cols[0].download_button("Download forecasts (CSV, hourly)", queries.forecasts_csv(series, tz),
                             file_name=f"forecasts_{region}.csv", mime="text/csv",
                             on_click="ignore")
-    scored = pd.concat([metrics.assign(kind="selected range"),
-                        bt.assign(kind="backtest")], ignore_index=True)
-    cols[1].download_button("Download metrics (CSV)", scored.to_csv(index=False),
+    cols[1].download_button("Download metrics (CSV)", queries.metrics_csv(metrics, bt),
                             file_name=f"metrics_{region}.csv", mime="text/csv",
                             on_click="ignore")
 

@@ -1,6 +1,6 @@
 """`electricity-replay` and `electricity-live`: publish hours to the demand and weather topics.
 
-    electricity-replay --start 2020-01-01T00:00Z --hours 168 --speed 1   # 1 hour of data per second
+    electricity-replay --speed 1        # from the data clock's hour on, 1 hour of data per second
     electricity-live --interval 300                                      # needs EIA_API_KEY
 
 Both talk to KAFKA_BROKER_ADDRESS, else to the broker `./dev run` starts on
@@ -27,8 +27,14 @@ from electricity_assets.streaming.settings import KafkaConfigError, KafkaSetting
 
 logger = logging.getLogger(__name__)
 
-# First hour where both replay files (demand to 2020-04, weather from 2020-01) have data.
-DEFAULT_REPLAY_START = "2020-01-01T00:00:00Z"
+
+
+def default_replay_start() -> datetime:
+    """The data clock's current hour: the first hour neither the first-run seed (which stops at
+    the replay clock's start) nor the hourly schedule has loaded, so what is replayed is new."""
+    from electricity_assets.replay_clock import current_time
+
+    return pd.Timestamp(current_time()).tz_convert("UTC").floor("h").to_pydatetime()
 
 
 def _utc_hour(text: str) -> datetime:
@@ -79,10 +85,11 @@ def replay_main(argv: list[str] | None = None) -> None:
         prog="electricity-replay",
         description="Publish the replay history (package data or ELECTRICITY_DATA_DIR) to Kafka "
                     "as if it were live, hour by hour.")
-    parser.add_argument("--start", type=_utc_hour, default=_utc_hour(DEFAULT_REPLAY_START),
-                        help=f"first hour to publish, UTC (default {DEFAULT_REPLAY_START})")
-    parser.add_argument("--hours", type=int, default=24 * 7,
-                        help="how many hours to publish (default 168)")
+    parser.add_argument("--start", type=_utc_hour, default=None,
+                        help="first hour to publish, UTC (default: the data clock's current "
+                             "hour, the first one the stack has not loaded)")
+    parser.add_argument("--hours", type=int, default=24,
+                        help="how many hours to publish (default 24)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="hours of data per second; 0 = as fast as possible (default 1)")
     parser.add_argument("--datasets", type=_datasets, default=["demand", "weather"],
@@ -90,6 +97,8 @@ def replay_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="replay folder (default ELECTRICITY_DATA_DIR or the package data)")
     args = parser.parse_args(argv)
+    if args.start is None:
+        args.start = default_replay_start()
     if args.hours < 1 or args.speed < 0:
         _fail("--hours must be >= 1 and --speed >= 0")
     logging.basicConfig(level=logging.WARNING)
