@@ -23,7 +23,6 @@ the batch size set (`settings.DAGSTER_PROCESS_ENV`).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 
 import dagster
@@ -44,6 +43,8 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData, serialize_value
+
+from electricity_assets.settings import env
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # a long range spends minutes writing plans before it starts, and freezes every
         # sensor meanwhile. Dagster's trade-off: a failed range run does not mark each of its
         # partitions failed. DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=0 opts out.
-        setting = os.environ.get("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "")
-        return setting.strip().lower() not in ("0", "false", "no")
+        setting = env("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+        return setting.lower() not in ("0", "false", "no")
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         run_ids = {event.run_id for event in events}

@@ -17,7 +17,6 @@ Tansu keeps messages in memory only: stopping it loses every topic; durability n
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import time
@@ -27,6 +26,7 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
+from electricity_assets import settings as app_settings
 from electricity_assets.streaming.settings import (
     KafkaConfigError,
     KafkaSettings,
@@ -110,7 +110,7 @@ def wait_until_ready(settings: KafkaSettings, timeout_s: float,
 def start_broker(port: int | None = None, log_path: Path | None = None,
                  timeout_s: float = 20.0) -> Broker:
     """Start Tansu on 127.0.0.1:`port` (free port if None) unless KAFKA_BROKER_ADDRESS is set."""
-    external = os.environ.get("KAFKA_BROKER_ADDRESS")
+    external = app_settings.env("KAFKA_BROKER_ADDRESS")
     if external:
         wait_until_ready(KafkaSettings.from_env(), timeout_s)
         logger.info("using the Kafka broker at %s (KAFKA_BROKER_ADDRESS)", external)

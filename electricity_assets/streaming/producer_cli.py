@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -161,7 +160,7 @@ def live_main(argv: list[str] | None = None) -> None:
     from electricity_assets.sources.live import fetch_live
     from electricity_assets.streaming.client import ensure_topics
 
-    api_key = os.environ.get("EIA_API_KEY")
+    api_key = app_settings.env("EIA_API_KEY")
     if not api_key:
         _fail("EIA_API_KEY is not set: get a free key at https://www.eia.gov/opendata/register.php "
               "and export it, or use `electricity-replay` for the offline history")
