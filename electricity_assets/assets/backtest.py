@@ -8,6 +8,7 @@ and appends one row per region under a new run id to the `forecast_backtest` tab
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from electricity_assets import quality, storage
@@ -77,9 +78,14 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastBacktes
         "mean_df_mdape": float(summary["df_mdape"].mean()),
         "mean_naive_mdape": float(summary["naive_mdape"].mean()),
         "model_below_df": int((summary["model_mdape"] < summary["df_mdape"]).sum()),
-        "table": dg.MetadataValue.md(quality.markdown_table(
-            summary[backtest.CSV_COLUMNS].round(2), max_rows=100)),
+        "table": dg.MetadataValue.md(quality.markdown_table(_rounded(summary[backtest.CSV_COLUMNS]),
+                                                           max_rows=100)),
     })
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    # Round the scores only: rounding the window's timestamps is a no-op pandas warns about.
+    return frame.round({column: 2 for column in frame.select_dtypes("number")})
 
 
 backtest_assets = [forecast_backtest]
