@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +56,13 @@ def kafka_settings(kafka_broker: str, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("KAFKA_DEMAND_TOPIC", f"test.demand.{slug}")
     monkeypatch.setenv("KAFKA_WEATHER_TOPIC", f"test.weather.{slug}")
     return KafkaSettings.from_env()
+
+
+@pytest.fixture
+def project_dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME holding the project's own dagster.yaml, as `./dev` sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home

@@ -3,7 +3,6 @@ per check of a range run. Real sqlite instances in a temporary DAGSTER_HOME."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import warnings
 from pathlib import Path
@@ -24,19 +23,15 @@ from electricity_assets.settings import PACKAGE_DATA_DIR
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-REPO = Path(__file__).resolve().parent.parent
 RANGE_TAGS = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @pytest.fixture
-def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
+def instance(project_dagster_home: Path,
+             monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
     """An instance from the project's own dagster.yaml, as `./dev` sets it up."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")
-    with dg.DagsterInstance.from_config(str(home)) as inst:
+    with dg.DagsterInstance.from_config(str(project_dagster_home)) as inst:
         yield inst
 
 
@@ -143,14 +138,11 @@ def test_installed_dagster_is_a_tested_version() -> None:
 
 
 def test_an_untested_dagster_gets_the_stock_event_log_and_a_warning(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        project_dagster_home: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     import dagster
 
     monkeypatch.setattr(dagster, "__version__", "1.99.0")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(project_dagster_home)) as instance:
         assert type(instance.event_log_storage) is SqliteEventLogStorage
     assert "Dagster 1.99.0" in caplog.text and "stock sqlite event log" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -215,18 +216,12 @@ def test_hour_spans_cut_at_gaps_and_stay_bounded() -> None:
 
 
 def test_a_far_future_message_among_valid_ones_stalls_nothing(
-        kafka_settings: KafkaSettings, duckdb_path: str, tmp_path,
+        kafka_settings: KafkaSettings, duckdb_path: str, project_dagster_home: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The 2999-01-01 message of the adversarial run, on the real broker, with the project's
     own instance storage: bounded runs, the poison one a dead letter, a short tick."""
-    import shutil
     import time
-    from pathlib import Path
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)
     monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
     poison = [(b"CAL", json_message(period)) for period in
@@ -236,7 +231,7 @@ def test_a_far_future_message_among_valid_ones_stalls_nothing(
 
     began = time.monotonic()
     sent = publish(kafka_settings, START, END, [poison[0], *poison[1:], late])
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(str(project_dagster_home)) as instance:
         tick_began = time.monotonic()
         result = tick(defs, instance, None)
         tick_s = time.monotonic() - tick_began
