@@ -177,7 +177,12 @@ def validation_facts(metrics: dict[str, float]) -> dict[str, str]:
     if "val_hours" in metrics:
         facts["validation hours"] = f"{metrics['val_hours']:,.0f}"
     if "best_iteration" in metrics:
-        facts["boosting rounds (early stopping)"] = f"{metrics['best_iteration']:,.0f}"
+        facts["boosting rounds"] = f"{metrics['best_iteration']:,.0f}"
+    if "weather_inputs" in metrics:
+        facts["weather inputs"] = (
+            f"{metrics['weather_inputs']:,.0f} features, "
+            f"{metrics.get('weather_gain_pct', 0):.1f} % of the trees' gain"
+            if metrics["weather_inputs"] else "none (no weather for this region)")
     return facts
 
 

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from electricity_assets.assets.models import model_asset_checks, model_assets
-from electricity_assets.features import model_frame
+from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
 from electricity_assets.modeling.metrics import compare
 from electricity_assets.modeling.registry import (
     CHALLENGER,
@@ -73,6 +73,8 @@ def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
                 "val_df_mdape", "val_naive_mdape", "val_model_coverage_p10_p90"):
         assert key in run.data.metrics
     assert run.data.params["region"] == "FLA"
+    # FLA in this sample has no weather: the card says so rather than showing a share.
+    assert run.data.metrics["weather_inputs"] == 0 and run.data.metrics["weather_gain_pct"] == 0
     assert "feature_importance.png" in {a.path for a in client.list_artifacts(first.run_id)}
     mlflow.set_tracking_uri(config.tracking_uri)
     info = mlflow.models.get_model_info("models:/demand-FLA@champion")
@@ -92,8 +94,15 @@ def test_a_clearly_better_version_takes_the_champion_alias(workspace: dict,
     inflated = rows.assign(demand_mwh=rows["demand_mwh"] * 1.3)
     weak = log_and_register(train_region(inflated, NO_REFIT), config)
     assert weak.alias == CHAMPION  # the first version, however weak
-    better = log_and_register(train_region(rows, NO_REFIT), config)
+    model = train_region(rows, NO_REFIT)
+    better = log_and_register(model, config)
     assert better.previous_mdape > 20 > 5 > better.mdape  # the champion re-scored on real hours
+    # CAL has weather: the share of the trees' gain that weather features carry is logged.
+    metrics = MlflowClient(config.tracking_uri, config.tracking_uri).get_run(
+        better.run_id).data.metrics
+    weather = [c for c in model.feature_columns if c in WEATHER_FEATURE_COLUMNS]
+    assert metrics["weather_inputs"] == len(weather) > 10
+    assert 0 < metrics["weather_gain_pct"] < 100
     assert (better.version, better.alias, better.previous_version) == ("2", CHAMPION, "1")
     assert load_champion("CAL", config)[0] == "2"
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
-from electricity_assets.regions import get_region
+from electricity_assets.regions import NEIGHBOUR_RADIUS_KM, get_region
 from electricity_assets.replay_clock import current_time
 from electricity_assets.serving import ServingUnavailableError, no_data_message
 
@@ -119,12 +119,32 @@ def backtest_section(bt: pd.DataFrame) -> None:
                "before that week; newest run first.")
 
 
+def weather_provenance(region: str) -> str:
+    """Which stations make the region's weather (the catalogue), borrowed ones named as such."""
+    entry = get_region(region)
+    own = [s.name for s in entry.weather_stations]
+    borrowed = [s.name for s in entry.neighbour_stations]
+    parts = []
+    if own:
+        parts.append(f"NOAA stations: {', '.join(own)}")
+    if borrowed:
+        parts.append(f"no station of its own; nearest stations within {NEIGHBOUR_RADIUS_KM:,.0f} "
+                     f"km: {', '.join(borrowed)}")
+    if entry.weather_points:
+        parts.append("Open-Meteo points (live): "
+                     + ", ".join(p.name for p in entry.weather_points))
+    return (f"{region} weather = mean of its stations, each offset to the region's reference "
+            "series. " + "; ".join(parts) + ".")
+
+
 def weather_section(region: str, frame: pd.DataFrame, interactive: bool) -> None:
     st.subheader("Weather: temperature vs demand")
     if frame.empty:
-        st.info(f"No weather for {region} in this range (the bundled stations cover CAL, CAR, "
-                "CENT, MIDA, MIDW, NW, TEN, TEX and US48).")
+        st.info(f"No weather for {region} in this range: materialise raw_weather and "
+                "weather_features for it, or add stations or points to its catalogue entry "
+                "(electricity_assets/regions.py).")
         return
+    st.caption(weather_provenance(region))
     if interactive:
         st.plotly_chart(charts.weather_chart(frame), width="stretch")
     else:
@@ -142,7 +162,9 @@ def model_card_section(card: queries.ModelCard) -> None:
     cols[2].metric("Trained at (UTC)", f"{card.trained_at:%Y-%m-%d %H:%M}"
                    if card.trained_at else ui.MISSING)
     if card.metrics:
-        st.markdown("**Validation (the last 2 weeks before the training cut-off): model vs EIA "
+        weeks = card.metrics.get("val_weeks", 2)
+        st.markdown(f"**Validation (the last {weeks:g} weeks before the training cut-off, "
+                    "forecast by the early-stopped model before its refit on them): model vs EIA "
                     "DF vs seasonal naive**")
         st.table(queries.validation_table(card.metrics).style.format(
             precision=2, thousands=",", na_rep=ui.MISSING))

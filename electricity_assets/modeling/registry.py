@@ -151,8 +151,20 @@ def _flat_metrics(model: RegionModel) -> dict[str, float]:
             if metric != "hours" and pd.notna(value):
                 metrics[f"val_{who}_{metric}"] = float(value)
     metrics["val_hours"] = float(model.metrics["model"]["hours"])
+    metrics["val_weeks"] = (model.validation_end - model.train_end) / timedelta(weeks=1)
     metrics["best_iteration"] = float(model.best_iteration)
+    metrics.update(weather_importance(model))
     return metrics
+
+
+def weather_importance(model: RegionModel) -> dict[str, float]:
+    """How much the deployed trees lean on weather: the weather inputs given to the model and
+    their share (%) of the total split gain (0 for a model without weather)."""
+    gain = pd.Series(model.booster.feature_importance("gain"), index=model.feature_columns)
+    weather = [c for c in model.feature_columns if c in WEATHER_FEATURE_COLUMNS]
+    total = float(gain.sum())
+    return {"weather_inputs": float(len(weather)),
+            "weather_gain_pct": float(gain[weather].sum() / total * 100) if total else 0.0}
 
 
 def _params(model: RegionModel) -> dict[str, str]:
