@@ -11,12 +11,13 @@ replay published ahead of the clock) never reach it.
   (L, L + 24 h] after a region's latest observed hour L are exactly the hours a 24-hour-ahead
   forecast exists for.
 - Weather of the hours from I on is a forecast in real use. The outlook comes from the
-  configured source for the forecast hours (filling only station hours the raw weather before I
-  lacks, e.g. hours not ingested yet, and every hour from I on): live (api mode) the Open-Meteo forecast API, used as it
-  is; offline (bundled replay) the replay file's *observations* of those hours plus the
-  simulated day-ahead forecast error of `features.forecast_error`, through the same
-  `forecast_weather_features` the training calibrates its P10-P90 interval on and the backtest
-  scores ex-ante with. Hours before I are observations.
+  configured source for the forecast hours and fills every station hour from I on, and before
+  I only those the raw weather lacks (hours not ingested yet): live (api mode) the Open-Meteo
+  forecast API, used as it is; offline (bundled replay) the replay file's *observations* of
+  those hours plus the simulated day-ahead forecast error of `features.forecast_error`, through
+  the same `forecast_weather_features` the training calibrates its P10-P90 interval on and the
+  backtest scores ex-ante with (so, as there, the error covers the 24 hours before each hour,
+  a little more than the hours after I: the interval errs wide, not narrow).
 - A region whose model uses weather gets no row for an hour without weather (the outlook ends,
   or the API failed), and is skipped with the reason when none of its hours has any: never a
   forecast on a silently missing or shifted value. A region without weather in its model
