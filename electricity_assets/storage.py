@@ -129,10 +129,16 @@ NEXT_DAY_FORECASTS = Table("next_day_forecasts", (
     _col("created_at", "TIMESTAMPTZ"),
 ), ("region", "period_utc"))
 
+NEXT_DAY_SKIPPED = Table("next_day_skipped", (
+    _col("region", "VARCHAR"),
+    _col("issued_at", "TIMESTAMPTZ"),
+    _col("reason", "VARCHAR", "why the region has no next-day forecast in this issue"),
+), ("region",))
+
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
     RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST,
-    NEXT_DAY_FORECASTS)}
+    NEXT_DAY_FORECASTS, NEXT_DAY_SKIPPED)}
 
 
 def resolve_table(table: Table | str) -> Table:

@@ -155,6 +155,9 @@ def test_the_asset_replaces_its_table_per_issue_and_reports_it(world: dict,
     assert meta["issued_at"].value == ISSUED.isoformat()
     assert meta["regions"].value == "CAL, FLA"
     assert "ZZZ" in meta["skipped"].value and "CAL" in meta["preview"].value
+    with duckdb.connect(str(db), read_only=True) as conn:
+        skipped = conn.execute("SELECT region, reason FROM next_day_skipped").fetchall()
+    assert skipped == [("ZZZ", "no champion for demand-ZZZ: materialise trained_models first")]
     # A later issue replaces the table: data ends at the same hour, so the same hours.
     issue(ISSUED + timedelta(hours=3))
     later = table()

@@ -103,7 +103,7 @@ def next_day_forecasts(context: dg.AssetExecutionContext, config: NextDayConfig,
     with duckdb.get_connection() as conn:
         batch = next_day.next_day_forecasts(conn, clock.to_pydatetime(), mlflow.mlflow_config(),
                                             outlook, simulate_error=source.mode == "bundled")
-        written = next_day.replace_forecasts(conn, batch.rows)
+        written = next_day.replace_forecasts(conn, batch)
     for region, reason in batch.skipped.items():
         context.log.warning(f"{region}: no next-day forecast - {reason}")
     for region, note in batch.notes.items():

@@ -212,11 +212,17 @@ def _empty() -> pd.DataFrame:
                          for c in COLUMNS})
 
 
-def replace_forecasts(conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> int:
-    """The table holds one issue: the newest. Replaced whole in one transaction."""
-    storage.ensure_table(conn, storage.NEXT_DAY_FORECASTS)
+def replace_forecasts(conn: duckdb.DuckDBPyConnection, batch: NextDayBatch) -> int:
+    """The tables hold one issue, the newest: its forecasts and why regions have none,
+    replaced whole in one transaction."""
+    skipped = pd.DataFrame({"region": list(batch.skipped), "reason": list(batch.skipped.values()),
+                            "issued_at": pd.Timestamp(batch.issued_at)})
+    tables = ((storage.NEXT_DAY_FORECASTS, batch.rows), (storage.NEXT_DAY_SKIPPED, skipped))
+    for table, _ in tables:
+        storage.ensure_table(conn, table)
     with storage.transaction(conn):
-        conn.execute(f"DELETE FROM {storage.NEXT_DAY_FORECASTS.name}")
-        if len(rows):
-            storage.insert_frame(conn, storage.NEXT_DAY_FORECASTS.name, rows)
-    return len(rows)
+        for table, frame in tables:
+            conn.execute(f"DELETE FROM {table.name}")
+            if len(frame):
+                storage.insert_frame(conn, table.name, frame)
+    return len(batch.rows)
