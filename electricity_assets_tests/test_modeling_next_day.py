@@ -163,3 +163,26 @@ def test_the_asset_replaces_its_table_per_issue_and_reports_it(world: dict,
     later = table()
     assert len(later) == 48 and set(later["issued_at"]) == {pd.Timestamp(ISSUED + timedelta(
         hours=3))}
+
+
+def test_new_data_requests_one_reissue_at_a_time() -> None:
+    """After an hourly, stream or retraining run the sensor asks for next_day_job once (keyed
+    by the run), and not again while one is still waiting: that one will read the new rows."""
+    from electricity_assets.jobs import next_day_job
+    from electricity_assets.sensors import next_day_after_new_data
+
+    @dg.asset
+    def hour() -> None:
+        return None
+
+    with dg.instance_for_test() as instance:
+        run = dg.materialize([hour], instance=instance)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="next_day_after_new_data", dagster_instance=instance,
+            dagster_run=run.dagster_run, dagster_event=run.get_run_success_event())
+        request = next_day_after_new_data(context)
+        assert isinstance(request, dg.RunRequest)
+        assert request.run_key == f"next-day-after-{run.run_id}"
+        instance.add_run(dg.DagsterRun(job_name=next_day_job.name, run_id="waiting",
+                                       status=dg.DagsterRunStatus.NOT_STARTED))
+        assert isinstance(next_day_after_new_data(context), dg.SkipReason)
