@@ -52,11 +52,9 @@ def _outlook(folder: Path):
 
 
 def _issue(db: Path, world: dict, **kwargs) -> next_day.NextDayBatch:
-    with duckdb.connect(str(db)) as conn:
-        return next_day.next_day_forecasts(
-            conn, kwargs.pop("issued_at", ISSUED), world["mlflow"],
-            kwargs.pop("outlook", _outlook(world["folder"])),
-            kwargs.pop("simulate_error", True))
+    return next_day.next_day_forecasts(
+        lambda: duckdb.connect(str(db)), kwargs.pop("issued_at", ISSUED), world["mlflow"],
+        kwargs.pop("outlook", _outlook(world["folder"])), kwargs.pop("simulate_error", True))
 
 
 def test_the_24_hours_after_the_latest_observed_hour_with_their_interval(world: dict) -> None:

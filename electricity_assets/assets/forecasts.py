@@ -100,9 +100,10 @@ def next_day_forecasts(context: dg.AssetExecutionContext, config: NextDayConfig,
     def outlook(start: datetime, end: datetime) -> pd.DataFrame:
         return load_window(WEATHER, start, end, weather_source).rows
 
+    batch = next_day.next_day_forecasts(duckdb.get_connection, clock.to_pydatetime(),
+                                        mlflow.mlflow_config(), outlook,
+                                        simulate_error=source.mode == "bundled")
     with duckdb.get_connection() as conn:
-        batch = next_day.next_day_forecasts(conn, clock.to_pydatetime(), mlflow.mlflow_config(),
-                                            outlook, simulate_error=source.mode == "bundled")
         written = next_day.replace_forecasts(conn, batch)
     for region, reason in batch.skipped.items():
         context.log.warning(f"{region}: no next-day forecast - {reason}")

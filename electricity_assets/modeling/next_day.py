@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,7 @@ from electricity_assets.features.common import ensure_exists, to_utc
 from electricity_assets.features.forecast_error import weather_error
 from electricity_assets.modeling.forecasting import predict_mwh
 from electricity_assets.modeling.registry import MlflowConfig, load_champion, model_name
+from electricity_assets.sources.http import SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ SIMULATED = "observed + simulated day-ahead error (offline replay)"
 FORECAST = "weather forecast (Open-Meteo)"
 NO_WEATHER = "none (the region's model uses no weather)"
 
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 Outlook = Callable[[datetime, datetime], pd.DataFrame]
 """Raw weather rows (the `raw_weather` columns) for start <= period_utc < end, from the source."""
 
@@ -131,14 +134,17 @@ def _weather_frame(ws: duckdb.DuckDBPyConnection, first_hour: datetime, end: dat
     return weather.weather_feature_frame(series, first_hour, normalisation)
 
 
-def next_day_forecasts(conn: duckdb.DuckDBPyConnection, issued_at: datetime,
-                       config: MlflowConfig, outlook: Outlook, simulate_error: bool,
-                       outlook_error: str | None = None) -> NextDayBatch:
+def next_day_forecasts(connect: Connect, issued_at: datetime, config: MlflowConfig,
+                       outlook: Outlook, simulate_error: bool) -> NextDayBatch:
     """Each region's champion forecast for the 24 hours after its latest observed demand hour,
     with data before `issued_at` only. `outlook(start, end)` gives the raw weather of the hours
-    from `issued_at` on; `simulate_error` adds the simulated day-ahead error (replay)."""
+    from `issued_at` on; `simulate_error` adds the simulated day-ahead error (replay).
+
+    `connect()` opens the database twice, briefly (to find the hours, then to copy the inputs):
+    the outlook's HTTP call and the champions' loading hold no DuckDB lock."""
     issued_at = issue_time(issued_at)
-    latest = latest_demand_hours(conn, issued_at)
+    with connect() as conn:
+        latest = latest_demand_hours(conn, issued_at)
     skipped = {r: f"latest demand {t:%Y-%m-%d %H:%M} UTC is more than "
                   f"{MAX_DATA_AGE.days} days before the issue time"
                for r, t in latest.items() if issued_at - t > MAX_DATA_AGE}
@@ -148,12 +154,14 @@ def next_day_forecasts(conn: duckdb.DuckDBPyConnection, issued_at: datetime,
         return NextDayBatch(issued_at, _empty(), latest, skipped)
     first_hour = min(current.values()) + timedelta(hours=1)
     end = max(current.values()) + HORIZON + timedelta(hours=1)
+    outlook_error = None
     try:
         ahead = outlook(first_hour, end)
-    except Exception as exc:  # an API outage: regions with weather are skipped with it
+    except (SourceError, OSError) as exc:  # an outage: regions with weather are skipped with it
         logger.warning("weather outlook unavailable: %s", exc)
         outlook_error, ahead = str(exc), pd.DataFrame()
-    ws = known_at_issue(conn, issued_at, first_hour, ahead)
+    with connect() as conn:
+        ws = known_at_issue(conn, issued_at, first_hour, ahead)
     try:
         features = demand.compute_demand_features(ws, first_hour, end)
         weather_rows = _weather_frame(ws, first_hour, end, simulate_error)
