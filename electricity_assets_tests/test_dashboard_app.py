@@ -189,8 +189,8 @@ def test_region_page_calls_out_the_next_24_hours(live_db: Path) -> None:
     with serving.read_connection() as conn:
         expected = queries.next_day(conn, "CAL").rows
     # Data up to 2020-04-01 23:00 UTC, issued at the clock's 2020-04-02 03:00 UTC (Pacific).
-    assert ("Next 24 hours (issued Wed 01 Apr 20:00 Los_Angeles time, data up to "
-            "Wed 01 Apr 16:00 Los_Angeles time)") in [h.value for h in at.subheader]
+    assert ("Next 24 hours (issued Wed 01 Apr 20:00 Los Angeles time, data up to "
+            "Wed 01 Apr 16:00 Los Angeles time)") in [h.value for h in at.subheader]
     table = at.table[0].value
     assert len(table) == 24 and list(table.columns) == ["forecast (MWh)", "P10 (MWh)",
                                                          "P90 (MWh)"]

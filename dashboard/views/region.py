@@ -52,7 +52,8 @@ def pick_window(span: queries.RegionSpan, tz: str) -> tuple[datetime, datetime] 
 
 
 def _local_time(value: datetime, tz: str) -> str:
-    return f"{pd.Timestamp(value).tz_convert(tz):%a %d %b %H:%M} {tz.split('/')[-1]} time"
+    place = tz.split("/")[-1].replace("_", " ")
+    return f"{pd.Timestamp(value).tz_convert(tz):%a %d %b %H:%M} {place} time"
 
 
 def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: bool) -> None:
