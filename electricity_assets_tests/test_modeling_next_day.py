@@ -110,6 +110,18 @@ def test_future_actuals_in_the_database_change_nothing(world: dict, tmp_path: Pa
     pd.testing.assert_frame_equal(before[columns], after[columns])
 
 
+def test_a_real_weather_forecast_is_used_as_it_is(world: dict) -> None:
+    """api mode: the outlook is the Open-Meteo forecast, no simulated error on top; replay:
+    the same rows are observations, so the error is added (and CAL's forecast moves)."""
+    live = _issue(world["db"], world, simulate_error=False).rows
+    replay = _issue(world["db"], world, simulate_error=True).rows
+    cal = live["region"] == "CAL"
+    assert set(live.loc[cal, "weather_input"]) == {next_day.FORECAST}
+    assert not live.loc[cal, "forecast_mwh"].equals(replay.loc[cal, "forecast_mwh"])
+    fla = live["region"] == "FLA"  # no weather in its model: nothing to add an error to
+    assert live.loc[fla, "forecast_mwh"].equals(replay.loc[fla, "forecast_mwh"])
+
+
 def test_without_a_weather_outlook_a_weather_model_is_skipped_with_the_reason(
         world: dict) -> None:
     def outage(start: datetime, end: datetime) -> pd.DataFrame:
