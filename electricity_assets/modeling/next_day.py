@@ -134,6 +134,63 @@ def _weather_frame(ws: duckdb.DuckDBPyConnection, first_hour: datetime, end: dat
     return weather.weather_feature_frame(series, first_hour, normalisation)
 
 
+def _model_frame(connect: Connect, issued_at: datetime, first_hour: datetime, end: datetime,
+                 outlook: Outlook, simulate_error: bool) -> tuple[pd.DataFrame, str | None]:
+    """Demand and weather features for first_hour <= period_utc < end as known at `issued_at`,
+    and why the outlook failed, if it did."""
+    outlook_error = None
+    try:
+        ahead = outlook(first_hour, end)
+    except (SourceError, OSError) as exc:  # an outage: regions with weather are skipped with it
+        logger.warning("weather outlook unavailable: %s", exc)
+        outlook_error, ahead = str(exc), pd.DataFrame()
+    with connect() as conn:
+        ws = known_at_issue(conn, issued_at, first_hour, ahead)
+    try:
+        features = demand.compute_demand_features(ws, first_hour, end)
+        weather_rows = _weather_frame(ws, first_hour, end, simulate_error)
+    finally:
+        ws.close()
+    if len(features) and len(weather_rows):
+        return features.merge(weather_rows, on=["region", "period_utc"], how="left"), outlook_error
+    missing = {c: float("nan") for c in weather.COLUMNS if c not in features}
+    return features.assign(**missing), outlook_error
+
+
+def _region_forecast(region: str, rows: pd.DataFrame, config: MlflowConfig,
+                     weather_label: str, outlook_error: str | None
+                     ) -> tuple[pd.DataFrame | None, str | None, str | None]:
+    """(rows, why skipped, note) for one region's hours with its champion."""
+    if rows.empty:
+        return None, "no demand features for its next 24 hours", None
+    try:
+        version, model, _ = load_champion(region, config)
+    except LookupError as exc:
+        return None, str(exc), None
+    inputs = set(model.metadata.get_input_schema().input_names())
+    uses_weather = bool(inputs & set(weather.WEATHER_FEATURE_COLUMNS))
+    note = None
+    if uses_weather:
+        no_weather = rows["temperature_c"].isna()
+        if no_weather.all():
+            why = f"({outlook_error})" if outlook_error else "(the weather outlook has none)"
+            return None, f"no weather for its next 24 hours {why}", None
+        if no_weather.any():
+            note = f"{int(no_weather.sum())} hours without weather left out"
+        rows = rows[~no_weather]
+    predicted = predict_mwh(model, rows)
+    out = pd.DataFrame({
+        "region": region, "period_utc": rows["period_utc"],
+        **{c: predicted[c].astype(float) for c in ("forecast_mwh", "p10_mwh", "p90_mwh")},
+        "model_name": model_name(region), "model_version": version,
+        "weather_input": weather_label if uses_weather else NO_WEATHER,
+    })
+    missing = out["forecast_mwh"].isna()
+    if missing.all():
+        return None, "no demand 24 h before these hours (a gap in the data)", note
+    return out[~missing], None, note
+
+
 def next_day_forecasts(connect: Connect, issued_at: datetime, config: MlflowConfig,
                        outlook: Outlook, simulate_error: bool) -> NextDayBatch:
     """Each region's champion forecast for the 24 hours after its latest observed demand hour,
@@ -149,68 +206,27 @@ def next_day_forecasts(connect: Connect, issued_at: datetime, config: MlflowConf
                   f"{MAX_DATA_AGE.days} days before the issue time"
                for r, t in latest.items() if issued_at - t > MAX_DATA_AGE}
     current = {r: t for r, t in latest.items() if r not in skipped}
-    created_at = pd.Timestamp(datetime.now(UTC))
     if not current:
         return NextDayBatch(issued_at, _empty(), latest, skipped)
     first_hour = min(current.values()) + timedelta(hours=1)
     end = max(current.values()) + HORIZON + timedelta(hours=1)
-    outlook_error = None
-    try:
-        ahead = outlook(first_hour, end)
-    except (SourceError, OSError) as exc:  # an outage: regions with weather are skipped with it
-        logger.warning("weather outlook unavailable: %s", exc)
-        outlook_error, ahead = str(exc), pd.DataFrame()
-    with connect() as conn:
-        ws = known_at_issue(conn, issued_at, first_hour, ahead)
-    try:
-        features = demand.compute_demand_features(ws, first_hour, end)
-        weather_rows = _weather_frame(ws, first_hour, end, simulate_error)
-    finally:
-        ws.close()
-    frame = (features.merge(weather_rows, on=["region", "period_utc"], how="left")
-             if len(features) and len(weather_rows) else
-             features.assign(**{c: float("nan") for c in weather.COLUMNS
-                                if c not in features}))
-    weather_label = SIMULATED if simulate_error else FORECAST
+    frame, outlook_error = _model_frame(connect, issued_at, first_hour, end, outlook,
+                                        simulate_error)
+    label = SIMULATED if simulate_error else FORECAST
     parts, notes = [], {}
     for region, last in sorted(current.items()):
         rows = frame[(frame["region"] == region) & (frame["period_utc"] > last)
                      & (frame["period_utc"] <= last + HORIZON)] if len(frame) else frame
-        if rows.empty:
-            skipped[region] = "no demand features for its next 24 hours"
-            continue
-        try:
-            version, model, _ = load_champion(region, config)
-        except LookupError as exc:
-            skipped[region] = str(exc)
-            continue
-        inputs = set(model.metadata.get_input_schema().input_names())
-        uses_weather = bool(inputs & set(weather.WEATHER_FEATURE_COLUMNS))
-        if uses_weather:
-            no_weather = rows["temperature_c"].isna()
-            if no_weather.all():
-                skipped[region] = ("no weather for its next 24 hours"
-                                   + (f" ({outlook_error})" if outlook_error else
-                                      " (the weather outlook has none)"))
-                continue
-            if no_weather.any():
-                notes[region] = f"{int(no_weather.sum())} hours without weather left out"
-            rows = rows[~no_weather]
-        predicted = predict_mwh(model, rows)
-        out = pd.DataFrame({
-            "region": region, "period_utc": rows["period_utc"],
-            **{c: predicted[c].astype(float) for c in ("forecast_mwh", "p10_mwh", "p90_mwh")},
-            "model_name": model_name(region), "model_version": version,
-            "issued_at": pd.Timestamp(issued_at), "data_until_utc": pd.Timestamp(last),
-            "weather_input": weather_label if uses_weather else NO_WEATHER,
-            "created_at": created_at,
-        })
-        missing = out["forecast_mwh"].isna()
-        if missing.all():
-            skipped[region] = "no demand 24 h before these hours (a gap in the data)"
-            continue
-        parts.append(out[~missing])
-    rows = pd.concat(parts, ignore_index=True) if parts else _empty()
+        out, why, note = _region_forecast(region, rows, config, label, outlook_error)
+        if note:
+            notes[region] = note
+        if why:
+            skipped[region] = why
+        else:
+            parts.append(out.assign(issued_at=pd.Timestamp(issued_at),
+                                    data_until_utc=pd.Timestamp(last)))
+    rows = (pd.concat(parts, ignore_index=True).assign(created_at=pd.Timestamp(datetime.now(UTC)))
+            if parts else _empty())
     return NextDayBatch(issued_at, to_utc(rows[COLUMNS]), latest, skipped, notes)
 
 
