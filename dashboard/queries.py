@@ -411,6 +411,55 @@ def forecast_horizon(conn: Conn, region: str, hours: int = HORIZON_HOURS) -> pd.
         ORDER BY f.period_utc""", [region, hours, region])
 
 
+@dataclass
+class NextDay:
+    """The newest issue of `next_day_forecasts` for one region."""
+    rows: pd.DataFrame           # period_utc, forecast/p10/p90, model_version, weather_input
+    context: pd.DataFrame        # period_utc, actual_mwh: the observed day before them
+    issued_at: datetime | None   # of the newest issue (also when this region has no rows)
+    data_until: datetime | None  # the region's latest observed demand hour
+    reason: str | None           # why the region has no rows in the newest issue
+
+
+def next_day(conn: Conn, region: str, context_hours: int = HORIZON_HOURS) -> NextDay:
+    """The region's next 24 forecast hours (issued at the data clock), the actuals of the
+    `context_hours` before them, and why there are none if so."""
+    empty = pd.DataFrame(columns=["period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"])
+    if not has_table(conn, "next_day_forecasts"):
+        return NextDay(empty, empty, None, None, None)
+    rows = _q(conn, """
+        SELECT period_utc, forecast_mwh, p10_mwh, p90_mwh, model_version, weather_input,
+               issued_at, data_until_utc
+        FROM next_day_forecasts WHERE region = ? ORDER BY period_utc""", [region])
+    issued = _q(conn, "SELECT max(issued_at) AS issued FROM (SELECT issued_at FROM "
+                      "next_day_forecasts UNION ALL SELECT issued_at FROM next_day_skipped)"
+                if has_table(conn, "next_day_skipped") else
+                "SELECT max(issued_at) AS issued FROM next_day_forecasts")["issued"].iloc[0]
+    issued_at = None if pd.isna(issued) else issued.to_pydatetime()
+    if rows.empty:
+        reason = None
+        if has_table(conn, "next_day_skipped"):
+            found = _q(conn, "SELECT reason FROM next_day_skipped WHERE region = ?", [region])
+            reason = found["reason"].iloc[0] if len(found) else None
+        return NextDay(empty, empty, issued_at, None, reason)
+    until = rows["data_until_utc"].iloc[0]
+    context = _q(conn, """
+        SELECT period_utc, value_mwh AS actual_mwh FROM raw_demand
+        WHERE region = ? AND type = 'D' AND period_utc > ? AND period_utc <= ?
+        ORDER BY period_utc""", [region, until - pd.Timedelta(hours=context_hours), until])
+    return NextDay(rows, context, issued_at, until.to_pydatetime(), None)
+
+
+def next_day_summary(conn: Conn) -> tuple[datetime | None, int]:
+    """Issue time of the newest next-day forecasts and how many regions have them."""
+    if not has_table(conn, "next_day_forecasts"):
+        return None, 0
+    row = _q(conn, "SELECT max(issued_at) AS issued, count(DISTINCT region) AS regions "
+                   "FROM next_day_forecasts").iloc[0]
+    return (None if pd.isna(row["issued"]) else row["issued"].to_pydatetime(),
+            int(row["regions"]))
+
+
 def _missing(value: object) -> bool:
     return value is None or (not isinstance(value, bytes | bytearray | memoryview)
                              and bool(pd.isna(value)))
@@ -451,6 +500,8 @@ class Overview:
     freshness: pd.DataFrame
     dead_letters: int
     published_at: datetime | None
+    next_day_issued: datetime | None = None  # next_day_summary
+    next_day_regions: int = 0
 
 
 @dataclass
@@ -466,6 +517,7 @@ class RegionSpan:
     latest_forecast: datetime | None
     card: ModelCard
     horizon: pd.DataFrame    # forecast_horizon
+    next_day: NextDay
 
 
 @dataclass
@@ -483,7 +535,7 @@ def load_overview(now: datetime | None = None) -> Overview:
         if not has_table(conn, "raw_demand"):
             return Overview([], pd.DataFrame(), 0, None)
         return Overview(regions(conn), freshness(conn, now), dead_letter_count(conn),
-                        snapshot_published_at(conn))
+                        snapshot_published_at(conn), *next_day_summary(conn))
 
 
 def load_scoreboard(now: datetime | None = None) -> Scoreboard:
@@ -498,7 +550,7 @@ def load_region_span(region: str) -> RegionSpan | None:
         if span is None:
             return None
         return RegionSpan(*span, latest_forecast_hour(conn, region), champion_card(conn, region),
-                          forecast_horizon(conn, region))
+                          forecast_horizon(conn, region), next_day(conn, region))
 
 
 def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",

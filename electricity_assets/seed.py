@@ -10,7 +10,8 @@ partition recorded), up to the replay clock's start R, ordered so the dashboard 
    run, ~2 minutes: a materialisation event per hourly partition and asset);
 4. features for the ELECTRICITY_SEED_FEATURE_DAYS (400) before that;
 5. `trained_models` for the week complete before the forecast window;
-6. `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7) days;
+6. `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7) days, then
+   `next_day_forecasts` (the 24 hours after R, issued at the data clock);
 7. `forecast_backtest` (the last 3 weeks, weekly refits) for the dashboard's backtest columns.
 The dashboard's snapshot is published after each step; the hourly schedule continues from R.
 """
@@ -76,6 +77,7 @@ def seed_plan(replay_start: datetime, feature_days: int = 400, forecast_days: in
         SeedStep(FEATURES, span(hour(timedelta(days=feature_days)), recent)),
         SeedStep(["trained_models"], week) if week else None,
         SeedStep(["demand_forecasts"], span(hour(timedelta(days=forecast_days)), replay_start)),
+        SeedStep(["next_day_forecasts"], None),
         # Last: the dashboard's backtest columns fill in when it lands (a few minutes of
         # weekly refits), after the forecasts they must not delay.
         SeedStep(["forecast_backtest"], None),

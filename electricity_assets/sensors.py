@@ -11,7 +11,9 @@ only says what has been handed to a run. Messages about implausible hours (befor
 partition, days past the data clock) are in no span: the runs make them dead letters.
 
 publish_serving_snapshot copies the dashboard's tables after every successful run;
-raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run.
+raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run;
+next_day_after_new_data re-issues next_day_forecasts after every run that brings new hours or a
+new champion.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import dagster as dg
 
 from electricity_assets import serving
 from electricity_assets.datasets import DATASETS
-from electricity_assets.jobs import raw_checks_job, stream_ingest_job, stream_run_config
+from electricity_assets.jobs import (
+    hourly_forecast_job,
+    next_day_job,
+    raw_checks_job,
+    retrain_job,
+    stream_ingest_job,
+    stream_run_config,
+)
 from electricity_assets.partitions import hourly_partitions
 from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.replay_clock import current_time
@@ -135,3 +144,19 @@ def raw_checks_after_stream_runs(
     if waiting:
         return dg.SkipReason("a raw_checks_job run is already waiting: it will see these rows")
     return dg.RunRequest(run_key=f"raw-checks-after-{context.dagster_run.run_id}")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="next_day_after_new_data",
+    monitored_jobs=[hourly_forecast_job, stream_ingest_job, retrain_job], request_job=next_day_job,
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
+    description="After a successful hourly, stream or retraining run, re-issue the next 24 "
+                "hours' forecasts (next_day_forecasts) at the data clock.")
+def next_day_after_new_data(
+        context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    # One waiting run covers every run before it starts: it reads the tables as they are then.
+    waiting = context.instance.get_runs_count(
+        dg.RunsFilter(job_name=next_day_job.name, statuses=PENDING))
+    if waiting:
+        return dg.SkipReason("a next_day_job run is already waiting: it will see this data")
+    return dg.RunRequest(run_key=f"next-day-after-{context.dagster_run.run_id}")

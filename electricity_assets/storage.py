@@ -115,9 +115,30 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
          nullable=True),
 ), ("run_id", "region"))
 
+NEXT_DAY_FORECASTS = Table("next_day_forecasts", (
+    _col("region", "VARCHAR"),
+    _col("period_utc", "TIMESTAMPTZ", "an hour after the region's latest observed demand hour"),
+    _col("forecast_mwh", "DOUBLE"),
+    _col("p10_mwh", "DOUBLE", nullable=True),
+    _col("p90_mwh", "DOUBLE", nullable=True),
+    _col("model_name", "VARCHAR", "registered model, e.g. demand-CAL"),
+    _col("model_version", "VARCHAR"),
+    _col("issued_at", "TIMESTAMPTZ", "data clock at issue: only rows before it are used"),
+    _col("data_until_utc", "TIMESTAMPTZ", "the region's latest observed demand hour"),
+    _col("weather_input", "VARCHAR", "what stands in for the hours' weather"),
+    _col("created_at", "TIMESTAMPTZ"),
+), ("region", "period_utc"))
+
+NEXT_DAY_SKIPPED = Table("next_day_skipped", (
+    _col("region", "VARCHAR"),
+    _col("issued_at", "TIMESTAMPTZ"),
+    _col("reason", "VARCHAR", "why the region has no next-day forecast in this issue"),
+), ("region",))
+
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
-    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST)}
+    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST,
+    NEXT_DAY_FORECASTS, NEXT_DAY_SKIPPED)}
 
 
 def resolve_table(table: Table | str) -> Table:

@@ -28,9 +28,12 @@ OVERVIEW_TEXTS = (
     "every region at a glance", "last 7 days: median APE %", "latest backtest: median APE %",
     "CAL - California", "US48 - United States Lower 48", "seasonal naive", "champion version",
     "Actual vs model forecast, last 3 days", "Download this table (CSV)",
+    "Next 24 hours: forecasts issued 2020-04-02 03:00 UTC for 11 of 12 regions",
     "Weather data by Open-Meteo.com (CC BY 4.0)")
 REGION_TEXTS = (
-    "TEX - Texas: actual vs forecasts", "Latest 24 forecast hours", "Peak forecast (MWh)",
+    "TEX - Texas: actual vs forecasts", "Next 24 hours (issued", "Next-day peak hour (local)",
+    "P10-P90 at the next-day peak (MWh)", "Next 24 hours, TEX - Texas: the last day",
+    "Latest 24 forecast hours", "Peak forecast (MWh)",
     "P10-P90 at the peak (MWh)", "Hourly demand, TEX - Texas", "actual demand (MWh)",
     "EIA day-ahead DF (MWh)", "model forecast (MWh)", "model P10-P90 (MWh)",
     "Error metrics for the selected range", "seasonal naive (t-168 h)", "MdAPE %", "MAE MWh",
@@ -96,7 +99,7 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
                                        navigate=False)
             _, region = wait_for_page(
                 cdp, url + "/region?region=TEX&start=2020-03-20&end=2020-04-01", min_charts=0,
-                min_svg_charts=2, expect_texts=REGION_TEXTS)
+                min_svg_charts=3, expect_texts=REGION_TEXTS)
             region_png = screenshot(cdp, pictures / "dashboard_region.png")
             # The region page's state is back in the address bar for sharing.
             address = cdp.call("Runtime.evaluate", expression="location.search",

@@ -35,6 +35,8 @@ def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_f
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
         (["trained_models"], "2020-03-08"),
         (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
+        # Unpartitioned: the 24 hours after R, issued at the data clock, before the backtest.
+        (["next_day_forecasts"], None),
         (["forecast_backtest"], None),  # unpartitioned: the last weeks of the features
     ]
     assert seed_plan(start)[-1].command()[-2:] == ["--select", "forecast_backtest"]

@@ -89,6 +89,11 @@ def main() -> None:
         return
     st.caption(f"Data clock {current_time():%Y-%m-%d %H:%M} UTC · {len(overview.regions)} "
                f"regions · dead letters: {overview.dead_letters}")
+    if overview.next_day_issued is not None:
+        issued = f"{overview.next_day_issued:%Y-%m-%d %H:%M}"
+        st.markdown(f"**Next 24 hours**: forecasts issued {issued} UTC for "
+                    f"**{overview.next_day_regions} of {len(overview.regions)}** regions; a "
+                    "region's page shows its forecast, peak hour and P10-P90.")
     scoreboard_section(board.table)
     small_multiples(board.recent, overview.regions)
     ui.footer()

@@ -1,4 +1,5 @@
-"""Region page: the newest 24 forecast hours with P10-P90, actual vs forecasts over a date range,
+"""Region page: the next 24 hours (forecast issued at the data clock, P10-P90, peak, table), the
+newest 24 scored forecast hours, actual vs forecasts over a date range,
 errors, backtest, weather, the champion model and data freshness. Region and dates are in the
 URL (`?region=CAL&start=2020-03-18&end=2020-04-01`, local dates, end inclusive)."""
 
@@ -50,15 +51,68 @@ def pick_window(span: queries.RegionSpan, tz: str) -> tuple[datetime, datetime] 
     return ui.local_window(*picked, tz)
 
 
+def _local_time(value: datetime, tz: str) -> str:
+    place = tz.split("/")[-1].replace("_", " ")
+    return f"{pd.Timestamp(value).tz_convert(tz):%a %d %b %H:%M} {place} time"
+
+
+def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: bool) -> None:
+    """The 24 hours after the latest actual: forecast, P10-P90, peak, and the hourly table."""
+    if nd.rows.empty:
+        st.subheader("Next 24 hours")
+        if nd.reason:
+            st.info(f"No next-day forecast for {region} in the newest issue "
+                    f"({_local_time(nd.issued_at, tz)}): {nd.reason}.")
+        elif nd.issued_at is not None:
+            st.info(f"No next-day forecast for {region} in the newest issue "
+                    f"({_local_time(nd.issued_at, tz)}).")
+        else:
+            st.info("No next-day forecast yet: `next_day_forecasts` is issued after the first "
+                    "run's forecasts, then after every hourly, stream or retraining run.")
+        return
+    rows = nd.rows
+    st.subheader(f"Next 24 hours (issued {_local_time(nd.issued_at, tz)}, data up to "
+                 f"{_local_time(nd.data_until, tz)})")
+    peak = rows.loc[rows["forecast_mwh"].idxmax()]
+    cols = st.columns(4)
+    cols[0].metric("Next-day peak (MWh)", ui.fmt_mwh(peak["forecast_mwh"]))
+    cols[1].metric("Next-day peak hour (local)",
+                   f"{pd.Timestamp(peak['period_utc']).tz_convert(tz):%a %H:%M}")
+    cols[2].metric("P10-P90 at the next-day peak (MWh)",
+                   f"{ui.fmt_mwh(peak['p10_mwh'])} - {ui.fmt_mwh(peak['p90_mwh'])}")
+    cols[3].metric("Hours forecast", len(rows))
+    series = pd.concat([nd.context, rows], ignore_index=True).reindex(
+        columns=["period_utc", "actual_mwh", "eia_df_mwh", "forecast_mwh", "p10_mwh", "p90_mwh"])
+    title = f"Next 24 hours, {ui.region_label(region)}: the last day's actuals, then the forecast"
+    if interactive:
+        st.plotly_chart(charts.demand_chart(series, tz, title), width="stretch")
+    else:
+        st.markdown(charts.demand_chart_svg(series, tz, title), unsafe_allow_html=True)
+    table = pd.DataFrame({
+        "hour ending (local)": rows["period_utc"].dt.tz_convert(tz).dt.strftime("%a %d %b %H:%M"),
+        "forecast (MWh)": rows["forecast_mwh"].map(ui.fmt_mwh),
+        "P10 (MWh)": rows["p10_mwh"].map(ui.fmt_mwh),
+        "P90 (MWh)": rows["p90_mwh"].map(ui.fmt_mwh),
+    })
+    with st.expander(f"Next 24 hours, hour by hour ({len(rows)} rows)", expanded=False):
+        st.table(table.set_index("hour ending (local)"))
+    weather = rows["weather_input"].iloc[0]
+    note = (" The replay has no weather forecasts: the observed weather of these hours plus a "
+            "simulated day-ahead forecast error stands in for one (see README)."
+            if "simulated" in weather else "")
+    st.caption(f"Issued at the data clock with data before it only; model version "
+               f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note}")
+
+
 def horizon_section(horizon: pd.DataFrame, tz: str) -> None:
     if horizon.empty:
-        st.subheader("Next 24 forecast hours")
+        st.subheader("Latest 24 forecast hours")
         st.info("No model forecasts for this region yet: they appear once `demand_forecasts` "
                 "has run with a champion model.")
         return
     local = horizon["period_utc"].dt.tz_convert(tz)
     waiting = int(horizon["actual_mwh"].isna().sum())
-    st.subheader("Next 24 forecast hours" if waiting else "Latest 24 forecast hours")
+    st.subheader("Latest 24 forecast hours")
     peak = horizon.loc[horizon["forecast_mwh"].idxmax()]
     cols = st.columns(4)
     peak_hour = pd.Timestamp(peak["period_utc"]).tz_convert(tz)
@@ -231,11 +285,12 @@ def main() -> None:
         st.info(f"No demand for {region} yet.")
         ui.footer()
         return
-    horizon_section(span.horizon, tz)
-    window = pick_window(span, tz)
     interactive = st.sidebar.toggle(
         "Interactive charts", key="interactive",
         help="Plotly charts with zoom and hover; they take a few seconds longer to draw.")
+    next_day_section(region, span.next_day, tz, interactive)
+    horizon_section(span.horizon, tz)
+    window = pick_window(span, tz)
     if window is not None:
         view = ui.load_window(region, *window, tz)
         if view.series.empty:

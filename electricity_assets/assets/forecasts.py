@@ -1,12 +1,19 @@
-"""demand_forecasts: each region's champion forecast, 24 hours ahead, per hourly partition."""
+"""demand_forecasts: each region's champion forecast, 24 hours ahead, per hourly partition;
+next_day_forecasts: the 24 hours after the latest observed hour, issued at the data clock."""
 
+from datetime import datetime
 
 import dagster as dg
+import pandas as pd
+from pydantic import Field
 
-from electricity_assets import quality, storage
+from electricity_assets import quality, replay_clock, storage
 from electricity_assets.assets.metadata import column_schema, window_metadata
+from electricity_assets.assets.raw import source_config
+from electricity_assets.datasets import WEATHER
 from electricity_assets.partitions import HOURLY_WINDOWED
-from electricity_assets.resources import ElectricityDuckDB, MLflowResource
+from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
+from electricity_assets.sources.select import load_window
 from electricity_assets.storage import replace_window
 
 OWNERS = ["team:forecasting"]
@@ -56,3 +63,68 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         "in_sample_hours": sum(batch.in_sample.values()),
     })
 
+
+
+class NextDayConfig(dg.Config):
+    issued_at: str | None = Field(
+        default=None,
+        description=("ISO-8601 UTC time to issue the forecast at (data with period_utc before "
+                     "its hour). Empty: the data clock (the replay clock offline)."))
+
+
+@dg.asset(
+    deps=["raw_demand", "raw_weather", "weather_features", "trained_models"],
+    metadata=column_schema(storage.NEXT_DAY_FORECASTS),
+    group_name="modeling",
+    kinds={"mlflow", "duckdb"},
+    owners=OWNERS,
+    description=(
+        "The next 24 hours: for every region, the champion's forecast with P10/P90 for the 24 "
+        "hours after its latest observed demand hour, issued at the data clock with data "
+        "before it only. Weather of the hours ahead: the Open-Meteo forecast live; offline the "
+        "replay's observations plus simulated day-ahead forecast error. The table holds the "
+        "newest issue; kept fresh by next_day_after_new_data after each hourly, stream or "
+        "retraining run."
+    ),
+)
+def next_day_forecasts(context: dg.AssetExecutionContext, config: NextDayConfig,
+                       duckdb: ElectricityDuckDB, mlflow: MLflowResource,
+                       source: SourceResource) -> dg.MaterializeResult:
+    from electricity_assets.modeling import next_day  # MLflow import is slow
+
+    clock = (pd.Timestamp(config.issued_at) if config.issued_at
+             else pd.Timestamp(replay_clock.current_time()))
+    clock = clock.tz_localize("UTC") if clock.tzinfo is None else clock
+    weather_source = source_config(source)
+
+    def outlook(start: datetime, end: datetime) -> pd.DataFrame:
+        return load_window(WEATHER, start, end, weather_source).rows
+
+    batch = next_day.next_day_forecasts(duckdb.get_connection, clock.to_pydatetime(),
+                                        mlflow.mlflow_config(), outlook,
+                                        simulate_error=source.mode == "bundled")
+    with duckdb.get_connection() as conn:
+        written = next_day.replace_forecasts(conn, batch)
+    for region, reason in batch.skipped.items():
+        context.log.warning(f"{region}: no next-day forecast - {reason}")
+    for region, note in batch.notes.items():
+        context.log.warning(f"{region}: {note}")
+    context.log.info(f"next_day_forecasts: {written} rows issued at "
+                     f"{batch.issued_at.isoformat()}")
+    rows = batch.rows
+    regions = sorted(rows["region"].unique()) if written else []
+    summary = (rows.groupby("region").agg(
+        data_until_utc=("data_until_utc", "first"), hours=("period_utc", "size"),
+        peak_mwh=("forecast_mwh", "max"), weather_input=("weather_input", "first"),
+        model_version=("model_version", "first")).reset_index() if written else rows)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(written),
+        "issued_at": dg.MetadataValue.text(batch.issued_at.isoformat()),
+        "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
+        "by_region": dg.MetadataValue.md(quality.markdown_table(summary)),
+        "skipped": dg.MetadataValue.md(
+            "\n".join(f"- {k}: {v}" for k, v in {**batch.skipped, **batch.notes}.items())
+            or "none"),
+        "preview": dg.MetadataValue.md(quality.markdown_table(
+            rows[["region", "period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"]].head(10))),
+    })

@@ -64,7 +64,7 @@ class RawIngestConfig(dg.Config):
         return None if hour is None else datetime.fromisoformat(hour)
 
 
-def _source_config(source: SourceResource) -> SourceConfig:
+def source_config(source: SourceResource) -> SourceConfig:
     return SourceConfig(
         mode=source.mode,
         data_dir=Path(source.data_dir),
@@ -136,7 +136,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                     sum(x.end - x.start for x in result.lost))
             return dg.MaterializeResult(metadata=metadata)
 
-        fetched = load_window(dataset, start, end, _source_config(source))
+        fetched = load_window(dataset, start, end, source_config(source))
         context.log.info(
             f"{dataset.table}: {len(fetched.rows):,} rows from {fetched.source} for "
             f"[{start.isoformat()}, {end.isoformat()})")
