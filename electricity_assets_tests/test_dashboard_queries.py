@@ -359,9 +359,7 @@ def test_csv_downloads_carry_the_pages_numbers(live_db: Path) -> None:
 
 
 def test_weather_panel_names_the_stations_and_says_when_they_are_borrowed() -> None:
-    from dashboard.views.region import weather_provenance
-
-    assert "Dallas-Fort Worth Intl" in weather_provenance("TEX")
-    assert "no station of its own" not in weather_provenance("TEX")
-    se = weather_provenance("SE")
+    assert "Dallas-Fort Worth Intl" in queries.weather_provenance("TEX")
+    assert "no station of its own" not in queries.weather_provenance("TEX")
+    se = queries.weather_provenance("SE")
     assert "no station of its own" in se and "Greenville-Spartanburg" in se

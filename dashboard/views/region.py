@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
-from electricity_assets.regions import NEIGHBOUR_RADIUS_KM, get_region
+from electricity_assets.regions import get_region
 from electricity_assets.replay_clock import current_time
 from electricity_assets.serving import ServingUnavailableError, no_data_message
 
@@ -173,24 +173,6 @@ def backtest_section(bt: pd.DataFrame) -> None:
                "before that week; newest run first.")
 
 
-def weather_provenance(region: str) -> str:
-    """Which stations make the region's weather (the catalogue), borrowed ones named as such."""
-    entry = get_region(region)
-    own = [s.name for s in entry.weather_stations]
-    borrowed = [s.name for s in entry.neighbour_stations]
-    parts = []
-    if own:
-        parts.append(f"NOAA stations: {', '.join(own)}")
-    if borrowed:
-        parts.append(f"no station of its own; nearest stations within {NEIGHBOUR_RADIUS_KM:,.0f} "
-                     f"km: {', '.join(borrowed)}")
-    if entry.weather_points:
-        parts.append("Open-Meteo points (live): "
-                     + ", ".join(p.name for p in entry.weather_points))
-    return (f"{region} weather = mean of its stations, each offset to the region's reference "
-            "series. " + "; ".join(parts) + ".")
-
-
 def weather_section(region: str, frame: pd.DataFrame, interactive: bool) -> None:
     st.subheader("Weather: temperature vs demand")
     if frame.empty:
@@ -198,7 +180,7 @@ def weather_section(region: str, frame: pd.DataFrame, interactive: bool) -> None
                 "weather_features for it, or add stations or points to its catalogue entry "
                 "(electricity_assets/regions.py).")
         return
-    st.caption(weather_provenance(region))
+    st.caption(queries.weather_provenance(region))
     if interactive:
         st.plotly_chart(charts.weather_chart(frame), width="stretch")
     else:
