@@ -165,15 +165,16 @@ def test_assets_materialise_a_real_window_idempotently(duckdb_path: str) -> None
     events = {e.asset_key.to_user_string(): e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     assert events["demand_features"]["dagster/row_count"].value == 12
-    # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them.
-    assert events["weather_features"]["dagster/row_count"].value == 9
+    # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them, and
+    # FLA NE NY SE SW from their neighbours' stations.
+    assert events["weather_features"]["dagster/row_count"].value == 14
     assert "CAL, CAR" in events["demand_features"]["regions"].value
     with open_db(duckdb_path) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM demand_features), (SELECT count(*) FROM "
             "weather_features), (SELECT count(*) FROM demand_features WHERE lag_336h IS NULL)"
         ).fetchone()
-    assert counts == (12, 9, 0)
+    assert counts == (12, 14, 0)
 
 
 LA, SAN_JOSE = "722950", "open-meteo:San Jose, CA"  # CAL's NOAA station and main Open-Meteo point
