@@ -569,14 +569,15 @@ def weather_provenance(region: str) -> str:
     entry = get_region(region)
     own = [s.name for s in entry.weather_stations]
     borrowed = [s.name for s in entry.neighbour_stations]
-    parts = []
     if own:
-        parts.append(f"NOAA stations: {', '.join(own)}")
-    if borrowed:
-        parts.append(f"no station of its own; nearest stations within {NEIGHBOUR_RADIUS_KM:,.0f} "
-                     f"km: {', '.join(borrowed)}")
+        text = (f"{region} weather offline: the mean of its NOAA stations ({', '.join(own)}), "
+                "each offset to the region's reference series.")
+    elif borrowed:
+        text = (f"{region} has no station of its own: offline its weather is the mean of the "
+                f"nearest stations within {NEIGHBOUR_RADIUS_KM:,.0f} km ({', '.join(borrowed)}), "
+                "each offset to the region's reference series.")
+    else:
+        text = f"{region} has no station in the catalogue."
     if entry.weather_points:
-        parts.append("Open-Meteo points (live): "
-                     + ", ".join(p.name for p in entry.weather_points))
-    return (f"{region} weather = mean of its stations, each offset to the region's reference "
-            "series. " + "; ".join(parts) + ".")
+        text += " Live: Open-Meteo at " + "; ".join(p.name for p in entry.weather_points) + "."
+    return text
