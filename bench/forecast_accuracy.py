@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--end", type=utc_end, action="append",
                         help="window end (exclusive, UTC); repeat for several windows "
                              "(default: after the last demand hour)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="regions backtested in parallel processes (default: the cores)")
     parser.add_argument("--compare-global", action="store_true",
                         help="also backtest one global model (region as a categorical feature)")
     return parser.parse_args(argv)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for end in ends:
         started_window = time.perf_counter()
         result = backtest.run_backtest(frame, weeks=args.weeks, refit_weeks=args.refit_weeks,
-                                       end=end)
+                                       end=end, workers=args.workers or backtest.available_cores())
         seconds = time.perf_counter() - started_window
         results.append(result)
         with duckdb.connect(db_path) as conn:

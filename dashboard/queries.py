@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets import serving
+from electricity_assets.regions import NEIGHBOUR_RADIUS_KM, get_region
 from electricity_assets.replay_clock import current_time
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,12 @@ def validation_facts(metrics: dict[str, float]) -> dict[str, str]:
     if "val_hours" in metrics:
         facts["validation hours"] = f"{metrics['val_hours']:,.0f}"
     if "best_iteration" in metrics:
-        facts["boosting rounds (early stopping)"] = f"{metrics['best_iteration']:,.0f}"
+        facts["boosting rounds"] = f"{metrics['best_iteration']:,.0f}"
+    if "weather_inputs" in metrics:
+        facts["weather inputs"] = (
+            f"{metrics['weather_inputs']:,.0f} features, "
+            f"{metrics.get('weather_gain_pct', 0):.1f} % of the trees' gain"
+            if metrics["weather_inputs"] else "none (no weather for this region)")
     return facts
 
 
@@ -556,3 +562,21 @@ def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",
         chart = daily_series(conn, region, start, end, tz) if daily else series
         return WindowView(series, chart, daily, backtest(conn, region),
                           weather_vs_demand(conn, region, start, end))
+
+
+def weather_provenance(region: str) -> str:
+    """Which stations make the region's weather (the catalogue), borrowed ones named as such."""
+    entry = get_region(region)
+    own = [s.name for s in entry.weather_stations]
+    borrowed = [s.name for s in entry.neighbour_stations]
+    parts = []
+    if own:
+        parts.append(f"NOAA stations: {', '.join(own)}")
+    if borrowed:
+        parts.append(f"no station of its own; nearest stations within {NEIGHBOUR_RADIUS_KM:,.0f} "
+                     f"km: {', '.join(borrowed)}")
+    if entry.weather_points:
+        parts.append("Open-Meteo points (live): "
+                     + ", ".join(p.name for p in entry.weather_points))
+    return (f"{region} weather = mean of its stations, each offset to the region's reference "
+            "series. " + "; ".join(parts) + ".")

@@ -14,7 +14,7 @@ import pytest
 from dashboard import queries
 from electricity_assets import serving
 from electricity_assets.assets.backtest import forecast_backtest
-from electricity_assets.features import model_frame
+from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.modeling import backtest
 from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB
@@ -41,8 +41,9 @@ def test_backtest_asset_stores_what_modeling_backtest_computes(
     meta = result.asset_materializations_for_node("forecast_backtest")[0].metadata
     with duckdb.connect(str(live)) as conn:
         stored = conn.execute("SELECT * FROM forecast_backtest ORDER BY region").df()
-        frame = model_frame(conn, pd.Timestamp("2015-07-01", tz="UTC"),
-                            pd.Timestamp("2030-01-01", tz="UTC"))
+        # Ex-ante: the asset scores with weather as a day-ahead forecast would have it.
+        frame = with_forecast_weather(conn, model_frame(
+            conn, pd.Timestamp("2015-07-01", tz="UTC"), pd.Timestamp("2030-01-01", tz="UTC")))
     # CAL and FLA scored; ZZZ (10 days of data) is too short and reported, not stored.
     assert stored["region"].tolist() == ["CAL", "FLA"]
     assert "ZZZ" in meta["regions_failed"].value

@@ -315,6 +315,13 @@ def test_validation_metrics_get_readable_labels_with_units() -> None:
     facts = queries.validation_facts(metrics)
     assert facts["P10-P90 coverage on validation (%, nominal 80)"] == "78.4"
     assert facts["validation hours"] == "336"
+    assert "weather inputs" not in facts  # an older run without the figures
+    with_weather = queries.validation_facts({**metrics, "weather_inputs": 42.0,
+                                             "weather_gain_pct": 31.25})
+    assert with_weather["weather inputs"] == "42 features, 31.2 % of the trees' gain"
+    without = queries.validation_facts({**metrics, "weather_inputs": 0.0,
+                                        "weather_gain_pct": 0.0})
+    assert without["weather inputs"] == "none (no weather for this region)"
     assert not any(k.startswith("val_") for k in facts) and "val_" not in str(table.index)
 
 
@@ -349,3 +356,10 @@ def test_csv_downloads_carry_the_pages_numbers(live_db: Path) -> None:
     assert table["scope"].tolist() == ["selected range"] * 3 + ["backtest"]
     assert table.loc[0, "MdAPE %"] == pytest.approx(metrics.loc[0, "MdAPE %"])
     assert table.loc[3, "model_mdape"] == 3.1  # the fixture backtest row
+
+
+def test_weather_panel_names_the_stations_and_says_when_they_are_borrowed() -> None:
+    assert "Dallas-Fort Worth Intl" in queries.weather_provenance("TEX")
+    assert "no station of its own" not in queries.weather_provenance("TEX")
+    se = queries.weather_provenance("SE")
+    assert "no station of its own" in se and "Greenville-Spartanburg" in se

@@ -165,15 +165,16 @@ def test_assets_materialise_a_real_window_idempotently(duckdb_path: str) -> None
     events = {e.asset_key.to_user_string(): e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     assert events["demand_features"]["dagster/row_count"].value == 12
-    # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them.
-    assert events["weather_features"]["dagster/row_count"].value == 9
+    # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them, and
+    # FLA NE NY SE SW from their neighbours' stations.
+    assert events["weather_features"]["dagster/row_count"].value == 14
     assert "CAL, CAR" in events["demand_features"]["regions"].value
     with open_db(duckdb_path) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM demand_features), (SELECT count(*) FROM "
             "weather_features), (SELECT count(*) FROM demand_features WHERE lag_336h IS NULL)"
         ).fetchone()
-    assert counts == (12, 9, 0)
+    assert counts == (12, 14, 0)
 
 
 LA, SAN_JOSE = "722950", "open-meteo:San Jose, CA"  # CAL's NOAA station and main Open-Meteo point
@@ -302,3 +303,60 @@ def test_forecast_features_equal_features_of_observations_then_forecasts() -> No
                                    err_msg=str(t))
     # Lags of 24 h and more are observations at issue time.
     pd.testing.assert_series_equal(exante["temp_lag_48h"], expost["temp_lag_48h"])
+
+
+def test_a_region_without_stations_borrows_the_nearest_within_the_radius() -> None:
+    from electricity_assets.regions import (
+        REGIONS,
+        Region,
+        WeatherPoint,
+        WeatherStation,
+        neighbour_stations,
+    )
+
+    near = WeatherStation("1", "near", 40.0, -75.0)      # ~85 km from the point
+    far = WeatherStation("2", "far", 40.0, -66.0)        # ~850 km
+    middle = WeatherStation("3", "middle", 42.0, -75.0)  # ~225 km
+    other = Region("OTH", "other", "UTC", weather_stations=(far, near, middle))
+    bare = Region("BARE", "bare", "UTC", weather_points=(WeatherPoint("p", 40.0, -76.0),))
+    assert neighbour_stations(bare, (other, bare), radius_km=800) == (near, middle)
+    # A region with stations of its own keeps only them.
+    own = Region("OWN", "own", "UTC", weather_points=bare.weather_points,
+                 weather_stations=(WeatherStation("4", "own", 40.0, -76.0),))
+    assert neighbour_stations(own, (other, own), radius_km=800) == ()
+    assert REGIONS["SE"].neighbour_stations and not REGIONS["TEN"].neighbour_stations
+
+
+def test_a_borrowed_station_stays_filed_under_its_own_region() -> None:
+    """raw_weather files a station's rows under its first region: the one listing it as its own
+    (Nashville is TEN's, also borrowed by SE which comes earlier in the catalogue)."""
+    from electricity_assets.regions import REGIONS, station_regions
+
+    homes = station_regions()
+    for region in REGIONS.values():
+        if region.code == "US48":
+            continue
+        for station in region.weather_stations:
+            assert homes[station.station][0] == region.code
+        for station in region.neighbour_stations:
+            assert region.code in homes[station.station][1:]
+
+
+def test_a_region_with_only_borrowed_stations_gets_their_weather(duckdb_path: str) -> None:
+    """SE has no station of its own: its weather is the mean of its neighbours' (filed under
+    CAR and TEN), with every station's offset to that mean."""
+    from electricity_assets.regions import REGIONS
+
+    neighbours = REGIONS["SE"].neighbour_stations[:2]
+    homes = {"723100": "CAR", "723120": "CAR", "723270": "TEN", "723273": "TEN"}
+    with open_db(duckdb_path) as conn:
+        storage.upsert(conn, "raw_weather", pd.concat([
+            station_rows(homes[s.station], s.station, "noaa_lcd", range(0, 24 * 20),
+                         lambda i, k=k: 10.0 + (i % 24) + 2 * k)
+            for k, s in enumerate(neighbours)]))
+        frame = compute_weather_features(conn, START, START + timedelta(days=20),
+                                         normalisation_cutoff=START + timedelta(days=20))
+    se = frame[frame["region"] == "SE"].set_index("period_utc")
+    assert len(se) == 24 * 20 and (se["weather_stations"] == 2).all()
+    np.testing.assert_allclose(se["temperature_c"].to_numpy()[:24],
+                               [11.0 + h for h in range(24)], atol=1e-9)

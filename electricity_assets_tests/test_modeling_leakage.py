@@ -41,17 +41,26 @@ def _validation_mask(rows: pd.DataFrame, config: TrainingConfig) -> pd.Series:
 
 
 def test_trees_are_fitted_on_training_weeks_only(cal: pd.DataFrame) -> None:
-    """Tripling the validation targets moves early stopping and the interval, never a tree."""
+    """Tripling the validation targets moves early stopping and the interval, never a tree of
+    the early-stopped model that scores the validation hours (the refit, deployed afterwards,
+    is meant to learn them)."""
     validation = _validation_mask(cal, FAST)
     tampered = cal.assign(demand_mwh=cal["demand_mwh"].where(~validation, cal["demand_mwh"] * 3))
     model, other = train_region(cal, FAST), train_region(tampered, FAST)
     inputs = model_inputs(cal, model.feature_columns)
-    shared = min(model.booster.current_iteration(), other.booster.current_iteration())
+    scoring, other_scoring = model.validation_booster, other.validation_booster
+    shared = min(scoring.current_iteration(), other_scoring.current_iteration())
     assert shared >= 10  # early stopping kept enough trees to compare
     for trees in range(1, shared + 1):
-        np.testing.assert_array_equal(model.booster.predict(inputs, num_iteration=trees),
-                                      other.booster.predict(inputs, num_iteration=trees))
+        np.testing.assert_array_equal(scoring.predict(inputs, num_iteration=trees),
+                                      other_scoring.predict(inputs, num_iteration=trees))
     assert other.residual_high > model.residual_high + 1  # the validation targets are used
+    # The refit learns the validation weeks: the deployed forecasts move with them.
+    deployed = model.booster.predict(inputs)
+    assert np.abs(other.booster.predict(inputs) - deployed).max() > 0.1
+    validation_only = model.validation_booster.predict(inputs, num_iteration=scoring.best_iteration)
+    assert model.fit_end == model.validation_end > model.train_end
+    assert not np.allclose(deployed, validation_only)
 
 
 def test_conformal_interval_comes_from_validation_residuals(cal: pd.DataFrame) -> None:

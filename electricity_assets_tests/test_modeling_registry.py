@@ -16,15 +16,17 @@ import pytest
 from mlflow import MlflowClient
 
 from electricity_assets.assets.models import model_asset_checks, model_assets
-from electricity_assets.features import model_frame
+from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
+from electricity_assets.modeling.metrics import compare
 from electricity_assets.modeling.registry import (
     CHALLENGER,
     CHAMPION,
     MlflowConfig,
     load_champion,
     log_and_register,
+    tracking,
 )
-from electricity_assets.modeling.training import TrainingConfig, train_region
+from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
 from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 from electricity_assets_tests.test_modeling_training import write_sample
@@ -44,13 +46,21 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "mlflow": MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))}
 
 
+# The sample has ~7 weeks of features: two validation weeks leave enough to train on. Versions
+# trained on the same hours without the refit: their trees never saw the validation weeks, so
+# every validation hour is after both models' training data and counts.
+SHORT = TrainingConfig(validation_weeks=2)
+NO_REFIT = TrainingConfig(validation_weeks=2, refit=False)
+
+
 def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
     config: MlflowConfig = workspace["mlflow"]
     rows = workspace["frame"][workspace["frame"]["region"] == "FLA"]
-    first = log_and_register(train_region(rows), config)
+    first = log_and_register(train_region(rows, NO_REFIT), config)
     assert (first.version, first.alias, first.previous_version) == ("1", CHAMPION, None)
     # Two boosting rounds: barely better than the starting constant, must not take over.
-    weak = log_and_register(train_region(rows, TrainingConfig(num_boost_round=2)), config)
+    weak_config = TrainingConfig(validation_weeks=2, num_boost_round=2, refit=False)
+    weak = log_and_register(train_region(rows, weak_config), config)
     assert (weak.version, weak.alias, weak.previous_version) == ("2", CHALLENGER, "1")
     assert weak.previous_mdape == pytest.approx(first.mdape)  # champion re-scored, same hours
     assert weak.mdape > weak.previous_mdape
@@ -63,6 +73,8 @@ def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
                 "val_df_mdape", "val_naive_mdape", "val_model_coverage_p10_p90"):
         assert key in run.data.metrics
     assert run.data.params["region"] == "FLA"
+    # FLA in this sample has no weather: the card says so rather than showing a share.
+    assert run.data.metrics["weather_inputs"] == 0 and run.data.metrics["weather_gain_pct"] == 0
     assert "feature_importance.png" in {a.path for a in client.list_artifacts(first.run_id)}
     mlflow.set_tracking_uri(config.tracking_uri)
     info = mlflow.models.get_model_info("models:/demand-FLA@champion")
@@ -80,10 +92,17 @@ def test_a_clearly_better_version_takes_the_champion_alias(workspace: dict,
     rows = workspace["frame"][workspace["frame"]["region"] == "CAL"]
     # Learnt on demand inflated by 30 %: on the real validation hours it is ~30 % off.
     inflated = rows.assign(demand_mwh=rows["demand_mwh"] * 1.3)
-    weak = log_and_register(train_region(inflated), config)
+    weak = log_and_register(train_region(inflated, NO_REFIT), config)
     assert weak.alias == CHAMPION  # the first version, however weak
-    better = log_and_register(train_region(rows), config)
+    model = train_region(rows, NO_REFIT)
+    better = log_and_register(model, config)
     assert better.previous_mdape > 20 > 5 > better.mdape  # the champion re-scored on real hours
+    # CAL has weather: the share of the trees' gain that weather features carry is logged.
+    metrics = MlflowClient(config.tracking_uri, config.tracking_uri).get_run(
+        better.run_id).data.metrics
+    weather = [c for c in model.feature_columns if c in WEATHER_FEATURE_COLUMNS]
+    assert metrics["weather_inputs"] == len(weather) > 10
+    assert 0 < metrics["weather_gain_pct"] < 100
     assert (better.version, better.alias, better.previous_version) == ("2", CHAMPION, "1")
     assert load_champion("CAL", config)[0] == "2"
 
@@ -96,12 +115,41 @@ def test_champion_and_new_version_are_scored_on_exactly_the_same_hours(
     rows = workspace["frame"][workspace["frame"]["region"] == "FLA"]
     last = rows.loc[rows["demand_mwh"].notna(), "period_utc"].max()
     gap = rows["period_utc"].between(last - pd.Timedelta(days=3), last - pd.Timedelta(days=2))
-    model = train_region(rows.assign(df_mwh=rows["df_mwh"].mask(gap)))
+    model = train_region(rows.assign(df_mwh=rows["df_mwh"].mask(gap)), NO_REFIT)
     assert model.metrics["model"]["hours"] < len(model.validation)  # some hours left out
     first = log_and_register(model, config)
     again = log_and_register(model, config)
     assert again.previous_mdape == again.mdape == first.mdape
     assert again.alias == CHALLENGER  # a tie does not take over
+
+
+def test_a_refitted_champion_is_scored_only_after_its_training_data(
+        workspace: dict, tmp_path: Path) -> None:
+    """The champion, refitted through a week before the new version's data end, saw the first
+    of the new version's two validation weeks: only the last week is compared."""
+    config = _own_store(tmp_path)
+    rows = workspace["frame"][workspace["frame"]["region"] == "CAL"]
+    last = rows.loc[rows["demand_mwh"].notna(), "period_utc"].max()
+    week_ago = last - pd.Timedelta(weeks=1)
+    old = train_region(rows[rows["period_utc"] <= week_ago], SHORT)
+    assert old.fit_end == old.validation_end  # refitted on its validation weeks
+    first = log_and_register(old, config)
+    new = train_region(rows, SHORT)
+    assert new.train_end < old.fit_end  # the windows overlap
+    second = log_and_register(new, config)
+    after = new.validation[new.validation["period_utc"] >= pd.Timestamp(old.fit_end)]
+    assert second.compared_hours == len(after) == 168
+    with tracking(config):
+        champion = mlflow.pyfunc.load_model(f"models:/demand-CAL/{first.version}")
+    inputs = model_inputs(new.validation_features.loc[after.index], new.feature_columns)
+    champion_mdape = compare(after.assign(
+        forecast_mwh=champion.predict(inputs)["forecast_mwh"].to_numpy()))["model"]["mdape"]
+    assert second.previous_mdape == pytest.approx(champion_mdape)
+    assert second.mdape == pytest.approx(compare(after)["model"]["mdape"])
+    # The champion's model again: no validation hour after its own data, so no claim to it.
+    again = log_and_register(new if second.alias == CHAMPION else old, config)
+    assert (again.compared_hours, again.alias) == (0, CHALLENGER)
+    assert "no validation hour" in again.decision
 
 
 def _asset_resources(workspace: dict, store: str) -> dict:

@@ -176,9 +176,11 @@ def backtest_section(bt: pd.DataFrame) -> None:
 def weather_section(region: str, frame: pd.DataFrame, interactive: bool) -> None:
     st.subheader("Weather: temperature vs demand")
     if frame.empty:
-        st.info(f"No weather for {region} in this range (the bundled stations cover CAL, CAR, "
-                "CENT, MIDA, MIDW, NW, TEN, TEX and US48).")
+        st.info(f"No weather for {region} in this range: materialise raw_weather and "
+                "weather_features for it, or add stations or points to its catalogue entry "
+                "(electricity_assets/regions.py).")
         return
+    st.caption(queries.weather_provenance(region))
     if interactive:
         st.plotly_chart(charts.weather_chart(frame), width="stretch")
     else:
@@ -196,7 +198,9 @@ def model_card_section(card: queries.ModelCard) -> None:
     cols[2].metric("Trained at (UTC)", f"{card.trained_at:%Y-%m-%d %H:%M}"
                    if card.trained_at else ui.MISSING)
     if card.metrics:
-        st.markdown("**Validation (the last 2 weeks before the training cut-off): model vs EIA "
+        weeks = card.metrics.get("val_weeks", 2)
+        st.markdown(f"**Validation (the last {weeks:g} weeks before the training cut-off, "
+                    "forecast by the early-stopped model before its refit on them): model vs EIA "
                     "DF vs seasonal naive**")
         st.table(queries.validation_table(card.metrics).style.format(
             precision=2, thousands=",", na_rep=ui.MISSING))

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from electricity_assets import quality, storage
 from electricity_assets.assets.metadata import column_schema
-from electricity_assets.features import model_frame
+from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START
 from electricity_assets.resources import ElectricityDuckDB
 
@@ -57,8 +57,10 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastBacktes
         start = (end - timedelta(days=config.history_days + 7 * config.weeks)
                  if config.history_days else
                  datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
-        frame = model_frame(conn, start, end)
-    result = backtest.run_backtest(frame, weeks=config.weeks, refit_weeks=config.refit_weeks)
+        # Weather as a day-ahead forecast would have it: the scores are ex-ante.
+        frame = with_forecast_weather(conn, model_frame(conn, start, end))
+    result = backtest.run_backtest(frame, weeks=config.weeks, refit_weeks=config.refit_weeks,
+                                   workers=backtest.available_cores())
     for region, reason in result.failed.items():
         context.log.warning(f"{region}: no backtest - {reason}")
     if not len(result.summary):

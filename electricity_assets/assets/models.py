@@ -54,10 +54,11 @@ def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, dateti
     owners=OWNERS,
     description=(
         "One LightGBM model per region (demand / recent-level ratio target; lags >= 24 h, "
-        "calendar, weather where the region has it), time-ordered split with the last 2 weeks "
-        "for early stopping and conformal P10/P90. Logged to MLflow and registered as "
-        "demand-<REGION>; a version becomes `champion` only if it beats the current champion "
-        "on the same validation hours, otherwise `challenger`."
+        "calendar, weather where the region has it), time-ordered split with the last 4 weeks "
+        "for early stopping and conformal P10/P90, then refitted on all hours. Logged to MLflow "
+        "and registered as demand-<REGION>; a version becomes `champion` only if it beats the "
+        "current champion on the validation hours after the champion's training data, "
+        "otherwise `challenger`."
     ),
 )
 def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfig,

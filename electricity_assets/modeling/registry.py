@@ -1,7 +1,11 @@
 """MLflow tracking and registry: one run per region, `demand-<REGION>` with champion/challenger.
 
 A new version takes the `champion` alias only when its validation median APE beats the current
-champion re-scored on the same (new) validation hours; otherwise it is the `challenger`.
+champion re-scored on the same hours: the new version's validation hours after the champion's
+`fit_end` (the end of the hours its trees were fitted on). A champion refitted on its own
+validation weeks has seen the start of the new version's validation window; scoring it there would
+flatter it. The new version is scored there with its early-stopped model, which never saw them.
+With no such hour the new version cannot show it is better and stays `challenger`.
 Aliases, never the deprecated registry stages.
 """
 
@@ -12,7 +16,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,17 +72,21 @@ class Registration:
     alias: str                   # champion | challenger
     run_id: str
     run_url: str
-    mdape: float                 # the new version on its validation hours
+    mdape: float                 # the new version on the compared hours (all if first)
     previous_version: str | None
     previous_mdape: float | None  # the previous champion on the same hours
+    compared_hours: int = 0       # hours scored for both (0: none after the champion's fit_end)
 
     @property
     def decision(self) -> str:
         if self.previous_version is None:
             return "champion (first version)"
+        if not self.compared_hours:
+            return (f"{self.alias}: no validation hour after v{self.previous_version}'s "
+                    "training data to compare on")
         verb = "beats" if self.alias == CHAMPION else "does not beat"
         return (f"{self.alias}: {self.mdape:.2f} % {verb} v{self.previous_version} "
-                f"({self.previous_mdape:.2f} %)")
+                f"({self.previous_mdape:.2f} %) on {self.compared_hours} hours")
 
 
 def model_name(region: str) -> str:
@@ -143,8 +151,20 @@ def _flat_metrics(model: RegionModel) -> dict[str, float]:
             if metric != "hours" and pd.notna(value):
                 metrics[f"val_{who}_{metric}"] = float(value)
     metrics["val_hours"] = float(model.metrics["model"]["hours"])
+    metrics["val_weeks"] = (model.validation_end - model.train_end) / timedelta(weeks=1)
     metrics["best_iteration"] = float(model.best_iteration)
+    metrics.update(weather_importance(model))
     return metrics
+
+
+def weather_importance(model: RegionModel) -> dict[str, float]:
+    """How much the deployed trees lean on weather: the weather inputs given to the model and
+    their share (%) of the total split gain (0 for a model without weather)."""
+    gain = pd.Series(model.booster.feature_importance("gain"), index=model.feature_columns)
+    weather = [c for c in model.feature_columns if c in WEATHER_FEATURE_COLUMNS]
+    total = float(gain.sum())
+    return {"weather_inputs": float(len(weather)),
+            "weather_gain_pct": float(gain[weather].sum() / total * 100) if total else 0.0}
 
 
 def _params(model: RegionModel) -> dict[str, str]:
@@ -157,8 +177,10 @@ def _params(model: RegionModel) -> dict[str, str]:
         "train_start": model.train_start.isoformat(),
         "train_end": model.train_end.isoformat(),
         "validation_end": model.validation_end.isoformat(),
+        "fit_end": model.fit_end.isoformat(),
+        "refit_on_validation": str(model.config.refit),
         "train_hours": str(model.train_hours),
-        "validation_weeks": str(model.config.validation_weeks),
+        "validation_weeks": f"{(model.validation_end - model.train_end) / timedelta(weeks=1):g}",
         "n_features": str(len(model.feature_columns)),
         "uses_weather": str(any(c in WEATHER_FEATURE_COLUMNS for c in model.feature_columns)),
     })
@@ -193,43 +215,80 @@ def log_and_register(model: RegionModel, config: MlflowConfig,
             )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
-        mdape = validation_score(model)
-        wins = previous is None or mdape < previous[1]
+        if previous is None:
+            mdape, hours, wins = validation_score(model), 0, True
+        else:
+            mdape = validation_score(model, since=previous.fit_end)
+            hours = compared_hours(model, previous.fit_end)
+            wins = hours > 0 and mdape < previous.mdape
         alias = CHAMPION if wins else CHALLENGER
         client.set_registered_model_alias(name, alias, version)
-        client.set_model_version_tag(name, version, "validation_mdape", f"{mdape:.3f}")
+        client.set_model_version_tag(name, version, "validation_mdape",
+                                     f"{validation_score(model):.3f}")
         if previous is not None:
             client.set_model_version_tag(
                 name, version, "champion_comparison",
-                f"v{version} {mdape:.3f} % vs v{previous[0]} {previous[1]:.3f} % on the same hours")
+                f"v{version} {mdape:.3f} % vs v{previous.version} {previous.mdape:.3f} % on the "
+                f"{hours} validation hours after v{previous.version}'s training data")
     registration = Registration(
         region=model.region, model_name=name, version=version, alias=alias, run_id=run_id,
         run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{run_id}",
-        mdape=mdape, previous_version=None if previous is None else previous[0],
-        previous_mdape=None if previous is None else previous[1],
+        mdape=mdape, previous_version=None if previous is None else previous.version,
+        previous_mdape=None if previous is None else previous.mdape, compared_hours=hours,
     )
     logger.info("%s v%s: %s", name, version, registration.decision)
     return registration
 
 
+class ChampionScore(NamedTuple):
+    version: str
+    mdape: float                # on the new model's validation hours from fit_end on
+    fit_end: datetime | None    # end of the hours the champion's trees were fitted on
+
+
+def _fit_end(params: dict[str, str]) -> datetime | None:
+    """End of the hours a version's trees saw: `fit_end`, else (older versions) the end of its
+    validation hours, which early stopping looked at."""
+    text = params.get("fit_end") or params.get("validation_end")
+    return datetime.fromisoformat(text) if text else None
+
+
 def _score_champion(client: MlflowClient, model: RegionModel, inputs: pd.DataFrame
-                    ) -> tuple[str, float] | None:
+                    ) -> ChampionScore | None:
     try:
         version = client.get_model_version_by_alias(model_name(model.region), CHAMPION)
     except MlflowException:
         return None  # no registered model or no champion yet
+    fit_end = _fit_end(client.get_run(version.run_id).data.params)
     champion = mlflow.pyfunc.load_model(champion_uri(model.region))
     predicted = champion.predict(inputs)["forecast_mwh"].to_numpy()
-    return str(version.version), validation_score(model, predicted)
+    return ChampionScore(str(version.version), validation_score(model, predicted, fit_end),
+                         fit_end)
 
 
-def validation_score(model: RegionModel, forecast_mwh: np.ndarray | None = None) -> float:
+def _scored_hours(model: RegionModel, since: datetime | None) -> pd.Series:
+    validation = model.validation
+    if since is None:
+        return pd.Series(True, index=validation.index)
+    return validation["period_utc"] >= pd.Timestamp(since)
+
+
+def compared_hours(model: RegionModel, since: datetime | None) -> int:
+    """Validation hours from `since` on that the decision metric counts."""
+    rows = model.validation[_scored_hours(model, since)]
+    return int(compare(rows)["model"]["hours"]) if len(rows) else 0
+
+
+def validation_score(model: RegionModel, forecast_mwh: np.ndarray | None = None,
+                     since: datetime | None = None) -> float:
     """The decision metric of `forecast_mwh` (default: the model's own) on the model's validation
-    hours, by the one rule of `metrics.compare`, so new model and champion share every hour."""
+    hours from `since` on, by the one rule of `metrics.compare`, so new model and champion
+    share every hour (NaN when there is none)."""
     validation = model.validation
     if forecast_mwh is not None:
         validation = validation.assign(forecast_mwh=forecast_mwh)
-    return compare(validation)["model"][DECISION_METRIC]
+    validation = validation[_scored_hours(model, since)]
+    return compare(validation)["model"][DECISION_METRIC] if len(validation) else float("nan")
 
 
 class Champion(NamedTuple):

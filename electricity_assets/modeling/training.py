@@ -57,7 +57,10 @@ class InsufficientDataError(ValueError):
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    validation_weeks: int = 2
+    # Four weeks: the conformal residuals then span several weeks' weather and level errors; with
+    # two, a calm fortnight left the interval too narrow for the weeks after it (P10-P90 held
+    # 73-77 % of backtest hours instead of 80 %).
+    validation_weeks: int = 4
     # Fit on the weather as known at issue time (simulated forecast error) rather than on
     # observations: the trees then lean on temperature as much as a forecast of it deserves. On
     # four 4-week windows x 6 regions: ex-ante mean MdAPE 2.90 vs 2.92, and 3x fewer trees.
@@ -66,6 +69,11 @@ class TrainingConfig:
     min_validation_hours: int = 24 * 3
     num_boost_round: int = 2000
     early_stopping_rounds: int = 50
+    # After early stopping, refit on training + validation hours with as many rounds per hour
+    # (best_iteration x all / training hours): the deployed trees then know the latest weeks.
+    # The interval and validation metrics stay those of the early-stopped model, which never saw
+    # the validation hours. Four-season backtests: mean median APE 2.79 -> 2.72 %.
+    refit: bool = True
     interval: tuple[float, float] = (0.10, 0.90)
     params: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
@@ -75,7 +83,7 @@ class RegionModel:
     """A trained model for one region, with the validation evidence that goes to MLflow."""
 
     region: str
-    booster: lgb.Booster
+    booster: lgb.Booster  # the deployed trees (after a refit: fitted on validation hours too)
     feature_columns: list[str]
     residual_low: float   # conformal ratio offsets for P10 / P90
     residual_high: float
@@ -84,12 +92,15 @@ class RegionModel:
     train_end: datetime      # exclusive; validation starts here
     validation_end: datetime  # exclusive
     train_hours: int
+    fit_end: datetime  # exclusive end of the hours `booster` was fitted on (refit: validation_end)
     validation: pd.DataFrame  # validation hours with target, forecasts, DF and naive
     validation_features: pd.DataFrame  # the same hours' model-frame rows (to re-score others)
     metrics: dict[str, dict[str, float]]
+    validation_booster: lgb.Booster | None = None  # early-stopped on, never fitted on, validation
 
     @property
     def best_iteration(self) -> int:
+        """Boosting rounds of the deployed booster (after a refit: the refit's rounds)."""
         return int(self.booster.best_iteration or self.booster.current_iteration())
 
 
@@ -165,10 +176,17 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
         raise InsufficientDataError(
             f"region {region}: no hour with both demand and 24 h-old history; "
             "materialise raw_demand and demand_features for a longer window")
-    validation_start = data["period_utc"].max() + timedelta(hours=1) - timedelta(
-        weeks=config.validation_weeks)
-    train = data[data["period_utc"] < validation_start]
-    valid = data[data["period_utc"] >= validation_start]
+    # Short histories (a new api backfill, small samples) give up validation weeks, down to
+    # one, before training weeks.
+    for weeks in range(config.validation_weeks, 0, -1):
+        validation_start = data["period_utc"].max() + timedelta(hours=1) - timedelta(weeks=weeks)
+        train = data[data["period_utc"] < validation_start]
+        valid = data[data["period_utc"] >= validation_start]
+        if len(train) >= config.min_train_hours:
+            break
+    if weeks < config.validation_weeks:
+        logger.warning("region %s: %d validation weeks instead of %d (short history)",
+                       region, weeks, config.validation_weeks)
     if len(train) < config.min_train_hours or len(valid) < config.min_validation_hours:
         raise InsufficientDataError(
             f"region {region}: {len(train)} training and {len(valid)} validation hours, need "
@@ -192,16 +210,25 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
     residuals = y_valid.to_numpy() - ratio
     low, high = (float(np.quantile(residuals, q)) for q in config.interval)
     forecasts = predict_frame(booster, features, low, high, issued)
+    validation_end = (valid["period_utc"].max() + timedelta(hours=1)).to_pydatetime()
+    fit_end = validation_start.to_pydatetime()
+    validation_booster = booster
+    if config.refit:
+        rounds = max(1, round(booster.best_iteration * len(data) / len(train)))
+        booster = lgb.train(config.params, lgb.Dataset(
+            model_inputs(pd.concat([fit_train, fit_valid]), features),
+            pd.concat([y_train, y_valid])), num_boost_round=rounds)
+        fit_end = validation_end
     evaluation = evaluation_frame(valid, forecasts)
     model = RegionModel(
         region=region, booster=booster, feature_columns=features,
         residual_low=low, residual_high=high, config=config,
         train_start=train["period_utc"].min().to_pydatetime(),
         train_end=validation_start.to_pydatetime(),
-        validation_end=(valid["period_utc"].max() + timedelta(hours=1)).to_pydatetime(),
+        validation_end=validation_end, fit_end=fit_end,
         train_hours=len(train), validation=evaluation,
         validation_features=issued.drop(columns="_scale"),
-        metrics=compare(evaluation),
+        metrics=compare(evaluation), validation_booster=validation_booster,
     )
     logger.info("region %s: %d training hours, %d rounds, validation median APE %.2f %%",
                 region, len(train), model.best_iteration, model.metrics["model"]["mdape"])
@@ -241,6 +268,9 @@ def train_global(frame: pd.DataFrame, config: TrainingConfig | None = None) -> G
     features = [*usable_features(frame, z_scores=True), REGION_FEATURE]
     y_train = train["demand_mwh"] / train["_scale"]
     y_valid = valid["demand_mwh"] / valid["_scale"]
+    valid = forecast_inputs(valid)
+    if config.fit_on_forecast_weather:
+        train = forecast_inputs(train)
     train_set = lgb.Dataset(model_inputs(train, features), y_train,
                             categorical_feature=[REGION_FEATURE])
     valid_set = lgb.Dataset(model_inputs(valid, features), y_valid, reference=train_set)
@@ -250,6 +280,11 @@ def train_global(frame: pd.DataFrame, config: TrainingConfig | None = None) -> G
                                                               verbose=False)])
     residual = y_valid - booster.predict(model_inputs(valid, features),
                                          num_iteration=booster.best_iteration)
+    if config.refit:
+        rounds = max(1, round(booster.best_iteration * len(data) / len(train)))
+        booster = lgb.train(config.params, lgb.Dataset(
+            model_inputs(pd.concat([train, valid]), features), pd.concat([y_train, y_valid]),
+            categorical_feature=[REGION_FEATURE]), num_boost_round=rounds)
     residuals = {
         r: tuple(float(np.quantile(residual[valid["region"] == r], q)) for q in config.interval)
         for r in regions if (valid["region"] == r).any()
