@@ -128,6 +128,15 @@ PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
            dg.DagsterRunStatus.STARTING]
 
 
+def _one_waiting_run(context: dg.RunStatusSensorContext, job: dg.UnresolvedAssetJobDefinition,
+                     key_prefix: str) -> dg.RunRequest | dg.SkipReason:
+    """A run of `job` after the monitored run, unless one is already waiting: it reads the
+    tables when it starts, so it covers every run finished before then."""
+    if context.instance.get_runs_count(dg.RunsFilter(job_name=job.name, statuses=PENDING)):
+        return dg.SkipReason(f"a {job.name} run is already waiting: it will see this data")
+    return dg.RunRequest(run_key=f"{key_prefix}-{context.dagster_run.run_id}")
+
+
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS, name="raw_checks_after_stream_runs",
     monitored_jobs=[stream_ingest_job], request_job=raw_checks_job,
@@ -139,11 +148,7 @@ def raw_checks_after_stream_runs(
     # Without this, stream runs leave the raw assets' checks unevaluated for their latest
     # materialisation ("0 / 4 passed" in the UI). One waiting checks run covers every stream
     # run before it starts: the checks read the whole table.
-    waiting = context.instance.get_runs_count(
-        dg.RunsFilter(job_name=raw_checks_job.name, statuses=PENDING))
-    if waiting:
-        return dg.SkipReason("a raw_checks_job run is already waiting: it will see these rows")
-    return dg.RunRequest(run_key=f"raw-checks-after-{context.dagster_run.run_id}")
+    return _one_waiting_run(context, raw_checks_job, "raw-checks-after")
 
 
 @dg.run_status_sensor(
@@ -154,9 +159,4 @@ def raw_checks_after_stream_runs(
                 "hours' forecasts (next_day_forecasts) at the data clock.")
 def next_day_after_new_data(
         context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-    # One waiting run covers every run before it starts: it reads the tables as they are then.
-    waiting = context.instance.get_runs_count(
-        dg.RunsFilter(job_name=next_day_job.name, statuses=PENDING))
-    if waiting:
-        return dg.SkipReason("a next_day_job run is already waiting: it will see this data")
-    return dg.RunRequest(run_key=f"next-day-after-{context.dagster_run.run_id}")
+    return _one_waiting_run(context, next_day_job, "next-day-after")
