@@ -171,8 +171,12 @@ def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
     its stations for start <= period_utc < end; one row per region and hour with any value."""
     ensure_exists(conn, "raw_weather", OFFSETS_SCHEMA)
     _register_members(conn)
-    values = ", ".join(f"avg(value) FILTER (WHERE variable = '{c}' AND used) AS {c}"
-                       for c in MEASURED)
+    # Summed in station order: DuckDB otherwise sums in parallel in no fixed order, and a
+    # last-bit difference in a mean can move a LightGBM split, so two runs on the same data
+    # would train different trees.
+    values = ", ".join(
+        f"avg(value ORDER BY station) FILTER (WHERE variable = '{c}' AND used) AS {c}"
+        for c in MEASURED)
     frame = conn.execute(f"""
         WITH {_long_sql("period_utc >= $start AND period_utc < $end")},
         fitted AS (SELECT DISTINCT region FROM {OFFSETS_TABLE}),
@@ -215,19 +219,20 @@ def fit_station_offsets(conn: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd
             JOIN main_source m ON m.region = s.region AND m.source = s.source
         ),
         reference AS (
-            SELECT l.region, l.period_utc, l.variable, avg(l.value) AS ref
+            SELECT l.region, l.period_utc, l.variable, avg(l.value ORDER BY l.station) AS ref
             FROM long l SEMI JOIN main_stations m ON m.region = l.region AND m.station = l.station
             GROUP BY ALL
         ),
         diff AS (
             SELECT l.region, l.station, l.variable, month(timezone('UTC', l.period_utc)) AS month,
-                   r.ref - l.value AS d
+                   l.period_utc, r.ref - l.value AS d
             FROM long l JOIN reference r USING (region, period_utc, variable)
         )
-        SELECT region, station, variable, month, avg(d) AS "offset", count(*) AS n_hours
+        SELECT region, station, variable, month, avg(d ORDER BY period_utc) AS "offset",
+               count(*) AS n_hours
         FROM diff GROUP BY ALL HAVING count(*) >= {OFFSET_MIN_HOURS}
         UNION ALL
-        SELECT region, station, variable, 0 AS month, avg(d), count(*)
+        SELECT region, station, variable, 0 AS month, avg(d ORDER BY period_utc), count(*)
         FROM diff GROUP BY region, station, variable HAVING count(*) >= {OFFSET_MIN_HOURS}
         ORDER BY ALL
     """, {"cutoff": cutoff}).df()
