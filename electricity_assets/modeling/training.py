@@ -96,7 +96,7 @@ class RegionModel:
     validation: pd.DataFrame  # validation hours with target, forecasts, DF and naive
     validation_features: pd.DataFrame  # the same hours' model-frame rows (to re-score others)
     metrics: dict[str, dict[str, float]]
-    validation_booster: lgb.Booster | None = None  # early-stopped on, never fitted on, validation
+    validation_booster: lgb.Booster  # early-stopped on, never fitted on, the validation hours
 
     @property
     def best_iteration(self) -> int:
@@ -159,6 +159,16 @@ def evaluation_frame(frame: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFra
     })
 
 
+def refit(config: TrainingConfig, early_stopped: lgb.Booster,
+          inputs: tuple[pd.DataFrame, pd.DataFrame], targets: tuple[pd.Series, pd.Series],
+          **dataset: object) -> lgb.Booster:
+    """Trees fitted on training + validation rows (`inputs`, `targets`: each in that order),
+    with the early-stopped round count scaled by all rows / training rows."""
+    rounds = max(1, round(early_stopped.best_iteration * sum(map(len, inputs)) / len(inputs[0])))
+    return lgb.train(config.params, lgb.Dataset(pd.concat(inputs), pd.concat(targets), **dataset),
+                     num_boost_round=rounds)
+
+
 def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> RegionModel:
     """Train one region's model on `frame` (one region's rows of `features.model_frame`).
 
@@ -199,8 +209,9 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
     issued = forecast_inputs(valid)
     fit_train, fit_valid = ((forecast_inputs(train), issued) if config.fit_on_forecast_weather
                             else (train, valid))
-    train_set = lgb.Dataset(model_inputs(fit_train, features), y_train, free_raw_data=True)
-    valid_set = lgb.Dataset(model_inputs(fit_valid, features), y_valid, reference=train_set)
+    x_train, x_valid = model_inputs(fit_train, features), model_inputs(fit_valid, features)
+    train_set = lgb.Dataset(x_train, y_train, free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
         config.params, train_set, num_boost_round=config.num_boost_round,
         valid_sets=[valid_set], valid_names=["validation"],
@@ -214,10 +225,7 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
     fit_end = validation_start.to_pydatetime()
     validation_booster = booster
     if config.refit:
-        rounds = max(1, round(booster.best_iteration * len(data) / len(train)))
-        booster = lgb.train(config.params, lgb.Dataset(
-            model_inputs(pd.concat([fit_train, fit_valid]), features),
-            pd.concat([y_train, y_valid])), num_boost_round=rounds)
+        booster = refit(config, booster, (x_train, x_valid), (y_train, y_valid))
         fit_end = validation_end
     evaluation = evaluation_frame(valid, forecasts)
     model = RegionModel(
@@ -271,20 +279,17 @@ def train_global(frame: pd.DataFrame, config: TrainingConfig | None = None) -> G
     valid = forecast_inputs(valid)
     if config.fit_on_forecast_weather:
         train = forecast_inputs(train)
-    train_set = lgb.Dataset(model_inputs(train, features), y_train,
-                            categorical_feature=[REGION_FEATURE])
-    valid_set = lgb.Dataset(model_inputs(valid, features), y_valid, reference=train_set)
+    x_train, x_valid = model_inputs(train, features), model_inputs(valid, features)
+    train_set = lgb.Dataset(x_train, y_train, categorical_feature=[REGION_FEATURE])
+    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
         config.params, train_set, num_boost_round=config.num_boost_round,
         valid_sets=[valid_set], callbacks=[lgb.early_stopping(config.early_stopping_rounds,
                                                               verbose=False)])
-    residual = y_valid - booster.predict(model_inputs(valid, features),
-                                         num_iteration=booster.best_iteration)
+    residual = y_valid - booster.predict(x_valid, num_iteration=booster.best_iteration)
     if config.refit:
-        rounds = max(1, round(booster.best_iteration * len(data) / len(train)))
-        booster = lgb.train(config.params, lgb.Dataset(
-            model_inputs(pd.concat([train, valid]), features), pd.concat([y_train, y_valid]),
-            categorical_feature=[REGION_FEATURE]), num_boost_round=rounds)
+        booster = refit(config, booster, (x_train, x_valid), (y_train, y_valid),
+                        categorical_feature=[REGION_FEATURE])
     residuals = {
         r: tuple(float(np.quantile(residual[valid["region"] == r], q)) for q in config.interval)
         for r in regions if (valid["region"] == r).any()
