@@ -123,6 +123,26 @@ def test_july_fourth_in_texas_is_a_holiday_and_the_friday_a_bridge_day(
     assert at(frame, "CAL", utc(2019, 7, 4, 7))["is_holiday"]
 
 
+def test_lag_day_flags_describe_the_local_day_24h_and_168h_earlier(
+        real: duckdb.DuckDBPyConnection) -> None:
+    frame = compute_demand_features(real, utc(2019, 7, 4), utc(2019, 7, 13))
+    tex = frame[frame["region"] == "TEX"].set_index("period_utc")
+    # Local July 5 (05:00Z Jul 5 .. 04:00Z Jul 6) lags July 4; 04:00Z Jul 5 is still July 4.
+    assert at(tex.reset_index(), "TEX", utc(2019, 7, 5, 5))["is_holiday_24h_ago"]
+    assert not at(tex.reset_index(), "TEX", utc(2019, 7, 5, 4))["is_holiday_24h_ago"]
+    assert at(tex.reset_index(), "TEX", utc(2019, 7, 6, 12))["is_bridge_day_24h_ago"]
+    # Monday July 8 lags Sunday; Thursday July 11 lags the holiday a week before.
+    monday = at(tex.reset_index(), "TEX", utc(2019, 7, 8, 15))
+    assert monday["is_weekend_24h_ago"] and not monday["is_weekend"]
+    assert at(tex.reset_index(), "TEX", utc(2019, 7, 11, 15))["is_holiday_168h_ago"]
+    # Every flag is the same-day flag of the hour 24 h / 168 h earlier.
+    for h in (24, 168):
+        for flag in ("is_weekend", "is_holiday", "is_bridge_day"):
+            earlier = tex[flag].shift(freq=f"{h}h").reindex(tex.index).dropna()
+            assert (tex.loc[earlier.index, f"{flag}_{h}h_ago"] == earlier.astype(bool)).all()
+            assert tex[f"{flag}_{h}h_ago"].any()
+
+
 def test_holiday_flags_observed_dates_state_holidays_and_monday_bridges() -> None:
     flags = holiday_flags(["TEX", "NOWHERE"], date(2018, 12, 20), date(2020, 7, 10))
     flags = flags.set_index(["region", "local_date"])

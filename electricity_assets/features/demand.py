@@ -23,7 +23,9 @@ dense per-region hourly grid (one row per hour, NULL where missing - so rows are
 faster than RANGE on TIMESTAMPTZ) and need at least half of their hours, else NULL.
 Calendar features describe the hour label as EIA publishes it (hour-ending) in the region's
 local time (`regions.get_region(code).timezone`, DST-correct); holidays from `holidays`
-(US federal + the region's `holiday_subdiv`) by that local date.
+(US federal + the region's `holiday_subdiv`) by that local date. `*_24h_ago` / `*_168h_ago`
+flag the day type of the local date 24 h / 168 h earlier (the days the lags come from); the
+calendar is known ahead, so they never leak.
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ CALENDAR_COLUMNS = [
     "local_hour", "hour_sin", "hour_cos", "dow_sin", "dow_cos", "doy_sin", "doy_cos",
     "is_weekend", "is_holiday", "is_federal_holiday", "is_bridge_day",
 ]
-FEATURE_COLUMNS: list[str] = LAG_COLUMNS + ROLL_COLUMNS + CALENDAR_COLUMNS
+# The day type of the hours the demand lags come from: the model predicts demand relative to
+# the level 24 h earlier, so a holiday (or bridge day) yesterday or a week ago moves that ratio
+# as much as a holiday today. Four 4-week windows, with the weather deltas
+# (`features.weather.DELTA_COLUMNS`): mean median APE 2.71 -> 2.65 %.
+LAG_DAY_HOURS = (24, 168)
+LAG_DAY_COLUMNS = [f"{flag}_{h}h_ago" for h in LAG_DAY_HOURS
+                   for flag in ("is_weekend", "is_holiday", "is_bridge_day")]
+FEATURE_COLUMNS: list[str] = LAG_COLUMNS + ROLL_COLUMNS + CALENDAR_COLUMNS + LAG_DAY_COLUMNS
 """Model inputs from this table (calendar + demand history). `df_mwh` is EIA's own forecast: a
 benchmark, deliberately not an input."""
 
@@ -70,6 +79,7 @@ COLUMNS: dict[str, str] = {
     "local_hour": "INTEGER NOT NULL",
     **{c: "DOUBLE NOT NULL" for c in CALENDAR_COLUMNS[1:7]},
     **{c: "BOOLEAN NOT NULL" for c in CALENDAR_COLUMNS[7:]},
+    **{c: "BOOLEAN NOT NULL" for c in LAG_DAY_COLUMNS},
 }
 SCHEMA = storage.Table(TABLE, storage.columns(COLUMNS, {
     "demand_mwh": "cleaned D: NULL when missing or implausible (the target)",
@@ -144,7 +154,9 @@ rolled AS (
     WINDOW {_roll_windows()}
 ),
 localised AS (
-    SELECT r.*, timezone(z.timezone, r.period_utc) AS lt
+    SELECT r.*, timezone(z.timezone, r.period_utc) AS lt,
+           {", ".join(f"timezone(z.timezone, r.period_utc - INTERVAL {h} HOUR) AS lt{h}"
+                      for h in LAG_DAY_HOURS)}
     FROM rolled r JOIN _features_tz z USING (region)
     WHERE r.period_utc >= $start
 )
@@ -152,7 +164,10 @@ SELECT l.region, l.period_utc, l.demand_mwh, l.df_mwh, l.is_implausible,
        {", ".join(f"lag{h}.demand_mwh AS lag_{h}h" for h in LAG_HOURS)},
        {", ".join(ROLL_COLUMNS)},
        {CALENDAR_SQL},
-       h.is_holiday, h.is_federal_holiday, h.is_bridge_day
+       h.is_holiday, h.is_federal_holiday, h.is_bridge_day,
+       {", ".join(f"isodow(l.lt{h}) >= 6 AS is_weekend_{h}h_ago, "
+                  f"h{h}.is_holiday AS is_holiday_{h}h_ago, "
+                  f"h{h}.is_bridge_day AS is_bridge_day_{h}h_ago" for h in LAG_DAY_HOURS)}
 FROM localised l
 {" ".join(
     f"LEFT JOIN clean lag{h} ON lag{h}.region = l.region "
@@ -160,6 +175,11 @@ FROM localised l
     for h in LAG_HOURS
 )}
 JOIN _features_holidays h ON h.region = l.region AND h.local_date = CAST(l.lt AS DATE)
+{" ".join(
+    f"JOIN _features_holidays h{h} ON h{h}.region = l.region "
+    f"AND h{h}.local_date = CAST(l.lt{h} AS DATE)"
+    for h in LAG_DAY_HOURS
+)}
 ORDER BY l.region, l.period_utc
 """
 
@@ -181,7 +201,7 @@ def compute_demand_features(conn: duckdb.DuckDBPyConnection, start: datetime,
                + timedelta(hours=FORECAST_HORIZON_HOURS + 1))
     if first >= last:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    holidays = holiday_flags(regions, (first - timedelta(days=1)).date(),
+    holidays = holiday_flags(regions, (first - timedelta(hours=max(LAG_DAY_HOURS), days=1)).date(),
                              (last + timedelta(days=1)).date())
     conn.register("_features_tz", region_timezones(regions))
     conn.register("_features_holidays", holidays)

@@ -23,7 +23,9 @@ products with the local hour's sin/cos (heating and cooling load depend on the t
 heat index, temperature lags 1-72 h, trailing 24 h mean/max/min, trailing 72 h / 168 h means and
 exponentially weighted means with time constants of 1 day, 1 week and 1 month (the "recency
 effect"): each is a fixed trailing kernel of 3 time constants (at most 90 days), so the same hour
-gets the same value whatever window is materialised.
+gets the same value whatever window is materialised. Day-on-day changes (`DELTA_COLUMNS`: the
+temperature, degree hours and 24 h mean against 24 h earlier) say directly how the weather moves
+the ratio of demand to its level 24 h earlier, which the model predicts.
 
 **Normalisation** (no leakage): z-scores use per-region mean / std of the derived series before
 a cut-off (`weather_normalisation`), fitted together with the station offsets. They are fitted
@@ -81,7 +83,12 @@ TEMP_COLUMNS = [
     "temp_roll24_max", "temp_roll24_min", "dewpoint_roll24_mean",
     *(f"temp_ewm_{h}h" for h in EWM_HOURS),
 ]
-WEATHER_FEATURE_COLUMNS: list[str] = [*MEASURED, *DERIVED, *TEMP_COLUMNS, *Z_COLUMNS.values()]
+# The model predicts demand relative to demand 24 h earlier, so how much warmer or colder hour t
+# is than 24 h before explains that ratio in one split. Four 4-week windows, with the lag-day
+# flags (`features.demand.LAG_DAY_COLUMNS`): mean median APE 2.71 -> 2.65 %.
+DELTA_COLUMNS = ["temp_delta_24h", "cdh_delta_24h", "hdh_delta_24h", "temp_roll24_delta_24h"]
+WEATHER_FEATURE_COLUMNS: list[str] = [*MEASURED, *DERIVED, *TEMP_COLUMNS, *DELTA_COLUMNS,
+                                      *Z_COLUMNS.values()]
 """Model inputs from this table; all NULL for regions without weather."""
 OBSERVED_AT_ISSUE = [f"temp_lag_{h}h" for h in TEMP_LAG_HOURS if h >= 24]
 """Inputs known when a 24-hour-ahead forecast is issued (observations, never forecasts)."""
@@ -291,10 +298,20 @@ def _one_region(rows: pd.DataFrame, region: str) -> pd.DataFrame:
     out["dewpoint_roll24_mean"] = out["dewpoint_c"].rolling(24, min_periods=1).mean()
     for h in EWM_HOURS:
         out[f"temp_ewm_{h}h"] = _exp_mean(t.to_numpy(dtype=float), h)
+    out["temp_roll24_delta_24h"] = out["temp_roll24_mean"] - out["temp_roll24_mean"].shift(24)
+    _add_deltas(out)
     for column in ("weather_stations", "weather_source"):
         out[column] = w[column] if column in w else np.nan
     present = w[list(MEASURED)].notna().any(axis=1)
     return out[present].reset_index().assign(region=region)
+
+
+def _add_deltas(out: pd.DataFrame) -> None:
+    """The day-on-day changes that derive from the value at t and the one 24 h earlier."""
+    t, before = out["temperature_c"], out["temp_lag_24h"]
+    out["temp_delta_24h"] = t - before
+    out["cdh_delta_24h"] = out["cdh"] - (before - BASE_TEMPERATURE_C).clip(lower=0)
+    out["hdh_delta_24h"] = out["hdh"] - (BASE_TEMPERATURE_C - before).clip(lower=0)
 
 
 def weather_feature_frame(series: pd.DataFrame, start: datetime,
@@ -486,6 +503,10 @@ def forecast_weather_features(series: pd.DataFrame, errors: pd.DataFrame, start:
     forecast = forecast.set_index(keys)
     observed = observed.set_index(keys)
     forecast[OBSERVED_AT_ISSUE] = observed[OBSERVED_AT_ISSUE]
+    # Changes against 24 h earlier: the forecast value at t minus the observed one at t - 24 h.
+    _add_deltas(forecast)
+    observed_day_before = observed["temp_roll24_mean"] - observed["temp_roll24_delta_24h"]
+    forecast["temp_roll24_delta_24h"] = forecast["temp_roll24_mean"] - observed_day_before
     shares = pd.concat([
         _horizon_share(rows, errors[errors["region"] == region]).assign(region=region)
         for region, rows in series.groupby("region") if len(rows)
