@@ -91,10 +91,64 @@ def test_forecast_ignores_the_target_and_eia_forecast(frame: pd.DataFrame) -> No
     model = train_region(rows)
     args = (model.booster, model.feature_columns, model.residual_low, model.residual_high)
     tampered = rows.assign(demand_mwh=rows["demand_mwh"] * 3, df_mwh=1.0)
-    pd.testing.assert_frame_equal(predict_frame(*args, rows), predict_frame(*args, tampered))
-    out = predict_frame(*args, rows).dropna()
+    pd.testing.assert_frame_equal(predict_frame(*args, rows, model.spread_typical),
+                                  predict_frame(*args, tampered, model.spread_typical))
+    out = predict_frame(*args, rows, model.spread_typical).dropna()
     assert (out["p10_mwh"] <= out["forecast_mwh"]).all()
     assert (out["forecast_mwh"] <= out["p90_mwh"]).all()
+
+
+def test_interval_width_follows_the_weekly_spread_of_demand(frame: pd.DataFrame) -> None:
+    """The conformal offsets are in units of last week's relative spread: hours whose demand
+    swung twice as much get a band twice as wide (relative to the level); an hour without a
+    known spread gets the validation weeks' typical one."""
+    rows = frame[frame["region"] == "CAL"]
+    model = train_region(rows)
+    assert model.spread_typical is not None and 0 < model.spread_typical < 1
+    args = (model.booster, model.feature_columns, model.residual_low, model.residual_high)
+    sample = rows.dropna(subset=["lag_24h", "roll168_std", "roll168_mean"]).tail(48)
+    factor = np.tile([1.0, 2.0], len(sample) // 2)  # every other hour swung twice as much
+    swinging = sample.assign(roll168_std=sample["roll168_std"] * factor)
+    unknown = sample.assign(roll168_std=np.nan)
+
+    def relative_width(part: pd.DataFrame) -> np.ndarray:
+        out = predict_frame(*args, part, model.spread_typical)
+        return ((out["p90_mwh"] - out["p10_mwh"]) / part["lag_24h"]).to_numpy()
+
+    np.testing.assert_allclose(relative_width(swinging), factor * relative_width(sample),
+                               rtol=1e-9)
+    np.testing.assert_allclose(relative_width(unknown), (model.residual_high - model.residual_low)
+                               * model.spread_typical, rtol=1e-9)
+    # Within the validation weeks the band still holds ~80 % of hours (split-conformal).
+    assert 75 <= model.metrics["model"]["coverage_p10_p90"] <= 85
+    # Off: plain ratio offsets, the same width for every hour.
+    plain = train_region(rows, TrainingConfig(interval_spread=False))
+    assert plain.spread_typical is None
+    width = predict_frame(plain.booster, plain.feature_columns, plain.residual_low,
+                          plain.residual_high, swinging)
+    np.testing.assert_allclose(((width["p90_mwh"] - width["p10_mwh"]) / swinging["lag_24h"]),
+                               plain.residual_high - plain.residual_low, rtol=1e-9)
+
+
+def test_registered_model_keeps_its_interval_and_older_pickles_keep_theirs(
+        frame: pd.DataFrame) -> None:
+    """The pyfunc predicts the spread-scaled band; a version pickled before the spread existed
+    (no attribute) still reads its offsets as plain ratio units."""
+    import pickle
+
+    from electricity_assets.modeling.pyfunc import DemandForecaster
+
+    rows = frame[frame["region"] == "CAL"].tail(24 * 7)
+    model = train_region(frame[frame["region"] == "CAL"])
+    args = (model.booster, model.feature_columns, model.residual_low, model.residual_high)
+    forecaster = pickle.loads(pickle.dumps(DemandForecaster.from_region_model(model)))
+    pd.testing.assert_frame_equal(forecaster.predict(None, rows).set_axis(rows.index),
+                                  predict_frame(*args, rows, model.spread_typical))
+    old_state = {k: v for k, v in forecaster.__getstate__().items() if k != "spread_typical"}
+    old = DemandForecaster.__new__(DemandForecaster)
+    old.__dict__.update(old_state)
+    pd.testing.assert_frame_equal(old.predict(None, rows).set_axis(rows.index),
+                                  predict_frame(*args, rows))
 
 
 def test_too_little_data_fails_that_region_only(frame: pd.DataFrame,

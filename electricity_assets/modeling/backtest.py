@@ -92,8 +92,8 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
             raise InsufficientDataError(f"no data before the origin {origin:%Y-%m-%d %H:%M}")
         model = train_region(history, config)
         fitted = (model.booster, model.feature_columns, model.residual_low, model.residual_high)
-        exante = predict_frame(*fitted, forecast_inputs(rows))
-        expost = predict_frame(*fitted, rows)
+        exante = predict_frame(*fitted, forecast_inputs(rows), model.spread_typical)
+        expost = predict_frame(*fitted, rows, model.spread_typical)
         parts.append(evaluation_frame(rows, exante).assign(
             origin=origin, forecast_expost_mwh=expost["forecast_mwh"]))
     return pd.concat(parts, ignore_index=True)

@@ -18,18 +18,20 @@ class DemandForecaster(mlflow.pyfunc.PythonModel):
     """Pickled with the booster as text (LightGBM's own stable format)."""
 
     def __init__(self, model_text: str, feature_columns: list[str], residual_low: float,
-                 residual_high: float, region: str) -> None:
+                 residual_high: float, region: str, spread_typical: float | None = None) -> None:
         self.model_text = model_text
         self.feature_columns = list(feature_columns)
         self.residual_low = residual_low
         self.residual_high = residual_high
         self.region = region
+        self.spread_typical = spread_typical
         self._booster: lgb.Booster | None = None
 
     @classmethod
     def from_region_model(cls, model: RegionModel) -> DemandForecaster:
         return cls(model.booster.model_to_string(num_iteration=model.best_iteration),
-                   model.feature_columns, model.residual_low, model.residual_high, model.region)
+                   model.feature_columns, model.residual_low, model.residual_high, model.region,
+                   model.spread_typical)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -44,5 +46,7 @@ class DemandForecaster(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
         frame = pd.DataFrame(model_input).reset_index(drop=True)
+        # Versions registered before the spread-scaled interval unpickle without the attribute:
+        # their offsets are plain ratio units.
         return predict_frame(self.booster, self.feature_columns, self.residual_low,
-                             self.residual_high, frame)
+                             self.residual_high, frame, getattr(self, "spread_typical", None))

@@ -173,7 +173,9 @@ def _params(model: RegionModel) -> dict[str, str]:
         "region": model.region,
         "target": "demand_mwh / first non-null of (lag_24h, roll24_mean, roll168_mean)",
         "interval": "split-conformal ratio residuals "
-                    f"q{model.config.interval[0]:.2f}/q{model.config.interval[1]:.2f}",
+                    f"q{model.config.interval[0]:.2f}/q{model.config.interval[1]:.2f}"
+                    + (" in units of the weekly spread (roll168_std / roll168_mean), typical "
+                       f"{model.spread_typical:.4f}" if model.spread_typical is not None else ""),
         "train_start": model.train_start.isoformat(),
         "train_end": model.train_end.isoformat(),
         "validation_end": model.validation_end.isoformat(),

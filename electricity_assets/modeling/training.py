@@ -8,8 +8,14 @@ the mean median APE was 3.4 % with the ratio to lag_24h against 3.6 % with the r
 mean; training on all history instead of 2 years helped more than any hyper-parameter tried.
 
 P10/P90 are split-conformal: quantiles of the ratio residuals on the validation weeks, which the
-model never trained on, added to the point forecast. One model per region instead of three. Where
-the frame carries the weather as known at each forecast's issue time
+model never trained on, added to the point forecast. One model per region instead of three. The
+residuals are measured in units of the hour's spread (`spread_of`: the relative standard
+deviation of demand over the trailing week, known at t-24h), so the band widens when demand
+swings more (a heat wave, winter peaks) and narrows in mild weeks instead of carrying the
+validation weeks' width into a different season. Eight-week backtests with weekly refits on four
+windows: P10-P90 coverage per window 77.4/74.8/74.9/80.2 % -> 78.6/76.6/78.4/80.5 % (80 % nominal).
+
+Where the frame carries the weather as known at each forecast's issue time
 (`features.with_forecast_weather`: observations up to t - 24 h, simulated forecast error after),
 the trees are fitted on it and the validation forecasts (interval, metrics, the champion
 comparison) use it, so the interval reflects the weather forecast error a real 24-hour-ahead
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 SCALE_COLUMNS = ("lag_24h", "roll24_mean", "roll168_mean")  # first non-null is the level
 NAIVE_COLUMN = "lag_168h"  # seasonal-naive: same hour last week
+SPREAD_COLUMNS = ("roll168_std", "roll168_mean")  # the interval's unit: std / mean of last week
 
 DEFAULT_PARAMS: dict[str, object] = {
     "objective": "l1",  # median regression: robust to the glitches the cleaning rule misses
@@ -75,6 +82,8 @@ class TrainingConfig:
     # the validation hours. Four-season backtests: mean median APE 2.79 -> 2.72 %.
     refit: bool = True
     interval: tuple[float, float] = (0.10, 0.90)
+    # Conformal residuals in units of each hour's spread (`spread_of`) rather than of the ratio.
+    interval_spread: bool = True
     params: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
 
 
@@ -85,7 +94,7 @@ class RegionModel:
     region: str
     booster: lgb.Booster  # the deployed trees (after a refit: fitted on validation hours too)
     feature_columns: list[str]
-    residual_low: float   # conformal ratio offsets for P10 / P90
+    residual_low: float   # conformal offsets for P10 / P90 (ratio units x spread, see below)
     residual_high: float
     config: TrainingConfig
     train_start: datetime
@@ -97,6 +106,9 @@ class RegionModel:
     validation_features: pd.DataFrame  # the same hours' model-frame rows (to re-score others)
     metrics: dict[str, dict[str, float]]
     validation_booster: lgb.Booster  # early-stopped on, never fitted on, the validation hours
+    # Median spread of the validation hours, used for an hour whose spread is unknown; None: the
+    # offsets are plain ratio units (`TrainingConfig.interval_spread` off, or no spread known).
+    spread_typical: float | None = None
 
     @property
     def best_iteration(self) -> int:
@@ -111,6 +123,22 @@ def scale_of(frame: pd.DataFrame) -> pd.Series:
         if column in frame:
             scale = scale.fillna(pd.to_numeric(frame[column], errors="coerce"))
     return scale.where(scale > 0)
+
+
+def spread_of(frame: pd.DataFrame) -> pd.Series:
+    """Relative spread of demand over the trailing week (std / mean of t-191h..t-24h): the unit
+    of the conformal offsets. NaN where unknown."""
+    std, mean = (pd.to_numeric(frame[c], errors="coerce") if c in frame
+                 else pd.Series(np.nan, index=frame.index) for c in SPREAD_COLUMNS)
+    spread = std / mean
+    return spread.where(spread > 0)
+
+
+def interval_unit(frame: pd.DataFrame, spread_typical: float | None) -> np.ndarray:
+    """Per row: what the conformal offsets are multiplied by (1 for plain ratio offsets)."""
+    if spread_typical is None:
+        return np.ones(len(frame))
+    return spread_of(frame).fillna(spread_typical).to_numpy()
 
 
 def model_inputs(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame:
@@ -135,15 +163,18 @@ def usable_features(frame: pd.DataFrame, z_scores: bool = False) -> list[str]:
 
 
 def predict_frame(booster: lgb.Booster, feature_columns: list[str], residual_low: float,
-                  residual_high: float, frame: pd.DataFrame) -> pd.DataFrame:
-    """forecast_mwh, p10_mwh, p90_mwh for each row of `frame` (NaN without a known level)."""
+                  residual_high: float, frame: pd.DataFrame,
+                  spread_typical: float | None = None) -> pd.DataFrame:
+    """forecast_mwh, p10_mwh, p90_mwh for each row of `frame` (NaN without a known level).
+    `spread_typical` None: the offsets are in ratio units, else in units of `spread_of`."""
     scale = scale_of(frame).to_numpy()
+    unit = interval_unit(frame, spread_typical)
     ratio = booster.predict(model_inputs(frame, feature_columns),
                             num_iteration=booster.best_iteration or None)
     return pd.DataFrame({
         "forecast_mwh": ratio * scale,
-        "p10_mwh": (ratio + residual_low) * scale,
-        "p90_mwh": (ratio + residual_high) * scale,
+        "p10_mwh": (ratio + residual_low * unit) * scale,
+        "p90_mwh": (ratio + residual_high * unit) * scale,
     }, index=frame.index)
 
 
@@ -218,9 +249,12 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )
     ratio = booster.predict(model_inputs(issued, features), num_iteration=booster.best_iteration)
-    residuals = y_valid.to_numpy() - ratio
+    spread = spread_of(issued)
+    spread_typical = (float(spread.median()) if config.interval_spread and spread.notna().any()
+                      else None)
+    residuals = (y_valid.to_numpy() - ratio) / interval_unit(issued, spread_typical)
     low, high = (float(np.quantile(residuals, q)) for q in config.interval)
-    forecasts = predict_frame(booster, features, low, high, issued)
+    forecasts = predict_frame(booster, features, low, high, issued, spread_typical)
     validation_end = (valid["period_utc"].max() + timedelta(hours=1)).to_pydatetime()
     fit_end = validation_start.to_pydatetime()
     validation_booster = booster
@@ -237,6 +271,7 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
         train_hours=len(train), validation=evaluation,
         validation_features=issued.drop(columns="_scale"),
         metrics=compare(evaluation), validation_booster=validation_booster,
+        spread_typical=spread_typical,
     )
     logger.info("region %s: %d training hours, %d rounds, validation median APE %.2f %%",
                 region, len(train), model.best_iteration, model.metrics["model"]["mdape"])
