@@ -143,6 +143,25 @@ def test_lag_day_flags_describe_the_local_day_24h_and_168h_earlier(
             assert tex[f"{flag}_{h}h_ago"].any()
 
 
+def test_a_table_from_before_the_lag_day_flags_gains_them(
+        real: duckdb.DuckDBPyConnection) -> None:
+    """An existing `demand_features` (older version) takes the new columns on the next write,
+    and the rows written then carry the flags."""
+    from electricity_assets import storage
+    from electricity_assets.features.demand import LAG_DAY_COLUMNS, SCHEMA
+
+    old = [c for c in SCHEMA.columns if c.name not in LAG_DAY_COLUMNS]
+    real.execute("DROP TABLE IF EXISTS demand_features")
+    real.execute(f"CREATE TABLE demand_features ({storage.Table(SCHEMA.name, tuple(old)).ddl()})")
+    start, end = utc(2019, 7, 4), utc(2019, 7, 13)
+    written = storage.replace_window(real, SCHEMA, compute_demand_features(real, start, end),
+                                     start, end)
+    stored = real.execute("SELECT * FROM demand_features WHERE region = 'TEX'").df()
+    assert written > 0 and set(LAG_DAY_COLUMNS) <= set(stored.columns)
+    assert stored["is_holiday_24h_ago"].sum() == 24  # local July 5 lags July 4
+    real.execute("DROP TABLE demand_features")
+
+
 def test_holiday_flags_observed_dates_state_holidays_and_monday_bridges() -> None:
     flags = holiday_flags(["TEX", "NOWHERE"], date(2018, 12, 20), date(2020, 7, 10))
     flags = flags.set_index(["region", "local_date"])

@@ -79,7 +79,8 @@ COLUMNS: dict[str, str] = {
     "local_hour": "INTEGER NOT NULL",
     **{c: "DOUBLE NOT NULL" for c in CALENDAR_COLUMNS[1:7]},
     **{c: "BOOLEAN NOT NULL" for c in CALENDAR_COLUMNS[7:]},
-    **{c: "BOOLEAN NOT NULL" for c in LAG_DAY_COLUMNS},
+    # Nullable: a table from before these columns gains them (NULL until re-materialised).
+    **{c: "BOOLEAN" for c in LAG_DAY_COLUMNS},
 }
 SCHEMA = storage.Table(TABLE, storage.columns(COLUMNS, {
     "demand_mwh": "cleaned D: NULL when missing or implausible (the target)",
