@@ -167,15 +167,20 @@ def predict_frame(booster: lgb.Booster, feature_columns: list[str], residual_low
                   spread_typical: float | None = None) -> pd.DataFrame:
     """forecast_mwh, p10_mwh, p90_mwh for each row of `frame` (NaN without a known level).
     `spread_typical` None: the offsets are in ratio units, else in units of `spread_of`."""
-    scale = scale_of(frame).to_numpy()
-    unit = interval_unit(frame, spread_typical)
     ratio = booster.predict(model_inputs(frame, feature_columns),
                             num_iteration=booster.best_iteration or None)
+    return _in_mwh(ratio, scale_of(frame).to_numpy(), interval_unit(frame, spread_typical),
+                   residual_low, residual_high, frame.index)
+
+
+def _in_mwh(ratio: np.ndarray, scale: np.ndarray, unit: np.ndarray, residual_low: float,
+            residual_high: float, index: pd.Index) -> pd.DataFrame:
+    """forecast_mwh, p10_mwh, p90_mwh from predicted ratios, their levels and interval units."""
     return pd.DataFrame({
         "forecast_mwh": ratio * scale,
         "p10_mwh": (ratio + residual_low * unit) * scale,
         "p90_mwh": (ratio + residual_high * unit) * scale,
-    }, index=frame.index)
+    }, index=index)
 
 
 def evaluation_frame(frame: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
@@ -248,13 +253,16 @@ def train_region(frame: pd.DataFrame, config: TrainingConfig | None = None) -> R
         valid_sets=[valid_set], valid_names=["validation"],
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
     )
-    ratio = booster.predict(model_inputs(issued, features), num_iteration=booster.best_iteration)
+    # One prediction of the validation hours serves the residuals and the validation forecasts.
+    x_issued = x_valid if config.fit_on_forecast_weather else model_inputs(issued, features)
+    ratio = booster.predict(x_issued, num_iteration=booster.best_iteration)
     spread = spread_of(issued)
     spread_typical = (float(spread.median()) if config.interval_spread and spread.notna().any()
                       else None)
-    residuals = (y_valid.to_numpy() - ratio) / interval_unit(issued, spread_typical)
+    unit = interval_unit(issued, spread_typical)
+    residuals = (y_valid.to_numpy() - ratio) / unit
     low, high = (float(np.quantile(residuals, q)) for q in config.interval)
-    forecasts = predict_frame(booster, features, low, high, issued, spread_typical)
+    forecasts = _in_mwh(ratio, valid["_scale"].to_numpy(), unit, low, high, issued.index)
     validation_end = (valid["period_utc"].max() + timedelta(hours=1)).to_pydatetime()
     fit_end = validation_start.to_pydatetime()
     validation_booster = booster
