@@ -88,14 +88,19 @@ DEAD_LETTERS = Table("dead_letters", (
 ), ("topic", "kafka_partition", "kafka_offset"))
 
 # Serving tables shared by modelling (writer) and the dashboard (reader).
-DEMAND_FORECASTS = Table("demand_forecasts", (
-    _col("region", "VARCHAR"),
-    _col("period_utc", "TIMESTAMPTZ", "the hour forecast (hour-ending, as EIA)"),
+# What every forecast table carries for an hour: the forecast, its band and the model version.
+_FORECAST_VALUES = (
     _col("forecast_mwh", "DOUBLE"),
     _col("p10_mwh", "DOUBLE", nullable=True),
     _col("p90_mwh", "DOUBLE", nullable=True),
     _col("model_name", "VARCHAR", "registered model, e.g. demand-CAL"),
     _col("model_version", "VARCHAR"),
+)
+
+DEMAND_FORECASTS = Table("demand_forecasts", (
+    _col("region", "VARCHAR"),
+    _col("period_utc", "TIMESTAMPTZ", "the hour forecast (hour-ending, as EIA)"),
+    *_FORECAST_VALUES,
     _col("issued_at", "TIMESTAMPTZ", "data cut-off: period_utc - 24 h"),
     _col("created_at", "TIMESTAMPTZ"),
 ))
@@ -118,11 +123,7 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
 NEXT_DAY_FORECASTS = Table("next_day_forecasts", (
     _col("region", "VARCHAR"),
     _col("period_utc", "TIMESTAMPTZ", "an hour after the region's latest observed demand hour"),
-    _col("forecast_mwh", "DOUBLE"),
-    _col("p10_mwh", "DOUBLE", nullable=True),
-    _col("p90_mwh", "DOUBLE", nullable=True),
-    _col("model_name", "VARCHAR", "registered model, e.g. demand-CAL"),
-    _col("model_version", "VARCHAR"),
+    *_FORECAST_VALUES,
     _col("issued_at", "TIMESTAMPTZ", "data clock at issue: only rows before it are used"),
     _col("data_until_utc", "TIMESTAMPTZ", "the region's latest observed demand hour"),
     _col("weather_input", "VARCHAR", "what stands in for the hours' weather"),
