@@ -119,6 +119,27 @@ def replay_clock(home: Path | None = None) -> ReplayClock:
     return clock
 
 
+def advance_to(instant: datetime, home: Path | None = None) -> bool:
+    """Move the replay clock forward so that it shows at least `instant` now (never back).
+
+    `electricity-replay` publishes history faster than the clock runs; without this the data
+    would sit ahead of "now" (a negative data lag, forecasts issued before their inputs' hours).
+    Returns False when the clock is fixed by ELECTRICITY_REPLAY_START/ANCHOR (not moved)."""
+    if settings.replay_start_text() or settings.replay_anchor_text():
+        return False
+    clock = replay_clock(home)
+    wall = datetime.now(UTC).replace(microsecond=0)
+    if clock.now(wall) >= instant:
+        return True
+    moved = ReplayClock(pd.Timestamp(instant).tz_convert("UTC").to_pydatetime(), wall,
+                        clock.speed)
+    path = (home or settings.local_home()) / STATE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(moved.to_dict(), indent=2))
+    os.replace(tmp, path)
+    return True
+
+
 def current_time(wall: datetime | None = None) -> datetime:
     """"Now" for the data: the replay clock in bundled mode, the wall clock in api mode."""
     if settings.source_mode() == "bundled":

@@ -114,3 +114,31 @@ def test_replay_defaults_to_hours_after_the_seeded_history(isolated_home) -> Non
     start = default_replay_start()
     assert start == clock.replay_start  # the clock has not moved a whole hour since
     assert start == datetime(2020, 3, 25, 23, tzinfo=UTC)  # last bundled hour - 7 days
+
+
+def test_replay_moves_the_data_clock_with_the_hours_it_publishes(
+        kafka_settings: KafkaSettings, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's replay example published 24 hours in 24 s while the clock moved 24 s: the
+    overview showed a data lag of -24 h and forecasts were issued before their inputs' hours.
+    Now each published hour moves the clock to its end, and never back."""
+    from electricity_assets import replay_clock
+    from electricity_assets.replay_clock import advance_to, latest_complete_hour
+
+    start = replay_clock.replay_clock().replay_start
+    replay_main(["--hours", "3", "--speed", "0", "--datasets", "demand"])
+    now = replay_clock.current_time()
+    assert start + pd.Timedelta(hours=3) <= now < start + pd.Timedelta(hours=3, minutes=5)
+    published = {pd.Timestamp(json.loads(v)["period_utc"])
+                 for v in topic_messages(kafka_settings, kafka_settings.topic(DEMAND))}
+    assert max(published) == latest_complete_hour(now)  # data lag 1 h, not negative
+    assert advance_to(start)  # an earlier instant does not move the clock back
+    assert replay_clock.current_time() >= now
+
+
+def test_a_fixed_replay_clock_is_not_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    from electricity_assets import replay_clock
+
+    monkeypatch.setenv("ELECTRICITY_REPLAY_START", "2020-01-01T00:00Z")
+    monkeypatch.setenv("ELECTRICITY_REPLAY_ANCHOR", "2030-01-01T00:00Z")
+    assert not replay_clock.advance_to(datetime(2020, 2, 1, tzinfo=UTC))
+    assert replay_clock.current_time() == datetime(2020, 1, 1, tzinfo=UTC)

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,6 +75,24 @@ class ProgressBar:
         sys.stderr.write("\n")
 
 
+def _moving_the_data_clock(bar: ProgressBar) -> Callable[[datetime, int], None]:
+    """Progress that also moves the replay clock to the end of each published hour: the stack's
+    "now" (schedule, freshness, dashboard, forecast issue time) then agrees with the data."""
+    from electricity_assets.replay_clock import advance_to
+
+    warned = False
+
+    def progress(done_until: datetime, messages: int) -> None:
+        nonlocal warned
+        if not advance_to(done_until) and not warned:
+            warned = True
+            logger.warning("ELECTRICITY_REPLAY_START/ANCHOR fix the data clock: published hours "
+                           "may lie ahead of it")
+        bar(done_until, messages)
+
+    return progress
+
+
 def _fail(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
     raise SystemExit(2)
@@ -104,9 +123,10 @@ def replay_main(argv: list[str] | None = None) -> None:
     settings = KafkaSettings.from_env()
     end = args.start + timedelta(hours=args.hours)
     bar = ProgressBar(args.start, end)
+    progress = _moving_the_data_clock(bar) if app_settings.source_mode() == "bundled" else bar
     try:
         sent = replay(settings, args.start, end, args.data_dir or app_settings.data_dir(),
-                      hours_per_second=args.speed, datasets=args.datasets, progress=bar)
+                      hours_per_second=args.speed, datasets=args.datasets, progress=progress)
     except KafkaConfigError as exc:
         bar.close()
         _fail(f"{exc} (start the local stack with `./dev run`, or point KAFKA_BROKER_ADDRESS "
