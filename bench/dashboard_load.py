@@ -61,12 +61,17 @@ def build_full_database(path: Path) -> None:
             replace_window(conn, dataset.table, rows, start, end)
         last = conn.execute("SELECT max(period_utc) FROM raw_demand").fetchall()[0][0]
         since = last - timedelta(days=28)
+        # The 24 h-ahead slice of hourly issues (issued 23 h before the hour).
         conn.execute("""
-            INSERT INTO demand_forecasts
+            INSERT INTO demand_forecasts BY NAME
             WITH d AS (SELECT region, period_utc, value_mwh FROM raw_demand WHERE type = 'D')
-            SELECT d.region, d.period_utc, (a.value_mwh + b.value_mwh) / 2,
-                   (a.value_mwh + b.value_mwh) / 2 * 0.96, (a.value_mwh + b.value_mwh) / 2 * 1.04,
-                   'demand-' || d.region, 'bench-fixture', d.period_utc - INTERVAL 24 HOUR, now()
+            SELECT d.region, d.period_utc - INTERVAL 23 HOUR AS issue_utc, 24 AS horizon_h,
+                   d.period_utc, (a.value_mwh + b.value_mwh) / 2 AS forecast_mwh,
+                   (a.value_mwh + b.value_mwh) / 2 * 0.96 AS p10_mwh,
+                   (a.value_mwh + b.value_mwh) / 2 * 1.04 AS p90_mwh,
+                   'demand-horizons-' || d.region AS model_name, 'bench-fixture' AS model_version,
+                   d.period_utc - INTERVAL 24 HOUR AS data_until_utc,
+                   'bench fixture' AS weather_input, now() AS created_at
             FROM d JOIN d a ON a.region = d.region AND a.period_utc = d.period_utc - INTERVAL 7 DAY
                    JOIN d b ON b.region = d.region AND b.period_utc = d.period_utc - INTERVAL 14 DAY
             WHERE d.period_utc > ?""", [since])
@@ -210,7 +215,7 @@ def main() -> None:
     # Texts of the last elements of each page too: Streamlit shows a grey placeholder until an
     # element is drawn, so waiting for the headings alone would stop the clock early.
     footer = "Weather data by Open-Meteo.com (CC BY 4.0)"
-    region_texts = ("Next 24 hours", "24 forecast hours", "Peak forecast (MWh)",
+    region_texts = ("Next 48 hours", "24 forecast hours", "Peak forecast (MWh)",
                     "Error metrics for the selected range", "MdAPE %", "Download metrics (CSV)",
                     "Champion model",
                     "Data freshness", "Dead letters", "Snapshot published (UTC)", footer)

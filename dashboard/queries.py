@@ -38,6 +38,22 @@ def has_table(conn: Conn, name: str) -> bool:
                              [name]).fetchall()[0][0])
 
 
+DAY_AHEAD = "forecasts_24h"
+"""The 24 h-ahead slice of `demand_forecasts` (one row per region and hour, like EIA's DF), a
+table of the serving snapshot; read from `demand_forecasts` itself without a snapshot."""
+
+
+def day_ahead(conn: Conn) -> str | None:
+    """The relation holding the 24 h-ahead forecasts, None while there are none."""
+    if has_table(conn, DAY_AHEAD):
+        return DAY_AHEAD
+    if has_table(conn, "demand_forecasts"):
+        return ("(SELECT region, period_utc, forecast_mwh, p10_mwh, p90_mwh, model_name, "
+                "model_version, issue_utc AS issued_at, created_at FROM demand_forecasts "
+                "WHERE horizon_h = 24)")
+    return None
+
+
 def regions(conn: Conn) -> list[str]:
     """Every region with actual demand in the data (including ones a replay folder adds)."""
     frame = _q(conn, "SELECT DISTINCT region FROM raw_demand WHERE type = 'D' ORDER BY 1")
@@ -54,20 +70,22 @@ def demand_range(conn: Conn, region: str) -> tuple[datetime, datetime] | None:
 
 
 def latest_forecast_hour(conn: Conn, region: str) -> datetime | None:
-    if not has_table(conn, "demand_forecasts"):
+    relation = day_ahead(conn)
+    if relation is None:
         return None
-    value = _q(conn, "SELECT max(period_utc) AS last FROM demand_forecasts WHERE region = ?",
+    value = _q(conn, f"SELECT max(period_utc) AS last FROM {relation} WHERE region = ?",
                           [region])["last"].iloc[0]
     return None if pd.isna(value) else value.to_pydatetime()
 
 
 def demand_series(conn: Conn, region: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Hourly actual, EIA DF, model forecast with P10/P90, and seasonal naive in [start, end)."""
-    with_forecasts = has_table(conn, "demand_forecasts")
+    relation = day_ahead(conn)
+    with_forecasts = relation is not None
     forecast_cols = ("f.forecast_mwh, f.p10_mwh, f.p90_mwh, f.model_version" if with_forecasts
                      else "NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
                           "NULL::DOUBLE AS p90_mwh, NULL::VARCHAR AS model_version")
-    forecast_join = ("LEFT JOIN demand_forecasts f ON f.region = ? AND f.period_utc = h.period_utc"
+    forecast_join = (f"LEFT JOIN {relation} f ON f.region = ? AND f.period_utc = h.period_utc"
                      if with_forecasts else "")
     sql = f"""
         WITH d AS (
@@ -132,12 +150,13 @@ def daily_series(conn: Conn, region: str, start: datetime, end: datetime, tz: st
                  ) -> pd.DataFrame:
     """Daily means (local dates of `tz`) of actual, EIA DF and model forecast with P10/P90: the
     demand chart of a long range, aggregated in DuckDB rather than drawn hour by hour."""
-    with_forecasts = has_table(conn, "demand_forecasts")
+    relation = day_ahead(conn)
+    with_forecasts = relation is not None
     forecast_cols = ("avg(f.forecast_mwh) AS forecast_mwh, avg(f.p10_mwh) AS p10_mwh, "
                      "avg(f.p90_mwh) AS p90_mwh" if with_forecasts else
                      "NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
                      "NULL::DOUBLE AS p90_mwh")
-    forecast_join = ("LEFT JOIN demand_forecasts f ON f.region = d.region "
+    forecast_join = (f"LEFT JOIN {relation} f ON f.region = d.region "
                      "AND f.period_utc = d.period_utc" if with_forecasts else "")
     frame = _q(conn, f"""
         WITH d AS (
@@ -260,19 +279,21 @@ SPARK_DAYS = 3
 
 def _forecast_columns(conn: Conn) -> tuple[str, str]:
     """Select list and join adding the model forecast and P10/P90 to hours `d` (region,
-    period_utc); NULL columns while `demand_forecasts` does not exist yet."""
-    if not has_table(conn, "demand_forecasts"):
+    period_utc); NULL columns while `forecasts_24h` does not exist yet."""
+    relation = day_ahead(conn)
+    if relation is None:
         return ("NULL::DOUBLE AS forecast_mwh, NULL::DOUBLE AS p10_mwh, "
                 "NULL::DOUBLE AS p90_mwh", "")
     return ("f.forecast_mwh, f.p10_mwh, f.p90_mwh",
-            "LEFT JOIN demand_forecasts f ON f.region = d.region AND f.period_utc = d.period_utc")
+            f"LEFT JOIN {relation} f ON f.region = d.region AND f.period_utc = d.period_utc")
 
 
 def _last_hours(conn: Conn) -> pd.DataFrame:
     """Per region: the last hour with a positive actual and the last one with a model forecast
     and an actual (the end of what can be scored)."""
-    with_forecasts = has_table(conn, "demand_forecasts")
-    scored = ("(SELECT max(f.period_utc) FROM demand_forecasts f JOIN raw_demand r "
+    relation = day_ahead(conn)
+    with_forecasts = relation is not None
+    scored = (f"(SELECT max(f.period_utc) FROM {relation} f JOIN raw_demand r "
               "ON r.region = f.region AND r.period_utc = f.period_utc AND r.type = 'D' "
               "AND r.value_mwh > 0 WHERE f.region = a.region)" if with_forecasts
               else "NULL::TIMESTAMPTZ")
@@ -400,65 +421,89 @@ HORIZON_HOURS = 24
 
 def forecast_horizon(conn: Conn, region: str, hours: int = HORIZON_HOURS) -> pd.DataFrame:
     """The region's newest `hours` forecast hours with P10/P90, the actual where it is in."""
-    if not has_table(conn, "demand_forecasts"):
+    relation = day_ahead(conn)
+    if relation is None:
         return pd.DataFrame(columns=["period_utc", "forecast_mwh", "p10_mwh", "p90_mwh",
                                      "model_version", "issued_at", "actual_mwh"])
-    return _q(conn, """
+    return _q(conn, f"""
         SELECT f.period_utc, f.forecast_mwh, f.p10_mwh, f.p90_mwh, f.model_version, f.issued_at,
                d.value_mwh AS actual_mwh
-        FROM (SELECT * FROM demand_forecasts WHERE region = ?
+        FROM (SELECT * FROM {relation} WHERE region = ?
               ORDER BY period_utc DESC LIMIT ?) f
         LEFT JOIN raw_demand d ON d.region = ? AND d.period_utc = f.period_utc AND d.type = 'D'
         ORDER BY f.period_utc""", [region, hours, region])
 
 
+VINTAGE_ISSUES = 6  # earlier issues drawn beside the newest one in "Next hours"
+
+
 @dataclass
 class NextDay:
-    """The newest issue of `next_day_forecasts` for one region."""
-    rows: pd.DataFrame           # period_utc, forecast/p10/p90, model_version, weather_input
+    """The newest issue of `demand_forecasts` for one region (its 1-48 h path)."""
+    rows: pd.DataFrame           # period_utc, horizon_h, forecast/p10/p90, model_version, ...
     context: pd.DataFrame        # period_utc, actual_mwh: the observed day before them
     issued_at: datetime | None   # of the newest issue (also when this region has no rows)
     data_until: datetime | None  # the region's latest observed demand hour
     reason: str | None           # why the region has no rows in the newest issue
+    # The earlier issues' forecasts of the same hours: issue_utc, period_utc, forecast_mwh.
+    vintages: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _newest_issue(conn: Conn) -> datetime | None:
+    sources = [t for t in ("demand_forecasts", "forecast_skips") if has_table(conn, t)]
+    if not sources:
+        return None
+    union = " UNION ALL ".join(f"SELECT max(issue_utc) AS i FROM {t}" for t in sources)
+    value = _q(conn, f"SELECT max(i) AS issued FROM ({union})")["issued"].iloc[0]
+    return None if pd.isna(value) else value.to_pydatetime()
 
 
 def next_day(conn: Conn, region: str, context_hours: int = HORIZON_HOURS) -> NextDay:
-    """The region's next 24 forecast hours (issued at the data clock), the actuals of the
-    `context_hours` before them, and why there are none if so."""
+    """The region's newest issue (up to 48 forecast hours), the actuals of the `context_hours`
+    before them, the last issues' forecasts of the same hours, and why there are none if so."""
     empty = pd.DataFrame(columns=["period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"])
-    if not has_table(conn, "next_day_forecasts"):
+    if not has_table(conn, "demand_forecasts"):
         return NextDay(empty, empty, None, None, None)
+    newest = _newest_issue(conn)
     rows = _q(conn, """
-        SELECT period_utc, forecast_mwh, p10_mwh, p90_mwh, model_version, weather_input,
-               issued_at, data_until_utc
-        FROM next_day_forecasts WHERE region = ? ORDER BY period_utc""", [region])
-    issued = _q(conn, "SELECT max(issued_at) AS issued FROM (SELECT issued_at FROM "
-                      "next_day_forecasts UNION ALL SELECT issued_at FROM next_day_skipped)"
-                if has_table(conn, "next_day_skipped") else
-                "SELECT max(issued_at) AS issued FROM next_day_forecasts")["issued"].iloc[0]
-    issued_at = None if pd.isna(issued) else issued.to_pydatetime()
+        SELECT period_utc, horizon_h, forecast_mwh, p10_mwh, p90_mwh, model_version,
+               weather_input, issue_utc AS issued_at, data_until_utc
+        FROM demand_forecasts
+        WHERE region = ? AND issue_utc = (SELECT max(issue_utc) FROM demand_forecasts
+                                          WHERE region = ?)
+        ORDER BY period_utc""", [region, region])
+    reason = None
+    if has_table(conn, "forecast_skips") and newest is not None:
+        found = _q(conn, "SELECT reason FROM forecast_skips WHERE region = ? AND issue_utc = ?",
+                   [region, newest])
+        reason = found["reason"].iloc[0] if len(found) else None
     if rows.empty:
-        reason = None
-        if has_table(conn, "next_day_skipped"):
-            found = _q(conn, "SELECT reason FROM next_day_skipped WHERE region = ?", [region])
-            reason = found["reason"].iloc[0] if len(found) else None
-        return NextDay(empty, empty, issued_at, None, reason)
+        return NextDay(empty, empty, newest, None, reason)
+    issued = rows["issued_at"].iloc[0]
     until = rows["data_until_utc"].iloc[0]
     context = _q(conn, """
         SELECT period_utc, value_mwh AS actual_mwh FROM raw_demand
         WHERE region = ? AND type = 'D' AND period_utc > ? AND period_utc <= ?
         ORDER BY period_utc""", [region, until - pd.Timedelta(hours=context_hours), until])
-    return NextDay(rows, context, issued_at, until.to_pydatetime(), None)
+    vintages = _q(conn, """
+        SELECT issue_utc, period_utc, forecast_mwh FROM demand_forecasts
+        WHERE region = ? AND period_utc >= ? AND issue_utc < ?
+          AND issue_utc >= ? - INTERVAL (?) HOUR
+        ORDER BY issue_utc, period_utc""", [region, issued, issued, issued, VINTAGE_ISSUES])
+    # A newer issue left this region out (its reason is shown): the rows are an older issue's.
+    stale_reason = reason if newest is not None and issued < newest else None
+    return NextDay(rows, context, issued.to_pydatetime(), until.to_pydatetime(), stale_reason,
+                   vintages)
 
 
 def next_day_summary(conn: Conn) -> tuple[datetime | None, int]:
-    """Issue time of the newest next-day forecasts and how many regions have them."""
-    if not has_table(conn, "next_day_forecasts"):
-        return None, 0
-    row = _q(conn, "SELECT max(issued_at) AS issued, count(DISTINCT region) AS regions "
-                   "FROM next_day_forecasts").iloc[0]
-    return (None if pd.isna(row["issued"]) else row["issued"].to_pydatetime(),
-            int(row["regions"]))
+    """Time of the newest issue and how many regions it forecasts."""
+    newest = _newest_issue(conn)
+    if newest is None or not has_table(conn, "demand_forecasts"):
+        return newest, 0
+    row = _q(conn, "SELECT count(DISTINCT region) AS regions FROM demand_forecasts "
+                   "WHERE issue_utc = ?", [newest]).iloc[0]
+    return newest, int(row["regions"])
 
 
 def _missing(value: object) -> bool:

@@ -6,13 +6,11 @@ import dagster as dg
 
 from electricity_assets.assets.backtest import backtest_assets
 from electricity_assets.assets.features import feature_assets
-from electricity_assets.assets.forecasts import next_day_forecasts
 from electricity_assets.assets.freshness import freshness_checks
 from electricity_assets.assets.models import model_asset_checks, model_assets
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.jobs import (
     hourly_forecast_job,
-    next_day_job,
     raw_checks_job,
     retrain_job,
     stream_ingest_job,
@@ -21,18 +19,17 @@ from electricity_assets.resources import build_resources
 from electricity_assets.schedules import hourly_forecast_schedule, retrain_schedule
 from electricity_assets.sensors import (
     kafka_stream_sensor,
-    next_day_after_new_data,
     publish_serving_snapshot,
     raw_checks_after_stream_runs,
+    reissue_after_late_inputs,
 )
 
-assets: list = [*raw_assets, *feature_assets, *model_assets, next_day_forecasts,
-               *backtest_assets]
+assets: list = [*raw_assets, *feature_assets, *model_assets, *backtest_assets]
 asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
-jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job, next_day_job]
+jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job]
 schedules: list = [hourly_forecast_schedule, retrain_schedule]
 sensors: list = [kafka_stream_sensor, raw_checks_after_stream_runs, publish_serving_snapshot,
-                 next_day_after_new_data]
+                 reissue_after_late_inputs]
 
 defs = dg.Definitions(
     assets=assets,

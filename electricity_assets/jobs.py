@@ -7,7 +7,7 @@ from datetime import datetime
 import dagster as dg
 
 from electricity_assets.assets.features import demand_features, weather_features
-from electricity_assets.assets.forecasts import demand_forecasts, next_day_forecasts
+from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.assets.models import trained_models
 from electricity_assets.assets.raw import raw_demand, raw_weather
 from electricity_assets.datasets import DATASETS
@@ -17,17 +17,12 @@ HOURLY_CHAIN = (raw_demand, raw_weather, demand_features, weather_features, dema
 
 hourly_forecast_job = dg.define_asset_job(
     "hourly_forecast_job", selection=dg.AssetSelection.assets(*HOURLY_CHAIN),
-    description="Latest hours: raw demand and weather -> features -> forecasts.")
+    description="Latest hours: raw demand and weather -> features -> the issues of those hours "
+                "(each region's next 48 hours).")
 
 retrain_job = dg.define_asset_job(
     "retrain_job", selection=dg.AssetSelection.assets(trained_models),
     description="Retrain the per-region models and update champion/challenger aliases.")
-
-# Unpartitioned, so in a job of its own (an asset job cannot mix it with the hourly chain); the
-# sensor next_day_after_new_data requests it after each run that brings new data or a model.
-next_day_job = dg.define_asset_job(
-    "next_day_job", selection=dg.AssetSelection.assets(next_day_forecasts),
-    description="Re-issue the next 24 hours' forecasts at the data clock.")
 
 stream_ingest_job = dg.define_asset_job(
     name="stream_ingest_job",

@@ -10,8 +10,9 @@ partition recorded), up to the replay clock's start R, ordered so the dashboard 
    run, ~2 minutes: a materialisation event per hourly partition and asset);
 4. features for the ELECTRICITY_SEED_FEATURE_DAYS (400) before that;
 5. `trained_models` for the week complete before the forecast window;
-6. `demand_forecasts` for the last ELECTRICITY_SEED_FORECAST_DAYS (7) days, then
-   `next_day_forecasts` (the 24 hours after R, issued at the data clock);
+6. `demand_forecasts`: the hourly issues of the last ELECTRICITY_SEED_FORECAST_DAYS (7) days
+   and the day before (so the 24 h-ahead slice covers those 7 days); the newest, issued at R,
+   forecasts the 48 hours after R;
 7. `forecast_backtest` (the last 3 weeks, weekly refits) for the dashboard's backtest columns.
 The dashboard's snapshot is published after each step; the hourly schedule continues from R.
 """
@@ -69,15 +70,15 @@ def seed_plan(replay_start: datetime, feature_days: int = 400, forecast_days: in
     recent = hour(timedelta(hours=RECENT_HOURS))
     # The model is the week complete before the forecast window starts: the seeded forecasts are
     # out-of-sample, as live ones are.
-    week = retrain_partition_key(replay_start - timedelta(days=forecast_days))
+    issues_from = hour(timedelta(days=forecast_days + 1))
+    week = retrain_partition_key(issues_from)
     steps = [
         SeedStep(RAW, span(recent_raw, replay_start)),
         SeedStep(FEATURES, span(recent, replay_start)),
         SeedStep(RAW, span(first, recent_raw)) if recent_raw > first else None,
         SeedStep(FEATURES, span(hour(timedelta(days=feature_days)), recent)),
         SeedStep(["trained_models"], week) if week else None,
-        SeedStep(["demand_forecasts"], span(hour(timedelta(days=forecast_days)), replay_start)),
-        SeedStep(["next_day_forecasts"], None),
+        SeedStep(["demand_forecasts"], span(issues_from, replay_start)),
         # Last: the dashboard's backtest columns fill in when it lands (a few minutes of
         # weekly refits), after the forecasts they must not delay.
         SeedStep(["forecast_backtest"], None),

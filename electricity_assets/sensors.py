@@ -12,8 +12,9 @@ partition, days past the data clock) are in no span: the runs make them dead let
 
 publish_serving_snapshot copies the dashboard's tables after every successful run;
 raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run;
-next_day_after_new_data re-issues next_day_forecasts after every run that brings new hours or a
-new champion.
+reissue_after_late_inputs evaluates `automation.reissue_on_late_inputs`: features and forecast
+issues that read an input hour which changed later (a late hour, a correction, a backfill), and
+the newest issue after a new champion, are re-materialised by Dagster.
 """
 
 from __future__ import annotations
@@ -25,10 +26,7 @@ import dagster as dg
 from electricity_assets import serving
 from electricity_assets.datasets import DATASETS
 from electricity_assets.jobs import (
-    hourly_forecast_job,
-    next_day_job,
     raw_checks_job,
-    retrain_job,
     stream_ingest_job,
     stream_run_config,
 )
@@ -151,12 +149,14 @@ def raw_checks_after_stream_runs(
     return _one_waiting_run(context, raw_checks_job, "raw-checks-after")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS, name="next_day_after_new_data",
-    monitored_jobs=[hourly_forecast_job, stream_ingest_job, retrain_job], request_job=next_day_job,
-    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
-    description="After a successful hourly, stream or retraining run, re-issue the next 24 "
-                "hours' forecasts (next_day_forecasts) at the data clock.")
-def next_day_after_new_data(
-        context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-    return _one_waiting_run(context, next_day_job, "next-day-after")
+# Custom conditions (the data clock) run in the code server, not the daemon: use_user_code_server.
+reissue_after_late_inputs = dg.AutomationConditionSensorDefinition(
+    "reissue_after_late_inputs",
+    target=dg.AssetSelection.assets("demand_features", "weather_features", "demand_forecasts"),
+    use_user_code_server=True,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Re-materialises the feature and forecast partitions that read an input hour "
+                "which changed after they were written, and the newest issue after a new "
+                "champion (automation.reissue_on_late_inputs).",
+)

@@ -41,8 +41,26 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 SERVING_TABLES = ("raw_demand", "raw_weather", "weather_features", "demand_forecasts",
-                  "next_day_forecasts", "next_day_skipped", "forecast_backtest",
-                  "dead_letters")
+                  "forecast_skips", "forecast_backtest", "dead_letters")
+RECENT_ISSUE_DAYS = 3
+# What the snapshot holds of a table, where not all of it: the day-ahead view the charts compare
+# with EIA's DF is the 24 h horizon of every issue (one row per region and hour, as EIA's DF);
+# the "Next hours" panel needs every horizon of the last days' issues only (the table grows by
+# 12 regions x 48 rows an hour).
+SERVING_SELECTS = {
+    "forecasts_24h": ("demand_forecasts", """
+        SELECT region, period_utc, forecast_mwh, p10_mwh, p90_mwh, model_name, model_version,
+               issue_utc AS issued_at, created_at
+        FROM live.demand_forecasts WHERE horizon_h = 24"""),
+    "demand_forecasts": ("demand_forecasts", f"""
+        SELECT * FROM live.demand_forecasts f
+        WHERE issue_utc >= (SELECT max(issue_utc) FROM live.demand_forecasts g
+                            WHERE g.region = f.region) - INTERVAL {RECENT_ISSUE_DAYS} DAY"""),
+    "forecast_skips": ("forecast_skips", f"""
+        SELECT * FROM live.forecast_skips
+        WHERE issue_utc >= (SELECT max(issue_utc) FROM live.forecast_skips)
+                           - INTERVAL {RECENT_ISSUE_DAYS} DAY"""),
+}
 LOCK_ERRORS = (duckdb.IOException, duckdb.ConnectionException)
 
 
@@ -122,9 +140,12 @@ def publish_snapshot(live_path: str | None = None, target: Path | None = None,
             try:
                 conn.execute("ATTACH ? AS snap", [str(tmp)])
                 present = _existing_tables(conn, "live")
-                for table in tables:
-                    if table in present:
-                        conn.execute(f"CREATE TABLE snap.{table} AS SELECT * FROM live.{table}")
+                wanted = [*tables, *(t for t in SERVING_SELECTS if t not in tables)]
+                for table in wanted:
+                    source, select = SERVING_SELECTS.get(
+                        table, (table, f"SELECT * FROM live.{table}"))
+                    if source in present:
+                        conn.execute(f"CREATE TABLE snap.{table} AS {select}")
                         counts[table] = conn.execute(
                             f"SELECT count(*) FROM snap.{table}").fetchone()[0]
                 conn.execute("CREATE TABLE snap.serving_meta AS SELECT ?::TIMESTAMPTZ "

@@ -99,11 +99,22 @@ _FORECAST_VALUES = (
 
 DEMAND_FORECASTS = Table("demand_forecasts", (
     _col("region", "VARCHAR"),
+    _col("issue_utc", "TIMESTAMPTZ",
+         "the issue time: only data with period_utc before it was used (partition hour + 1 h)"),
+    _col("horizon_h", "INTEGER", "1..48: period_utc = issue_utc + (horizon_h - 1) h"),
     _col("period_utc", "TIMESTAMPTZ", "the hour forecast (hour-ending, as EIA)"),
     *_FORECAST_VALUES,
-    _col("issued_at", "TIMESTAMPTZ", "data cut-off: period_utc - 24 h"),
+    _col("data_until_utc", "TIMESTAMPTZ", "the region's latest demand hour the issue used"),
+    _col("weather_input", "VARCHAR", "what stood in for the weather of the hours ahead"),
     _col("created_at", "TIMESTAMPTZ"),
-))
+), ("region", "issue_utc", "horizon_h"))
+
+FORECAST_SKIPS = Table("forecast_skips", (
+    _col("region", "VARCHAR"),
+    _col("issue_utc", "TIMESTAMPTZ"),
+    _col("reason", "VARCHAR", "why the region has no forecast (or fewer hours) in this issue"),
+    _col("created_at", "TIMESTAMPTZ"),
+), ("region", "issue_utc"))
 
 FORECAST_BACKTEST = Table("forecast_backtest", (
     _col("run_id", "VARCHAR", "one backtest execution"),
@@ -120,26 +131,9 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
          nullable=True),
 ), ("run_id", "region"))
 
-NEXT_DAY_FORECASTS = Table("next_day_forecasts", (
-    _col("region", "VARCHAR"),
-    _col("period_utc", "TIMESTAMPTZ", "an hour after the region's latest observed demand hour"),
-    *_FORECAST_VALUES,
-    _col("issued_at", "TIMESTAMPTZ", "data clock at issue: only rows before it are used"),
-    _col("data_until_utc", "TIMESTAMPTZ", "the region's latest observed demand hour"),
-    _col("weather_input", "VARCHAR", "what stands in for the hours' weather"),
-    _col("created_at", "TIMESTAMPTZ"),
-), ("region", "period_utc"))
-
-NEXT_DAY_SKIPPED = Table("next_day_skipped", (
-    _col("region", "VARCHAR"),
-    _col("issued_at", "TIMESTAMPTZ"),
-    _col("reason", "VARCHAR", "why the region has no next-day forecast in this issue"),
-), ("region",))
-
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
-    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST,
-    NEXT_DAY_FORECASTS, NEXT_DAY_SKIPPED)}
+    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_SKIPS, FORECAST_BACKTEST)}
 
 
 def resolve_table(table: Table | str) -> Table:
@@ -165,10 +159,27 @@ def _upgrade_raw_weather(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("DROP TABLE raw_weather_before_stations")
 
 
+def _upgrade_demand_forecasts(conn: duckdb.DuckDBPyConnection) -> None:
+    """A database from before issue-hour forecasts (one 24 h-ahead row per hour): its table is
+    kept as `demand_forecasts_24h_v1`, never dropped; re-materialise demand_forecasts."""
+    present = _column_names(conn, DEMAND_FORECASTS.name)
+    if present and "horizon_h" not in present:
+        conn.execute("ALTER TABLE demand_forecasts RENAME TO demand_forecasts_24h_v1")
+
+
+def _column_names(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+        "AND database_name = current_database() AND schema_name = current_schema()",
+        [table]).fetchall()}
+
+
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: Table | str) -> None:
     table = resolve_table(table)
     if table.name == RAW_WEATHER.name:
         _upgrade_raw_weather(conn)
+    if table.name == DEMAND_FORECASTS.name:
+        _upgrade_demand_forecasts(conn)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({table.ddl()})")
     _add_missing_columns(conn, table)
 

@@ -1,10 +1,10 @@
 """Seed a tmp DuckDB with real bundled data for the dashboard tests.
 
-Raw demand and weather are the real bundled rows. `demand_forecasts`, `next_day_forecasts` and
+Raw demand and weather are the real bundled rows. `demand_forecasts`, `forecast_skips` and
 `forecast_backtest` rows are TEST FIXTURES derived from real data (model = mean of the same hour
 over the two previous weeks, P10/P90 = +-4 %, model_version "test-fixture"), standing in for the
-modelling pipeline (next day: the 24 hours after each region's last hour, issued at
-NEXT_DAY_ISSUED; SE skipped with a reason).
+modelling pipeline: an issue every hour from FORECAST_START - 1 day, each with 48 horizons; the
+newest issue (NEXT_DAY_ISSUED, the hour after the last demand hour) leaves SE out with a reason.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SEED_START = datetime(2020, 2, 15, tzinfo=UTC)
 SEED_END = datetime(2020, 4, 2, tzinfo=UTC)
 FORECAST_START = datetime(2020, 3, 18, tzinfo=UTC)
 FIXTURE_VERSION = "test-fixture"
-NEXT_DAY_ISSUED = datetime(2020, 4, 2, 3, tzinfo=UTC)
+NEXT_DAY_ISSUED = datetime(2020, 4, 2, 0, tzinfo=UTC)
 NEXT_DAY_SKIP_REASON = "no champion for demand-SE: materialise trained_models first"
 
 
@@ -39,40 +39,31 @@ def seed_raw(conn: duckdb.DuckDBPyConnection, start: datetime = SEED_START,
 
 def fixture_forecasts(conn: duckdb.DuckDBPyConnection,
                       start: datetime = FORECAST_START) -> pd.DataFrame:
-    """TEST FIXTURE forecasts from real actuals: mean of t-168 h and t-336 h."""
+    """TEST FIXTURE issues from real actuals: every hour's issue from `start` - 1 day to
+    NEXT_DAY_ISSUED, 48 horizons, the forecast the mean of t-168 h and t-336 h (SE left out of
+    the newest issue)."""
     return conn.execute("""
-        WITH d AS (SELECT region, period_utc, value_mwh FROM raw_demand WHERE type = 'D')
-        SELECT d.region, d.period_utc,
+        WITH d AS (SELECT region, period_utc, value_mwh FROM raw_demand WHERE type = 'D'),
+        issues AS (SELECT DISTINCT d.region, i.issue_utc FROM d,
+                   (SELECT unnest(generate_series(?::TIMESTAMPTZ - INTERVAL 1 DAY,
+                                   ?::TIMESTAMPTZ, INTERVAL 1 HOUR)) AS issue_utc) i),
+        paths AS (SELECT region, issue_utc, h AS horizon_h,
+                         issue_utc + (h - 1) * INTERVAL 1 HOUR AS period_utc
+                  FROM issues, (SELECT unnest(range(1, 49)) AS h))
+        SELECT p.region, p.issue_utc, p.horizon_h::INTEGER AS horizon_h, p.period_utc,
                (w1.value_mwh + w2.value_mwh) / 2 AS forecast_mwh,
                (w1.value_mwh + w2.value_mwh) / 2 * 0.96 AS p10_mwh,
                (w1.value_mwh + w2.value_mwh) / 2 * 1.04 AS p90_mwh,
-               'demand-' || d.region AS model_name, ? AS model_version,
-               d.period_utc - INTERVAL 24 HOUR AS issued_at, now() AS created_at
-        FROM d
-        JOIN d w1 ON w1.region = d.region AND w1.period_utc = d.period_utc - INTERVAL 168 HOUR
-        JOIN d w2 ON w2.region = d.region AND w2.period_utc = d.period_utc - INTERVAL 336 HOUR
-        WHERE d.period_utc >= ?""", [FIXTURE_VERSION, start]).df()
-
-
-def fixture_next_day(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """TEST FIXTURE next-day forecasts: the 24 hours after each region's last D hour (SE left
-    out), the mean of t-168 h and t-336 h."""
-    return conn.execute("""
-        WITH d AS (SELECT region, period_utc, value_mwh FROM raw_demand WHERE type = 'D'),
-        last AS (SELECT region, max(period_utc) AS until FROM d GROUP BY region),
-        hours AS (SELECT region, until, unnest(generate_series(until + INTERVAL 1 HOUR,
-                         until + INTERVAL 24 HOUR, INTERVAL 1 HOUR)) AS period_utc FROM last)
-        SELECT h.region, h.period_utc, (w1.value_mwh + w2.value_mwh) / 2 AS forecast_mwh,
-               (w1.value_mwh + w2.value_mwh) / 2 * 0.96 AS p10_mwh,
-               (w1.value_mwh + w2.value_mwh) / 2 * 1.04 AS p90_mwh,
-               'demand-' || h.region AS model_name, ? AS model_version,
-               ? AS issued_at, h.until AS data_until_utc,
-               'observed + simulated day-ahead error (offline replay)' AS weather_input,
+               'demand-horizons-' || p.region AS model_name, ? AS model_version,
+               p.issue_utc - INTERVAL 1 HOUR AS data_until_utc,
+               'observed + simulated forecast error growing with lead time (offline replay)'
+                   AS weather_input,
                now() AS created_at
-        FROM hours h
-        JOIN d w1 ON w1.region = h.region AND w1.period_utc = h.period_utc - INTERVAL 168 HOUR
-        JOIN d w2 ON w2.region = h.region AND w2.period_utc = h.period_utc - INTERVAL 336 HOUR
-        WHERE h.region <> 'SE'""", [FIXTURE_VERSION, NEXT_DAY_ISSUED]).df()
+        FROM paths p
+        JOIN d w1 ON w1.region = p.region AND w1.period_utc = p.period_utc - INTERVAL 168 HOUR
+        JOIN d w2 ON w2.region = p.region AND w2.period_utc = p.period_utc - INTERVAL 336 HOUR
+        WHERE NOT (p.region = 'SE' AND p.issue_utc = ?::TIMESTAMPTZ)""",
+                        [start, NEXT_DAY_ISSUED, FIXTURE_VERSION, NEXT_DAY_ISSUED]).df()
 
 
 def seed_all(path: str) -> None:
@@ -80,10 +71,8 @@ def seed_all(path: str) -> None:
         conn.execute("SET TimeZone = 'UTC'")
         ensure_tables(conn)
         seed_raw(conn)
-        forecasts = fixture_forecasts(conn)
-        replace_window(conn, "demand_forecasts", forecasts, FORECAST_START, SEED_END)
-        insert_frame(conn, "next_day_forecasts", fixture_next_day(conn))
-        conn.execute("INSERT INTO next_day_skipped VALUES ('SE', ?, ?)",
+        insert_frame(conn, "demand_forecasts", fixture_forecasts(conn))
+        conn.execute("INSERT INTO forecast_skips VALUES ('SE', ?, ?, now())",
                      [NEXT_DAY_ISSUED, NEXT_DAY_SKIP_REASON])
         conn.execute("""
             INSERT INTO forecast_backtest

@@ -101,15 +101,16 @@ def test_region_page_opens_the_view_in_the_url(live_db: Path) -> None:
     at = _open({"region": "TEN", "start": "2020-03-25", "end": "2020-03-27"}, REGION_PAGE)
     assert at.selectbox(key="region").value == "TEN"
     assert at.date_input(key="dates").value == (date(2020, 3, 25), date(2020, 3, 27))
-    metrics = at.table[2].value  # after the next-day and the latest 24-hour tables
+    metrics = at.table[3].value  # after the next hours', their vintages' and the 24-hour tables
     # Three local days; TEN's DF has gaps, so at most 72 scored hours.
     assert 48 < metrics.loc["EIA day-ahead (DF)", "hours"] <= 72
     assert at.query_params == {"region": "TEN", "start": "2020-03-25", "end": "2020-03-27"}
     # Next day, demand, and TEN's weather from its three NOAA stations.
     assert len(_svg_charts(at)) == 3
     at = _open({"region": "SE", "start": "2020-03-25", "end": "2020-03-27"}, REGION_PAGE)
-    # SE has no station in the bundle (and no next-day forecast): the panels say so.
-    assert len(_svg_charts(at)) == 1 and "No weather for SE" in _texts(at)
+    # SE has no station in the bundle: the weather panel says so (its next hours come from
+    # the issue before the newest, which skipped it).
+    assert len(_svg_charts(at)) == 2 and "No weather for SE" in _texts(at)
 
 
 def test_page_query_parameter_opens_the_region_page(live_db: Path) -> None:
@@ -131,12 +132,13 @@ def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> 
     labels = {m.label: m.value for m in at.metric}
     assert labels["Peak forecast (MWh)"].replace(",", "").isdigit()
     assert " - " in labels["P10-P90 at the peak (MWh)"]
-    assert labels["Hours awaiting actuals"] == "0" and labels["Dead letters"] == "1"
+    # The 24 h-ahead forecasts of the newest issue's hours: after the last actual.
+    assert labels["Hours awaiting actuals"] == "24" and labels["Dead letters"] == "1"
     assert labels["Snapshot published (UTC)"] != "live file"
-    horizon = at.table[1].value
+    horizon = at.table[2].value  # after the next hours' and their vintages' tables
     assert len(horizon) == 24 and list(horizon.columns) == [
         "forecast (MWh)", "P10 - P90 (MWh)", "actual (MWh)", "error (%)"]
-    metrics = at.table[2].value
+    metrics = at.table[3].value
     assert list(metrics.index) == ["model", "EIA day-ahead (DF)", "seasonal naive (t-168 h)"]
     assert (metrics["hours"] > 300).all()
     assert metrics.loc["EIA day-ahead (DF)", "MdAPE %"] < metrics.loc[
@@ -148,7 +150,7 @@ def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> 
     at.date_input(key="dates").set_value((date(2020, 3, 20), date(2020, 3, 21))).run()
     assert not at.exception
     assert at.query_params == {"region": "TEX", "start": "2020-03-20", "end": "2020-03-21"}
-    assert at.table[2].value.loc["model", "hours"] == 48
+    assert at.table[3].value.loc["model", "hours"] == 48
 
 
 def test_region_page_downloads_the_forecasts_and_metrics(live_db: Path) -> None:
@@ -162,14 +164,13 @@ def test_region_page_downloads_the_forecasts_and_metrics(live_db: Path) -> None:
 def test_partial_state_leaves_out_empty_rows_and_says_why(live_db: Path) -> None:
     """What the first minutes of the seed look like: raw data, no forecasts, no backtest."""
     with duckdb.connect(str(live_db)) as conn:
-        for table in ("demand_forecasts", "forecast_backtest", "next_day_forecasts",
-                      "next_day_skipped"):
+        for table in ("demand_forecasts", "forecast_backtest", "forecast_skips"):
             conn.execute(f"DELETE FROM {table}")
     serving.publish_snapshot()
     at = _open()
     text = _texts(at)
     assert "No model forecasts yet" in text and "No backtest yet" in text
-    assert "**Next 24 hours**" not in text  # no overview line without an issue
+    assert "**Next hours**" not in text  # no overview line without an issue
     cells = _scoreboard_rows(at)["CAL"]
     assert cells[1] == "–" and cells[4] in ("EIA DF", "seasonal naive") and cells[9] == "–"
     at.switch_page(REGION_PAGE).run()
@@ -180,38 +181,44 @@ def test_partial_state_leaves_out_empty_rows_and_says_why(live_db: Path) -> None
     assert "No model forecasts in this range yet" in text
     assert "No model forecasts for this region yet" in text
     assert "No backtest for this region yet" in text
-    assert "No next-day forecast yet: `next_day_forecasts` is issued after" in text
+    assert "No forecast issued yet: `demand_forecasts` issues every hour" in text
 
 
-def test_region_page_calls_out_the_next_24_hours(live_db: Path) -> None:
+def test_region_page_calls_out_the_next_hours_of_the_newest_issue(live_db: Path) -> None:
     serving.publish_snapshot()
     at = _open({"region": "CAL"}, REGION_PAGE)
     with serving.read_connection() as conn:
         expected = queries.next_day(conn, "CAL").rows
-    # Data up to 2020-04-01 23:00 UTC, issued at the clock's 2020-04-02 03:00 UTC (Pacific).
-    assert ("Next 24 hours (issued Wed 01 Apr 20:00 Los Angeles time, data up to "
+    # Data up to 2020-04-01 23:00 UTC, issued at 2020-04-02 00:00 UTC (Pacific: 17:00).
+    assert ("Next 48 hours (issued Wed 01 Apr 17:00 Los Angeles time, data up to "
             "Wed 01 Apr 16:00 Los Angeles time)") in [h.value for h in at.subheader]
     table = at.table[0].value
-    assert len(table) == 24 and list(table.columns) == ["forecast (MWh)", "P10 (MWh)",
-                                                         "P90 (MWh)"]
+    assert len(table) == 48 and list(table.columns) == ["ahead (h)", "forecast (MWh)",
+                                                         "P10 (MWh)", "P90 (MWh)"]
     assert table.index[0] == "Wed 01 Apr 17:00"  # the hour after the latest actual
+    assert list(table["ahead (h)"]) == list(range(1, 49))
     peak = expected.loc[expected["forecast_mwh"].idxmax()]
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Next-day peak (MWh)"] == f"{peak['forecast_mwh']:,.0f}"
-    assert labels["P10-P90 at the next-day peak (MWh)"] == (
+    assert labels["Peak ahead (MWh)"] == f"{peak['forecast_mwh']:,.0f}"
+    assert labels["P10-P90 at the peak ahead (MWh)"] == (
         f"{peak['p10_mwh']:,.0f} - {peak['p90_mwh']:,.0f}")
-    assert labels["Next-day peak hour (local)"] == (
+    assert labels["Peak hour ahead (local)"] == (
         f"{peak['period_utc'].tz_convert('America/Los_Angeles'):%a %H:%M}")
-    chart = next(c for c in _svg_charts(at) if "Next 24 hours, CAL" in c)
+    # How the last issues forecast the coming hours: the 6 issues before it, and it.
+    vintages = at.table[1].value
+    assert len(vintages) == 7 and vintages.index[-1] == "Wed 17:00"
+    assert vintages.columns[0].startswith("Wed 17:00")
+    assert sum(c.endswith("(peak)") for c in vintages.columns) == 1  # the 6 hours and the peak
+    assert vintages.iloc[:-1].notna().all().all()  # each earlier issue forecast these hours
+    chart = next(c for c in _svg_charts(at) if "Next hours, CAL" in c)
     assert "<polygon" in chart and chart.count("<polyline") >= 2  # band, forecast, actuals
-    assert "simulated day-ahead forecast error stands in" in _texts(at)
-    # SE was skipped in this issue: its page says why instead of a chart.
+    assert "simulated forecast error that grows with the lead time" in _texts(at)
+    # SE was skipped in the newest issue: its page says why, and shows its newest issue.
     se = _open({"region": "SE"}, REGION_PAGE)
-    assert ("No next-day forecast for SE in the newest issue (Wed 01 Apr 22:00 Chicago "
-            "time): no champion for demand-SE") in _texts(se)
+    assert ("A newer issue has no forecast for SE: no champion for demand-SE") in _texts(se)
     overview = _open()
-    assert "**Next 24 hours**: forecasts issued 2020-04-02 03:00 UTC for **11 of 12**" in _texts(
-        overview)
+    assert ("**Next hours**: the newest issue (2020-04-02 00:00 UTC, 1-48 h ahead) forecasts "
+            "**11 of 12**") in _texts(overview)
 
 
 def test_model_card_uses_readable_labels(live_db: Path) -> None:

@@ -28,11 +28,11 @@ OVERVIEW_TEXTS = (
     "every region at a glance", "last 7 days: median APE %", "latest backtest: median APE %",
     "CAL - California", "US48 - United States Lower 48", "seasonal naive", "champion version",
     "Actual vs model forecast, last 3 days", "Download this table (CSV)",
-    "Next 24 hours: forecasts issued 2020-04-02 03:00 UTC for 11 of 12 regions",
+    "Next hours: the newest issue (2020-04-02 00:00 UTC, 1-48 h ahead) forecasts 11 of 12",
     "Weather data by Open-Meteo.com (CC BY 4.0)")
 REGION_TEXTS = (
-    "TEX - Texas: actual vs forecasts", "Next 24 hours (issued", "Next-day peak hour (local)",
-    "P10-P90 at the next-day peak (MWh)", "Next 24 hours, TEX - Texas: the last day",
+    "TEX - Texas: actual vs forecasts", "Next 48 hours (issued", "Peak hour ahead (local)",
+    "P10-P90 at the peak ahead (MWh)", "Next hours, TEX - Texas: the last day's actuals",
     "Latest 24 forecast hours", "Peak forecast (MWh)",
     "P10-P90 at the peak (MWh)", "Hourly demand, TEX - Texas", "actual demand (MWh)",
     "EIA day-ahead DF (MWh)", "model forecast (MWh)", "model P10-P90 (MWh)",

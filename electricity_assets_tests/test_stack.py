@@ -34,9 +34,9 @@ def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_f
         (features, "2019-02-19-23:00...2020-03-23-22:00"),
         # Week 2020-03-08..15: complete before the first forecast hour (out-of-sample).
         (["trained_models"], "2020-03-08"),
-        (["demand_forecasts"], "2020-03-18-23:00...2020-03-25-22:00"),
-        # Unpartitioned: the 24 hours after R, issued at the data clock, before the backtest.
-        (["next_day_forecasts"], None),
+        # The issues of 8 days: their 24 h-ahead slice covers the last 7; the newest, issued
+        # at R, forecasts the 48 hours after R.
+        (["demand_forecasts"], "2020-03-17-23:00...2020-03-25-22:00"),
         (["forecast_backtest"], None),  # unpartitioned: the last weeks of the features
     ]
     assert seed_plan(start)[-1].command()[-2:] == ["--select", "forecast_backtest"]

@@ -91,9 +91,10 @@ def main() -> None:
                f"regions · dead letters: {overview.dead_letters}")
     if overview.next_day_issued is not None:
         issued = f"{overview.next_day_issued:%Y-%m-%d %H:%M}"
-        st.markdown(f"**Next 24 hours**: forecasts issued {issued} UTC for "
+        st.markdown(f"**Next hours**: the newest issue ({issued} UTC, 1-48 h ahead) forecasts "
                     f"**{overview.next_day_regions} of {len(overview.regions)}** regions; a "
-                    "region's page shows its forecast, peak hour and P10-P90.")
+                    "region's page shows its path, peak hour, P10-P90 and how the last issues "
+                    "moved.")
     scoreboard_section(board.table)
     small_multiples(board.recent, overview.regions)
     ui.footer()

@@ -57,51 +57,84 @@ def _local_time(value: datetime, tz: str) -> str:
 
 
 def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: bool) -> None:
-    """The 24 hours after the latest actual: forecast, P10-P90, peak, and the hourly table."""
+    """The newest issue's 1-48 h path: forecast, P10-P90, peak, the hourly table, and how the
+    last issues forecast the same hours."""
     if nd.rows.empty:
-        st.subheader("Next 24 hours")
+        st.subheader("Next hours")
         if nd.reason:
-            st.info(f"No next-day forecast for {region} in the newest issue "
+            st.info(f"No forecast for {region} in the newest issue "
                     f"({_local_time(nd.issued_at, tz)}): {nd.reason}.")
         elif nd.issued_at is not None:
-            st.info(f"No next-day forecast for {region} in the newest issue "
+            st.info(f"No forecast for {region} in the newest issue "
                     f"({_local_time(nd.issued_at, tz)}).")
         else:
-            st.info("No next-day forecast yet: `next_day_forecasts` is issued after the first "
-                    "run's forecasts, then after every hourly, stream or retraining run.")
+            st.info("No forecast issued yet: `demand_forecasts` issues every hour once a "
+                    "model is registered (the first run's seed does both).")
         return
     rows = nd.rows
-    st.subheader(f"Next 24 hours (issued {_local_time(nd.issued_at, tz)}, data up to "
+    st.subheader(f"Next {len(rows)} hours (issued {_local_time(nd.issued_at, tz)}, data up to "
                  f"{_local_time(nd.data_until, tz)})")
+    if nd.reason:
+        st.warning(f"A newer issue has no forecast for {region}: {nd.reason}. Shown: the newest "
+                   "issue that has one.")
     peak = rows.loc[rows["forecast_mwh"].idxmax()]
     cols = st.columns(4)
-    cols[0].metric("Next-day peak (MWh)", ui.fmt_mwh(peak["forecast_mwh"]))
-    cols[1].metric("Next-day peak hour (local)",
+    cols[0].metric("Peak ahead (MWh)", ui.fmt_mwh(peak["forecast_mwh"]))
+    cols[1].metric("Peak hour ahead (local)",
                    f"{pd.Timestamp(peak['period_utc']).tz_convert(tz):%a %H:%M}")
-    cols[2].metric("P10-P90 at the next-day peak (MWh)",
+    cols[2].metric("P10-P90 at the peak ahead (MWh)",
                    f"{ui.fmt_mwh(peak['p10_mwh'])} - {ui.fmt_mwh(peak['p90_mwh'])}")
-    cols[3].metric("Hours forecast", len(rows))
+    cols[3].metric("Next hour (MWh)", ui.fmt_mwh(rows["forecast_mwh"].iloc[0]))
     series = pd.concat([nd.context, rows], ignore_index=True).reindex(
         columns=["period_utc", "actual_mwh", "eia_df_mwh", "forecast_mwh", "p10_mwh", "p90_mwh"])
-    title = f"Next 24 hours, {ui.region_label(region)}: the last day's actuals, then the forecast"
+    title = (f"Next hours, {ui.region_label(region)}: the last day's actuals, then the newest "
+             "issue's forecast")
     if interactive:
         st.plotly_chart(charts.demand_chart(series, tz, title), width="stretch")
     else:
         st.markdown(charts.demand_chart_svg(series, tz, title), unsafe_allow_html=True)
     table = pd.DataFrame({
         "hour ending (local)": rows["period_utc"].dt.tz_convert(tz).dt.strftime("%a %d %b %H:%M"),
+        "ahead (h)": rows["horizon_h"].astype(int),
         "forecast (MWh)": rows["forecast_mwh"].map(ui.fmt_mwh),
         "P10 (MWh)": rows["p10_mwh"].map(ui.fmt_mwh),
         "P90 (MWh)": rows["p90_mwh"].map(ui.fmt_mwh),
     })
-    with st.expander(f"Next 24 hours, hour by hour ({len(rows)} rows)", expanded=False):
+    with st.expander(f"Next hours, hour by hour ({len(rows)} rows)", expanded=False):
         st.table(table.set_index("hour ending (local)"))
+    vintage_section(nd, tz)
     weather = rows["weather_input"].iloc[0]
     note = (" The replay has no weather forecasts: the observed weather of these hours plus a "
-            "simulated day-ahead forecast error stands in for one (see README)."
-            if "simulated" in weather else "")
-    st.caption(f"Issued at the data clock with data before it only; model version "
+            "simulated forecast error that grows with the lead time stands in for one (see "
+            "README)." if "simulated" in str(weather) else "")
+    st.caption(f"Issued every hour with data before the issue time only; model version "
                f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note}")
+
+
+VINTAGE_HOURS = 6  # the coming hours whose forecast history the table shows
+
+
+def vintage_section(nd: queries.NextDay, tz: str) -> None:
+    """How the forecast of the coming hours (and of the peak) moved over the last issues: a
+    static table (one row per issue, newest last), no chart library to load."""
+    if nd.vintages.empty:
+        return
+    rows = nd.rows
+    peak_hour = rows.loc[rows["forecast_mwh"].idxmax(), "period_utc"]
+    hours = [*rows["period_utc"].head(VINTAGE_HOURS), peak_hour]
+    newest = rows.assign(issue_utc=pd.Timestamp(nd.issued_at))
+    lines = pd.concat([nd.vintages, newest[["issue_utc", "period_utc", "forecast_mwh"]]])
+    lines = lines[lines["period_utc"].isin(hours)]
+    wide = lines.pivot_table(index="issue_utc", columns="period_utc", values="forecast_mwh")
+    wide = wide.reindex(columns=list(dict.fromkeys(hours)))
+    labels = {h: f"{pd.Timestamp(h).tz_convert(tz):%a %H:%M}" for h in wide.columns}
+    labels[peak_hour] += " (peak)"
+    table = wide.rename(columns=labels).map(ui.fmt_mwh)
+    table.index = [f"{pd.Timestamp(i).tz_convert(tz):%a %H:%M}" for i in table.index]
+    table.index.name = "issued (local)"
+    with st.expander(f"How the forecast of the coming hours moved over the last "
+                     f"{len(table)} issues (MWh)", expanded=False):
+        st.table(table)
 
 
 def horizon_section(horizon: pd.DataFrame, tz: str) -> None:

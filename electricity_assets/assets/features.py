@@ -5,7 +5,7 @@ raw history before the window as lookback, and replaces exactly that window in D
 """
 
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -13,6 +13,7 @@ from pydantic import Field
 
 from electricity_assets import quality
 from electricity_assets.assets.metadata import column_schema, window_metadata
+from electricity_assets.automation import reissue_on_late_inputs
 from electricity_assets.features import demand, weather
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB
@@ -33,9 +34,15 @@ def _metadata(table: str, frame: pd.DataFrame, start: datetime, end: datetime,
     return window_metadata(written, start, end, regions, frame[PREVIEW_COLUMNS[table]].tail(10))
 
 
+def _reads_back(hours: int) -> dg.TimeWindowPartitionMapping:
+    """A feature hour reads its raw hour and the `hours` before it (lags, rolling windows)."""
+    return dg.TimeWindowPartitionMapping(start_offset=-hours, end_offset=0)
+
+
 @dg.asset(
-    deps=["raw_demand"],
+    deps=[dg.AssetDep("raw_demand", partition_mapping=_reads_back(max(demand.LAG_HOURS)))],
     **HOURLY_WINDOWED,
+    automation_condition=reissue_on_late_inputs(),
     metadata=column_schema(demand.SCHEMA),
     group_name="features",
     kinds={"duckdb"},
@@ -76,8 +83,10 @@ class WeatherFeaturesConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["raw_weather"],
+    deps=[dg.AssetDep("raw_weather", partition_mapping=_reads_back(
+        int(weather.LOOKBACK / timedelta(hours=1))))],
     **HOURLY_WINDOWED,
+    automation_condition=reissue_on_late_inputs(),
     metadata=column_schema(weather.SCHEMA),
     group_name="features",
     kinds={"duckdb"},

@@ -1,130 +1,114 @@
-"""demand_forecasts: each region's champion forecast, 24 hours ahead, per hourly partition;
-next_day_forecasts: the 24 hours after the latest observed hour, issued at the data clock."""
+"""demand_forecasts: every region's 1-48 h path issued at each hour, from what was known then.
 
-from datetime import datetime
+The hourly partition K is the issue hour: its data (demand and weather of hour K) is complete at
+K + 1 h, the issue time `issue_utc`, and the partition holds the forecasts of K + 1 h .. K + 48 h
+(`horizon_h` 1..48) for every region. Backfilling issue hours replays history (forecast
+vintages); the 24 h-ahead series the dashboard compares with EIA's DF is the `horizon_h = 24`
+slice. An input hour that lands late re-issues every partition that read it
+(`automation.reissue_on_late_inputs`, through the partition mappings below).
+"""
+
+from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
-from pydantic import Field
 
-from electricity_assets import quality, replay_clock, storage
-from electricity_assets.assets.metadata import column_schema, window_metadata
+from electricity_assets import quality, storage
+from electricity_assets.assets.metadata import column_schema, long_window
 from electricity_assets.assets.raw import source_config
+from electricity_assets.automation import reissue_on_late_inputs
 from electricity_assets.datasets import WEATHER
+from electricity_assets.features import issue
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets.sources.select import load_window
-from electricity_assets.storage import replace_window
 
 OWNERS = ["team:forecasting"]
-TABLE = storage.DEMAND_FORECASTS.name
+
+
+def _hours_back(span: timedelta) -> int:
+    return -int(span / timedelta(hours=1))
 
 
 @dg.asset(
-    # Hours of week W are forecast by the model trained up to the end of week W-1.
-    deps=["demand_features", "weather_features",
-          dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
-              start_offset=-1, end_offset=-1))],
+    deps=[
+        # An issue reads demand and observed weather up to its hour, back to the oldest lag.
+        dg.AssetDep("raw_demand", partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-issue.PROFILE_LOOKBACK_HOURS - 1, end_offset=0)),
+        dg.AssetDep("raw_weather", partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=_hours_back(issue.WEATHER_LOOKBACK), end_offset=0)),
+        # Issues of week W come from the champion trained up to the end of week W-1.
+        dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-1, end_offset=-1)),
+    ],
     **HOURLY_WINDOWED,
+    automation_condition=reissue_on_late_inputs(),
     metadata=column_schema(storage.DEMAND_FORECASTS),
     group_name="modeling",
     kinds={"mlflow", "duckdb"},
     owners=OWNERS,
     description=(
-        "For every region and hour of the window, the forecast of models:/demand-<REGION>"
-        "@champion made with data up to 24 h before the hour, its P10/P90 and model version. "
-        "Regions without a champion are skipped (listed in the metadata)."
+        "Partition = issue hour K (issued at K + 1 h, when K's data is complete): for every "
+        "region the champion's forecast of the next 48 hours (`horizon_h` 1..48) with P10/P90, "
+        "model version, the last demand hour used and the weather input. Only data before the "
+        "issue time is used; a region whose demand of hour K is missing or whose model cannot "
+        "be loaded is skipped with the reason (table forecast_skips, metadata). Re-issued by "
+        "automation when an input hour it read lands late."
     ),
 )
 def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckDB,
-                     mlflow: MLflowResource) -> dg.MaterializeResult:
-    from electricity_assets.modeling.forecasting import forecast_window  # MLflow import is slow
+                     mlflow: MLflowResource, source: SourceResource) -> dg.MaterializeResult:
+    from electricity_assets.modeling import issuing  # MLflow import is slow
 
     start, end = context.partition_time_window
-    with duckdb.get_connection() as conn:
-        batch = forecast_window(conn, start, end, mlflow.mlflow_config())
-        written = replace_window(conn, TABLE, batch.rows, start, end)
-    for region, reason in batch.skipped.items():
-        context.log.warning(f"{region}: no forecast - {reason}")
-    for region, hours in batch.in_sample.items():
-        context.log.warning(f"{region}: {hours} forecast hours fall inside the champion's "
-                            "training window (in-sample): materialise an earlier trained_models "
-                            "partition for honest historical forecasts")
-    context.log.info(f"demand_forecasts: {written:,} rows for [{start.isoformat()}, "
-                     f"{end.isoformat()})")
-    versions = (batch.rows.groupby("region")["model_version"].first().reset_index()
-                if written else batch.rows)
-    regions = sorted(batch.rows["region"].unique()) if written else []
-    return dg.MaterializeResult(metadata={
-        **window_metadata(written, start, end, regions, batch.rows.tail(10)),
-        "skipped": dg.MetadataValue.md(
-            "\n".join(f"- {k}: {v}" for k, v in batch.skipped.items()) or "none"),
-        "model_versions": dg.MetadataValue.md(quality.markdown_table(versions)),
-        "in_sample_hours": sum(batch.in_sample.values()),
-    })
-
-
-
-class NextDayConfig(dg.Config):
-    issued_at: str | None = Field(
-        default=None,
-        description=("ISO-8601 UTC time to issue the forecast at (data with period_utc before "
-                     "its hour). Empty: the data clock (the replay clock offline)."))
-
-
-@dg.asset(
-    deps=["raw_demand", "raw_weather", "weather_features", "trained_models"],
-    metadata=column_schema(storage.NEXT_DAY_FORECASTS),
-    group_name="modeling",
-    kinds={"mlflow", "duckdb"},
-    owners=OWNERS,
-    description=(
-        "The next 24 hours: for every region, the champion's forecast with P10/P90 for the 24 "
-        "hours after its latest observed demand hour, issued at the data clock with data "
-        "before it only. Weather of the hours ahead: the Open-Meteo forecast live; offline the "
-        "replay's observations plus simulated day-ahead forecast error. The table holds the "
-        "newest issue; kept fresh by next_day_after_new_data after each hourly, stream or "
-        "retraining run."
-    ),
-)
-def next_day_forecasts(context: dg.AssetExecutionContext, config: NextDayConfig,
-                       duckdb: ElectricityDuckDB, mlflow: MLflowResource,
-                       source: SourceResource) -> dg.MaterializeResult:
-    from electricity_assets.modeling import next_day  # MLflow import is slow
-
-    clock = (pd.Timestamp(config.issued_at) if config.issued_at
-             else pd.Timestamp(replay_clock.current_time()))
-    clock = clock.tz_localize("UTC") if clock.tzinfo is None else clock
+    issues = issuing.issues_of_window(start, end)
     weather_source = source_config(source)
 
-    def outlook(start: datetime, end: datetime) -> pd.DataFrame:
-        return load_window(WEATHER, start, end, weather_source).rows
+    def outlook(first: datetime, last: datetime) -> pd.DataFrame:
+        return load_window(WEATHER, first, last, weather_source).rows
 
-    batch = next_day.next_day_forecasts(duckdb.get_connection, clock.to_pydatetime(),
-                                        mlflow.mlflow_config(), outlook,
-                                        simulate_error=source.mode == "bundled")
     with duckdb.get_connection() as conn:
-        written = next_day.replace_forecasts(conn, batch)
-    for region, reason in batch.skipped.items():
-        context.log.warning(f"{region}: no next-day forecast - {reason}")
-    for region, note in batch.notes.items():
-        context.log.warning(f"{region}: {note}")
-    context.log.info(f"next_day_forecasts: {written} rows issued at "
-                     f"{batch.issued_at.isoformat()}")
+        regions = issuing.regions_with_demand(conn)
+    champions, model_skips = issuing.load_champions(regions, mlflow.mlflow_config())
+    batch = issuing.forecast_issues(duckdb.get_connection, issues, champions, model_skips,
+                                    outlook, simulate_error=source.mode == "bundled")
+    with duckdb.get_connection() as conn:
+        written = issuing.replace_issues(conn, batch, issues[0], issues[-1] + timedelta(hours=1),
+                                         regions=sorted(champions))
+    return dg.MaterializeResult(metadata=_metadata(context, batch, written, start, end,
+                                                   model_skips))
+
+
+def _metadata(context: dg.AssetExecutionContext, batch, written: int, start: datetime,
+              end: datetime, model_skips: dict[str, str]) -> dict[str, dg.MetadataValue]:
+    skipped = batch.skipped
+    for region, reason in model_skips.items():
+        context.log.warning(f"{region}: no forecasts - {reason} (its stored forecasts are kept)")
+    for (region, reason), rows in skipped.groupby(["region", "reason"]).size().items():
+        if region not in model_skips:
+            context.log.warning(f"{region}: {rows} issue(s) skipped - {reason}")
+    context.log.info(f"demand_forecasts: {written:,} rows for issues [{start + timedelta(hours=1)}"
+                     f", {end + timedelta(hours=1)}), {len(skipped)} region-issues skipped")
     rows = batch.rows
-    regions = sorted(rows["region"].unique()) if written else []
-    summary = (rows.groupby("region").agg(
-        data_until_utc=("data_until_utc", "first"), hours=("period_utc", "size"),
-        peak_mwh=("forecast_mwh", "max"), weather_input=("weather_input", "first"),
-        model_version=("model_version", "first")).reset_index() if written else rows)
-    return dg.MaterializeResult(metadata={
+    by_region = (rows.groupby("region").agg(
+        issues=("issue_utc", "nunique"), rows=("horizon_h", "size"),
+        model_version=("model_version", "first"), weather_input=("weather_input", "first"))
+        .reset_index() if len(rows) else rows)
+    metadata = {
         "dagster/row_count": dg.MetadataValue.int(written),
-        "issued_at": dg.MetadataValue.text(batch.issued_at.isoformat()),
-        "regions": dg.MetadataValue.text(", ".join(regions) or "none"),
-        "by_region": dg.MetadataValue.md(quality.markdown_table(summary)),
-        "skipped": dg.MetadataValue.md(
-            "\n".join(f"- {k}: {v}" for k, v in {**batch.skipped, **batch.notes}.items())
-            or "none"),
-        "preview": dg.MetadataValue.md(quality.markdown_table(
-            rows[["region", "period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"]].head(10))),
-    })
+        "issues": dg.MetadataValue.int(int((end - start) / timedelta(hours=1))),
+        "regions": dg.MetadataValue.text(", ".join(sorted(rows["region"].unique())) or "none"),
+        "skipped_region_issues": dg.MetadataValue.int(len(skipped)),
+        "skipped_regions": dg.MetadataValue.text(", ".join(sorted(skipped["region"].unique()))
+                                                 or "none"),
+    }
+    if not long_window(start, end):  # copied into every partition's event: keep it small
+        reasons = (skipped.groupby(["region", "reason"]).size().rename("issues").reset_index()
+                   if len(skipped) else skipped)
+        metadata["skipped"] = dg.MetadataValue.md(quality.markdown_table(reasons) or "none")
+        metadata["by_region"] = dg.MetadataValue.md(quality.markdown_table(by_region))
+        metadata["preview"] = dg.MetadataValue.md(quality.markdown_table(
+            rows[rows["horizon_h"].isin([1, 6, 24, 48])][
+                ["region", "issue_utc", "horizon_h", "forecast_mwh", "p10_mwh", "p90_mwh"]]
+            .head(16)))
+    return metadata

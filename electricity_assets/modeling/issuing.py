@@ -1,0 +1,256 @@
+"""Issuing forecasts: every region's 1-48 h path for each issue hour of a window, from what was
+known at that issue only (the `demand_forecasts` asset's work).
+
+An issue I forecasts t = I + (h - 1) h, h = 1..48, with demand before I, weather observed before
+I and forecast from I on (`features.issue`). The inputs are copied into a private in-memory
+DuckDB holding raw rows before the window's last issue only, so rows of the live database at or
+after it (hours a Kafka replay published ahead of the clock) never reach any issue;
+`features.issue` keeps each issue to the rows before its own time. The weather of the hours
+ahead comes from the *outlook*: live the Open-Meteo forecast; offline the replay's observations,
+to which `features.issue` adds the simulated forecast error that grows with the lead time.
+
+Never a forecast on a missing required input:
+- the anchor: a region whose latest demand hour before I is not I - 1 h (late, missing, or
+  implausible) gets no path from I; the reason is kept per region and issue;
+- the weather: a model that uses weather drops the hours it has no weather for;
+- the model: a region without a loadable champion is skipped with the load error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from electricity_assets import storage
+from electricity_assets.features import issue, weather
+from electricity_assets.features.common import ensure_exists, to_utc
+from electricity_assets.modeling.horizons import load_horizon_champion
+from electricity_assets.modeling.registry import MlflowConfig
+from electricity_assets.sources.http import SourceError
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = storage.DEMAND_FORECASTS.column_names
+SKIP_COLUMNS = storage.FORECAST_SKIPS.column_names
+SIMULATED = "observed + simulated forecast error growing with lead time (offline replay)"
+FORECAST = "weather forecast (Open-Meteo)"
+NO_WEATHER = "none (the region's model uses no weather)"
+
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+Outlook = Callable[[datetime, datetime], pd.DataFrame]
+"""Raw weather rows (the `raw_weather` columns) for start <= period_utc < end, from the source."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """A region's model as served: registered name and version, and the loaded model."""
+    name: str
+    version: str
+    model: object  # has predict(frame) -> forecast_mwh, p10_mwh, p90_mwh; uses_weather
+
+
+@dataclass
+class IssueBatch:
+    rows: pd.DataFrame     # COLUMNS
+    skipped: pd.DataFrame  # SKIP_COLUMNS: region, issue_utc, reason, created_at
+
+
+def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every region with demand rows (never a fixed list: a new balancing area is forecast once
+    it has a model)."""
+    ensure_exists(conn, "raw_demand")
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
+
+
+def load_champions(regions: Sequence[str], config: MlflowConfig
+                   ) -> tuple[dict[str, Champion], dict[str, str]]:
+    """Each region's champion, and why a region has none. One region's broken or missing model
+    is that region's alone: any load error is caught, named and kept as its reason."""
+    champions: dict[str, Champion] = {}
+    skips: dict[str, str] = {}
+    for region in regions:
+        try:
+            champions[region] = load_horizon_champion(region, config)
+        except LookupError as exc:
+            skips[region] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a corrupt artifact must not stop the others
+            skips[region] = (f"its champion could not be loaded ({type(exc).__name__}: "
+                             f"{str(exc)[:200]}): re-register or retrain it")
+            logger.exception("champion of %s could not be loaded", region)
+    return champions, skips
+
+
+def issues_of_window(start: datetime, end: datetime) -> list[datetime]:
+    """The issue times of hourly partitions [start, end): partition hour K issues at K + 1 h,
+    when K's data is complete."""
+    hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC")
+    return [(h + pd.Timedelta(hours=1)).to_pydatetime() for h in hours]
+
+
+def _copy(source: duckdb.DuckDBPyConnection, target: duckdb.DuckDBPyConnection, table: str,
+          sql: str, params: dict | None = None) -> None:
+    frame = source.execute(sql, params or {}).df()
+    target.register("_copied", frame)
+    try:
+        target.execute(f"CREATE TABLE {table} AS SELECT * FROM _copied")
+    finally:
+        target.unregister("_copied")
+
+
+def known_before(conn: duckdb.DuckDBPyConnection, first_issue: datetime, last_issue: datetime,
+                 outlook: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the raw rows before `last_issue` that issues from `first_issue`
+    read, the fitted station offsets, and the `outlook` rows for the station hours the raw
+    weather lacks (every hour from `last_issue` on; before it, hours not ingested yet)."""
+    ensure_exists(conn, "raw_demand", "raw_weather", weather.OFFSETS_SCHEMA)
+    ws = duckdb.connect()
+    ws.execute("SET TimeZone = 'UTC'")
+    _copy(conn, ws, "raw_demand", "SELECT * FROM raw_demand WHERE period_utc >= $from "
+          "AND period_utc < $last", {"from": first_issue - issue.DEMAND_LOOKBACK,
+                                      "last": last_issue})
+    _copy(conn, ws, "raw_weather", "SELECT * FROM raw_weather WHERE period_utc >= $from "
+          "AND period_utc < $last", {"from": first_issue - issue.WEATHER_LOOKBACK,
+                                      "last": last_issue})
+    _copy(conn, ws, weather.OFFSETS_TABLE, f"SELECT * FROM {weather.OFFSETS_TABLE}")
+    if len(outlook):
+        columns = [c for c in outlook.columns if c in storage.RAW_WEATHER.column_names
+                   and c != "ingested_at"]
+        ws.register("_outlook", outlook[columns])
+        listed = ", ".join(columns)
+        ws.execute(f"""INSERT INTO raw_weather ({listed}, ingested_at)
+            SELECT {listed}, $last FROM _outlook o
+            WHERE o.period_utc >= $first
+              AND NOT EXISTS (SELECT 1 FROM raw_weather r
+                              WHERE r.station = o.station AND r.period_utc = o.period_utc)""",
+                   {"last": last_issue, "first": first_issue})
+        ws.unregister("_outlook")
+    return ws
+
+
+def issue_inputs(connect: Connect, issues: Sequence[datetime], outlook: Outlook,
+                 simulate_error: bool) -> tuple[pd.DataFrame, str | None]:
+    """The issue frame of `issues` as known at each, and why the outlook failed, if it did."""
+    first, last = min(issues), max(issues)
+    ahead_end = last + timedelta(hours=issue.HORIZON_HOURS)
+    outlook_error = None
+    try:
+        ahead = outlook(first, ahead_end)
+    except (SourceError, OSError) as exc:  # an outage: regions with weather lose those hours
+        logger.warning("weather outlook unavailable: %s", exc)
+        outlook_error, ahead = str(exc), pd.DataFrame()
+    with connect() as conn:
+        ws = known_before(conn, first, last, ahead)
+    try:
+        return issue.issue_frame(ws, issues, exante=simulate_error), outlook_error
+    finally:
+        ws.close()
+
+
+def _anchor_skips(frame: pd.DataFrame) -> pd.DataFrame:
+    """(region, issue_utc, reason) where the latest demand hour before the issue is not the hour
+    just before it: its path would rest on an older anchor than the issue claims."""
+    per_issue = frame.groupby(["region", "issue_utc"], as_index=False)["data_until_utc"].first()
+    expected = per_issue["issue_utc"] - pd.Timedelta(hours=1)
+    late = per_issue[per_issue["data_until_utc"].isna() | (per_issue["data_until_utc"] < expected)]
+    reasons = [f"demand of {e:%Y-%m-%d %H:%M} UTC not reported (latest: "
+               + (f"{u:%Y-%m-%d %H:%M} UTC)" if pd.notna(u) else "none)")
+               for e, u in zip(late["issue_utc"] - pd.Timedelta(hours=1),
+                               late["data_until_utc"], strict=True)]
+    return pd.DataFrame({"region": late["region"], "issue_utc": late["issue_utc"],
+                         "reason": reasons})
+
+
+def _region_paths(region: str, rows: pd.DataFrame, champion: Champion, weather_label: str,
+                  outlook_error: str | None) -> tuple[pd.DataFrame, list[tuple]]:
+    """One region's forecast rows for its issues, and (issue_utc, reason) for issues that lost
+    hours or everything."""
+    notes: list[tuple] = []
+    uses_weather = bool(getattr(champion.model, "uses_weather", True))
+    if uses_weather:
+        no_weather = rows["temperature_c"].isna()
+        for issue_utc, lost in rows[no_weather].groupby("issue_utc").size().items():
+            why = f" ({outlook_error})" if outlook_error else ""
+            notes.append((issue_utc, f"{lost} of its hours had no weather forecast and were "
+                                     f"left out{why}"))
+        rows = rows[~no_weather]
+    if rows.empty:
+        return pd.DataFrame(columns=COLUMNS), notes
+    predicted = champion.model.predict(rows)
+    out = pd.DataFrame({
+        "region": region, "issue_utc": rows["issue_utc"], "horizon_h": rows["horizon_h"],
+        "period_utc": rows["period_utc"],
+        **{c: predicted[c].to_numpy(dtype=float) for c in ("forecast_mwh", "p10_mwh", "p90_mwh")},
+        "model_name": champion.name, "model_version": champion.version,
+        "data_until_utc": rows["data_until_utc"],
+        "weather_input": weather_label if uses_weather else NO_WEATHER,
+    }, index=rows.index)
+    return out[out["forecast_mwh"].notna()], notes
+
+
+def forecast_issues(connect: Connect, issues: Sequence[datetime],
+                    champions: Mapping[str, Champion], model_skips: Mapping[str, str],
+                    outlook: Outlook, simulate_error: bool) -> IssueBatch:
+    """Every region's path for each of `issues` (see the module docstring).
+
+    `champions` are the loaded models by region; `model_skips` why the others have none.
+    `connect()` opens the database once, briefly, to copy the inputs: the outlook's HTTP call
+    and the predictions hold no DuckDB lock."""
+    created_at = pd.Timestamp(datetime.now(UTC))
+    issues = sorted(pd.Timestamp(i).tz_convert("UTC").to_pydatetime() for i in issues)
+    frame, outlook_error = issue_inputs(connect, issues, outlook, simulate_error)
+    skips = [_anchor_skips(frame)] if len(frame) else []
+    late = set(zip(skips[0]["region"], skips[0]["issue_utc"], strict=True)) if skips else set()
+    label = SIMULATED if simulate_error else FORECAST
+    parts, notes = [], []
+    for region, rows in frame.groupby("region", sort=True):
+        keep = [(region, i) not in late for i in rows["issue_utc"]]
+        rows = rows[keep]
+        if region not in champions:
+            reason = model_skips.get(str(region), "no champion model registered")
+            notes += [(region, i, reason) for i in rows["issue_utc"].unique()]
+            continue
+        if rows.empty:
+            continue
+        out, lost = _region_paths(str(region), rows, champions[str(region)], label,
+                                  outlook_error)
+        parts.append(out)
+        notes += [(region, i, why) for i, why in lost]
+    if notes:
+        skips.append(pd.DataFrame(notes, columns=["region", "issue_utc", "reason"]))
+    skipped = (pd.concat(skips, ignore_index=True) if skips
+               else pd.DataFrame(columns=["region", "issue_utc", "reason"]))
+    # One reason per region and issue (a late anchor explains everything after it).
+    skipped = skipped.drop_duplicates(["region", "issue_utc"]).assign(created_at=created_at)
+    rows = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS))
+    rows = rows.assign(created_at=created_at)
+    return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]))
+
+
+def replace_issues(conn: duckdb.DuckDBPyConnection, batch: IssueBatch, first_issue: datetime,
+                   end_issue: datetime, regions: Sequence[str] | None = None) -> int:
+    """Replace the window's issues [first_issue, end_issue) in one transaction: the skip reasons
+    of every region, and the forecasts of `regions` (default: all). A region left out (its model
+    could not be loaded) keeps the forecasts it had: they are never deleted for want of a model."""
+    for table in (storage.DEMAND_FORECASTS, storage.FORECAST_SKIPS):
+        storage.ensure_table(conn, table)
+    window = "issue_utc >= $first AND issue_utc < $end"
+    params: dict[str, object] = {"first": first_issue, "end": end_issue}
+    only = ""
+    if regions is not None:
+        only, params["regions"] = " AND region IN (SELECT unnest($regions))", list(regions)
+    with storage.transaction(conn):
+        conn.execute(f"DELETE FROM {storage.FORECAST_SKIPS.name} WHERE {window}",
+                     {"first": first_issue, "end": end_issue})
+        conn.execute(f"DELETE FROM {storage.DEMAND_FORECASTS.name} WHERE {window}{only}", params)
+        for table, frame in ((storage.DEMAND_FORECASTS, batch.rows),
+                             (storage.FORECAST_SKIPS, batch.skipped)):
+            if len(frame):
+                storage.insert_frame(conn, table.name, frame)
+    return len(batch.rows)
