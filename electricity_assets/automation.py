@@ -23,23 +23,26 @@ import dagster as dg
 import pandas as pd
 
 from electricity_assets import replay_clock
-from electricity_assets.partitions import hourly_partitions
 
 REISSUE_LOOKBACK = timedelta(days=14)
 
 
-def data_clock_window(hours: int, now: datetime) -> dg.PartitionKeyRange | None:
-    """The hourly partition keys of the `hours` hours that have ended by the data clock `now`."""
-    last = replay_clock.latest_complete_hour(now)
-    first = max(last - timedelta(hours=hours - 1), pd.Timestamp(hourly_partitions.start))
-    if last < first:
-        return None
-    fmt = hourly_partitions.fmt
-    return dg.PartitionKeyRange(first.strftime(fmt), last.strftime(fmt))
+def ended_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition, hours: int,
+                         now: datetime) -> list[str]:
+    """Keys of the partitions whose time window ended by the data clock `now`, at most `hours`
+    back (hourly or daily partitions alike)."""
+    start = max(now - timedelta(hours=hours) - timedelta(days=1),
+                pd.Timestamp(partitions_def.start).to_pydatetime())
+    if start >= now:
+        return []
+    keys = partitions_def.get_partition_keys_in_time_window(dg.TimeWindow(start, now))
+    oldest = now - timedelta(hours=hours)
+    return [k for k in keys
+            if oldest < partitions_def.time_window_for_partition_key(k).end <= now]
 
 
 class EndedOnDataClock(dg.AutomationCondition):
-    """Hourly partitions whose hour has ended on the data clock, at most `hours` back."""
+    """Time partitions that have ended on the data clock, at most `hours` back."""
 
     def __init__(self, hours: int) -> None:
         self.hours = hours
@@ -49,12 +52,15 @@ class EndedOnDataClock(dg.AutomationCondition):
         return f"ended_on_data_clock(last {self.hours} h)"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        window = data_clock_window(self.hours, replay_clock.current_time())
-        if window is None or context.candidate_subset.is_empty:
+        partitions_def = context.partitions_def
+        if context.candidate_subset.is_empty or not isinstance(
+                partitions_def, dg.TimeWindowPartitionsDefinition):
             return dg.AutomationResult(context, true_subset=context.get_empty_subset())
-        in_window = context.asset_graph_view.get_entity_subset_in_range(context.key, window)
+        now = pd.Timestamp(replay_clock.current_time()).tz_convert("UTC").to_pydatetime()
+        keys = ended_partition_keys(partitions_def, self.hours, now)
         return dg.AutomationResult(
-            context, true_subset=context.candidate_subset.compute_intersection(in_window))
+            context, true_subset=context.candidate_subset.compute_intersection_with_partition_keys(
+                set(keys)))
 
 
 MODEL = dg.AssetSelection.assets("trained_models")

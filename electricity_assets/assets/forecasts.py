@@ -37,9 +37,11 @@ def _hours_back(span: timedelta) -> int:
             start_offset=-issue.PROFILE_LOOKBACK_HOURS - 1, end_offset=0)),
         dg.AssetDep("raw_weather", partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=_hours_back(issue.WEATHER_LOOKBACK), end_offset=0)),
-        # Issues of week W come from the champion trained up to the end of week W-1.
+        # Issues of week W come from the champion trained up to the end of week W-1. The
+        # offsets count downstream (hourly) partitions: -1 would map an hour to the week of
+        # the hour before it.
         dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
-            start_offset=-1, end_offset=-1)),
+            start_offset=-168, end_offset=-168)),
     ],
     **HOURLY_WINDOWED,
     automation_condition=reissue_on_late_inputs(),
