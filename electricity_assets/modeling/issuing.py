@@ -30,8 +30,7 @@ import pandas as pd
 from electricity_assets import storage
 from electricity_assets.features import issue, weather
 from electricity_assets.features.common import ensure_exists, to_utc
-from electricity_assets.modeling.horizons import load_horizon_champion
-from electricity_assets.modeling.registry import MlflowConfig
+from electricity_assets.modeling.champion_cache import Champion
 from electricity_assets.sources.http import SourceError
 
 logger = logging.getLogger(__name__)
@@ -47,14 +46,6 @@ Outlook = Callable[[datetime, datetime], pd.DataFrame]
 """Raw weather rows (the `raw_weather` columns) for start <= period_utc < end, from the source."""
 
 
-@dataclass(frozen=True)
-class Champion:
-    """A region's model as served: registered name and version, and the loaded model."""
-    name: str
-    version: str
-    model: object  # has predict(frame) -> forecast_mwh, p10_mwh, p90_mwh; uses_weather
-
-
 @dataclass
 class IssueBatch:
     rows: pd.DataFrame     # COLUMNS
@@ -67,24 +58,6 @@ def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
     ensure_exists(conn, "raw_demand")
     return [r[0] for r in conn.execute(
         "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
-
-
-def load_champions(regions: Sequence[str], config: MlflowConfig
-                   ) -> tuple[dict[str, Champion], dict[str, str]]:
-    """Each region's champion, and why a region has none. One region's broken or missing model
-    is that region's alone: any load error is caught, named and kept as its reason."""
-    champions: dict[str, Champion] = {}
-    skips: dict[str, str] = {}
-    for region in regions:
-        try:
-            champions[region] = load_horizon_champion(region, config)
-        except LookupError as exc:
-            skips[region] = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a corrupt artifact must not stop the others
-            skips[region] = (f"its champion could not be loaded ({type(exc).__name__}: "
-                             f"{str(exc)[:200]}): re-register or retrain it")
-            logger.exception("champion of %s could not be loaded", region)
-    return champions, skips
 
 
 def issues_of_window(start: datetime, end: datetime) -> list[datetime]:
