@@ -318,6 +318,8 @@ def champions(config: MlflowConfig) -> pd.DataFrame:
     records = []
     with tracking(config) as (client, _):
         for registered in client.search_registered_models("name LIKE 'demand-%'"):
+            if registered.name.startswith("demand-horizons-"):
+                continue  # the multi-horizon family (`horizon_registry`)
             aliases = dict(registered.aliases or {})
             record = {"model_name": registered.name,
                       "champion": aliases.get(CHAMPION), "challenger": aliases.get(CHALLENGER)}

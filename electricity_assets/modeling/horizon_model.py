@@ -1,0 +1,335 @@
+"""The multi-horizon model: for an issue hour I, a region's next 48 hours.
+
+One LightGBM per region on (issue, horizon) rows of `features.issue.issue_frame` (horizon is a
+feature), issue hours subsampled from the history so training stays fast. The target is the ratio
+of demand to the profile-persistence forecast known at the issue (demand of the same hour on the
+newest known day, times the ratio of the newest hour to the same hour that day), so the trees
+learn corrections to a baseline that is already good a few hours ahead, and one set of
+hyper-parameters fits every region.
+
+Time-ordered split: the validation rows are the issues of the last `validation_weeks` weeks, the
+training rows forecast hours before the first of them. P10/P90 are split-conformal per horizon
+bucket (`BUCKETS`): quantiles of the validation ratio residuals in units of each row's weekly
+spread (std / mean of the last 168 h of demand, known at the issue). After early stopping the
+trees are refitted on training + validation rows (`fit_end` moves to the end of the data).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from electricity_assets.features.issue import FEATURE_COLUMNS, WEATHER_FEATURES
+from electricity_assets.modeling.metrics import error_metrics, interval_coverage
+from electricity_assets.modeling.training import InsufficientDataError
+from electricity_assets.regions import get_region
+
+logger = logging.getLogger(__name__)
+
+BUCKETS: tuple[tuple[int, int], ...] = ((1, 6), (7, 12), (13, 24), (25, 48))
+"""Horizon buckets (inclusive) with their own P10/P90 offsets and metrics."""
+
+DEFAULT_PARAMS: dict[str, object] = {
+    "objective": "l1",
+    "learning_rate": 0.1,
+    "num_leaves": 63,
+    "min_data_in_leaf": 100,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.7,
+    "bagging_freq": 1,
+    "max_bin": 63,
+    "num_threads": 1,
+    "seed": 7,
+    "verbose": -1,
+}
+
+
+@dataclass(frozen=True)
+class HorizonConfig:
+    # Issues every 7 h (7 and 24 share no factor: every hour of the day is an issue hour over a
+    # week) for training; every hour in the validation weeks.
+    issue_every_hours: int = 7
+    history_days: int = 0  # 0: all history
+    validation_weeks: int = 4
+    min_train_rows: int = 24 * 28
+    min_validation_rows: int = 24 * 3
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 30
+    refit: bool = True
+    interval: tuple[float, float] = (0.10, 0.90)
+    params: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+
+
+def bucket_of(horizon_h: pd.Series | np.ndarray) -> np.ndarray:
+    """Index into `BUCKETS` of each horizon (-1 outside 1..48)."""
+    h = np.asarray(horizon_h, dtype=int)
+    out = np.full(len(h), -1)
+    for i, (low, high) in enumerate(BUCKETS):
+        out[(h >= low) & (h <= high)] = i
+    return out
+
+
+def bucket_label(index: int) -> str:
+    low, high = BUCKETS[index]
+    return f"h{low:02d}_{high:02d}"
+
+
+def base_of(frame: pd.DataFrame) -> pd.Series:
+    """The level the target is a ratio to: profile persistence, else the anchor (NaN: none)."""
+    base = pd.to_numeric(frame["persistence_mwh"], errors="coerce")
+    base = base.fillna(pd.to_numeric(frame["anchor_mwh"], errors="coerce"))
+    return base.where(base > 0)
+
+
+def spread_of(frame: pd.DataFrame) -> pd.Series:
+    """Relative spread of the last week's demand (std / mean), the interval's unit."""
+    spread = (pd.to_numeric(frame["last168_std_ratio"], errors="coerce")
+              / pd.to_numeric(frame["last168_mean_ratio"], errors="coerce"))
+    return spread.where(spread > 0)
+
+
+def inputs(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Feature matrix as float64 (booleans 0/1, missing columns NaN)."""
+    out = {}
+    for column in columns:
+        values = frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
+        out[column] = pd.to_numeric(values.astype("float64"), errors="coerce")
+    return pd.DataFrame(out, index=frame.index)
+
+
+@dataclass
+class HorizonPredictor:
+    """What serving needs: the trees (LightGBM text), inputs and per-bucket P10/P90 offsets."""
+
+    region: str
+    model_text: str
+    feature_columns: list[str]
+    offsets: dict[int, tuple[float, float]]  # bucket index -> (low, high), spread units
+    spread_typical: float
+    _booster: lgb.Booster | None = field(default=None, repr=False, compare=False)
+
+    INPUT_EXTRA = ("persistence_mwh", "anchor_mwh", "last168_std_ratio", "last168_mean_ratio")
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns `predict` reads: the features and what the level and interval derive from."""
+        return list(dict.fromkeys([*self.feature_columns, "horizon_h", *self.INPUT_EXTRA]))
+
+    @property
+    def uses_weather(self) -> bool:
+        return any(c in WEATHER_FEATURES for c in self.feature_columns)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_booster": None}
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.model_text)
+        return self._booster
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """forecast_mwh, p10_mwh, p90_mwh per row (NaN without a level)."""
+        ratio = self.booster.predict(inputs(frame, self.feature_columns))
+        base = base_of(frame).to_numpy()
+        unit = spread_of(frame).fillna(self.spread_typical).to_numpy()
+        buckets = bucket_of(frame["horizon_h"])
+        offsets = [self.offsets.get(b, (np.nan, np.nan)) for b in range(len(BUCKETS))]
+        low, high = (np.array(side) for side in zip(*offsets, strict=True))
+        ok = buckets >= 0
+        lo = np.where(ok, low[np.clip(buckets, 0, None)], np.nan)
+        hi = np.where(ok, high[np.clip(buckets, 0, None)], np.nan)
+        return pd.DataFrame({
+            "forecast_mwh": ratio * base,
+            "p10_mwh": (ratio + lo * unit) * base,
+            "p90_mwh": (ratio + hi * unit) * base,
+        }, index=frame.index)
+
+
+@dataclass
+class HorizonModel:
+    """A trained region model with the validation evidence that goes to MLflow."""
+
+    region: str
+    predictor: HorizonPredictor  # the deployed trees (after a refit: validation rows too)
+    config: HorizonConfig
+    train_start: datetime
+    train_end: datetime       # validation issues start here
+    validation_end: datetime  # exclusive end of the validation rows' forecast hours
+    fit_end: datetime         # exclusive end of the hours the deployed trees' targets cover
+    train_rows: int
+    best_iteration: int
+    validation: pd.DataFrame  # validation rows: keys, target, baselines, forecasts (early-stopped)
+    validation_features: pd.DataFrame  # the same rows' inputs (to re-score a champion)
+    metrics: dict[str, dict[str, float]]  # bucket label or "all" -> metrics
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.predictor.feature_columns
+
+
+def usable_features(frame: pd.DataFrame) -> list[str]:
+    """Every issue-frame feature; weather ones only where the region has any."""
+    return [c for c in FEATURE_COLUMNS
+            if c not in WEATHER_FEATURES or (c in frame and frame[c].notna().any())]
+
+
+def trainable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows a model learns from: a target, a level, and the anchor hour just before the issue
+    (the only case `forecast_issue` serves)."""
+    on_time = frame["data_until_utc"] == frame["issue_utc"] - pd.Timedelta(hours=1)
+    return frame[frame["demand_mwh"].notna() & base_of(frame).notna() & on_time]
+
+
+def evaluation(frame: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+    keys = ["region", "issue_utc", "horizon_h", "period_utc", "demand_mwh", "df_mwh",
+            "naive_mwh", "persistence_mwh"]
+    return pd.concat([frame[keys], forecasts], axis=1)
+
+
+def score(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Median APE of the model and the baselines, P10-P90 coverage, per bucket and overall."""
+    out = {}
+    groups = [("all", rows)] + [(bucket_label(i), rows[bucket_of(rows["horizon_h"]) == i])
+                                for i in range(len(BUCKETS))]
+    for label, part in groups:
+        ok = part["demand_mwh"].notna() & part["forecast_mwh"].notna()
+        part = part[ok]
+        out[label] = {
+            "hours": float(len(part)),
+            **{f"{who}_mdape": error_metrics(part["demand_mwh"], part[column])["mdape"]
+               for who, column in (("model", "forecast_mwh"), ("df", "df_mwh"),
+                                   ("naive", "naive_mwh"), ("persistence", "persistence_mwh"))},
+            "coverage_p10_p90": interval_coverage(part["demand_mwh"], part["p10_mwh"],
+                                                  part["p90_mwh"]),
+        }
+    return out
+
+
+def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None) -> HorizonModel:
+    """Train one region's multi-horizon model on its `issue_frame` rows (ex-ante weather)."""
+    config = config or HorizonConfig()
+    regions = frame["region"].unique()
+    if len(regions) != 1:
+        raise ValueError(f"train_horizon_model expects one region, got {list(regions)}")
+    region = str(regions[0])
+    data = trainable(frame).sort_values(["issue_utc", "horizon_h"])
+    if data.empty:
+        raise InsufficientDataError(f"region {region}: no issue row with a target and an anchor")
+    end = data["period_utc"].max() + timedelta(hours=1)
+    for weeks in range(config.validation_weeks, 0, -1):
+        validation_start = end - timedelta(weeks=weeks)
+        train = data[data["period_utc"] < validation_start]
+        valid = data[data["issue_utc"] >= validation_start]
+        if len(train) >= config.min_train_rows:
+            break
+    if len(train) < config.min_train_rows or len(valid) < config.min_validation_rows:
+        raise InsufficientDataError(
+            f"region {region}: {len(train)} training and {len(valid)} validation rows, need "
+            f"{config.min_train_rows} and {config.min_validation_rows}; materialise more history")
+    features = usable_features(frame)
+    y_train = train["demand_mwh"] / base_of(train)
+    y_valid = valid["demand_mwh"] / base_of(valid)
+    x_train, x_valid = inputs(train, features), inputs(valid, features)
+    train_set = lgb.Dataset(x_train, y_train, free_raw_data=True)
+    booster = lgb.train(
+        config.params, train_set, num_boost_round=config.num_boost_round,
+        valid_sets=[lgb.Dataset(x_valid, y_valid, reference=train_set)],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
+    best = int(booster.best_iteration or booster.current_iteration())
+    ratio = booster.predict(x_valid, num_iteration=best)
+    spread = spread_of(valid)
+    spread_typical = float(spread.median()) if spread.notna().any() else 1.0
+    residual = (y_valid.to_numpy() - ratio) / spread.fillna(spread_typical).to_numpy()
+    buckets = bucket_of(valid["horizon_h"])
+    offsets = {}
+    for b in range(len(BUCKETS)):
+        mine = residual[buckets == b]
+        if len(mine):
+            offsets[b] = tuple(float(np.quantile(mine, q)) for q in config.interval)
+    early = HorizonPredictor(region, booster.model_to_string(num_iteration=best), features,
+                             offsets, spread_typical)
+    forecasts = early.predict(valid)
+    fit_end = validation_start
+    deployed = early
+    if config.refit:
+        rounds = max(1, round(best * (len(train) + len(valid)) / len(train)))
+        refitted = lgb.train(config.params, lgb.Dataset(pd.concat([x_train, x_valid]),
+                                                        pd.concat([y_train, y_valid])),
+                             num_boost_round=rounds)
+        deployed = HorizonPredictor(region, refitted.model_to_string(), features, offsets,
+                                    spread_typical)
+        fit_end = end
+    validation = evaluation(valid, forecasts)
+    model = HorizonModel(
+        region=region, predictor=deployed, config=config,
+        train_start=train["issue_utc"].min().to_pydatetime(),
+        train_end=validation_start.to_pydatetime(),
+        validation_end=end.to_pydatetime(), fit_end=pd.Timestamp(fit_end).to_pydatetime(),
+        train_rows=len(train), best_iteration=best, validation=validation,
+        validation_features=valid[early.input_columns + ["issue_utc", "period_utc"]],
+        metrics=score(validation))
+    logger.info("horizons %s: %d training rows, %d rounds, validation median APE %.2f %%",
+                region, len(train), best, model.metrics["all"]["model_mdape"])
+    return model
+
+
+def predict_horizons(model: HorizonModel | HorizonPredictor, frame: pd.DataFrame
+                     ) -> pd.DataFrame:
+    """forecast_mwh, p10_mwh, p90_mwh for the rows of `frame` (an `issue_frame` of the model's
+    region), indexed like `frame`."""
+    predictor = model.predictor if isinstance(model, HorizonModel) else model
+    return predictor.predict(frame)
+
+
+def training_issues(start: datetime, end: datetime, every_hours: int) -> pd.DatetimeIndex:
+    """Issue hours from `start` to before `end`, every `every_hours` hours, counted back from
+    the last one (so the newest issue is always in)."""
+    last = pd.Timestamp(end).tz_convert("UTC").ceil("h") - pd.Timedelta(hours=1)
+    first = pd.Timestamp(start).tz_convert("UTC").ceil("h")
+    if last < first:
+        return pd.DatetimeIndex([], tz="UTC")
+    count = int((last - first) / pd.Timedelta(hours=every_hours)) + 1
+    return pd.DatetimeIndex([last - pd.Timedelta(hours=every_hours * i)
+                             for i in range(count)][::-1])
+
+
+def day_ahead_slice(region: str, day: date, issue_local_hour: int = 9
+                    ) -> tuple[pd.Timestamp, pd.DatetimeIndex]:
+    """The day-ahead product of `region` for its local day `day`: the issue (`issue_local_hour`
+    o'clock local time on the day before, in UTC) and the UTC hours of local day D, hour-ending
+    as EIA labels them (local 01:00 .. 24:00; 23 or 25 hours on DST days)."""
+    if not 0 < issue_local_hour < 24:
+        raise ValueError(f"issue_local_hour={issue_local_hour}: the day-ahead issue is made "
+                         "between 01:00 and 23:00 local time on the day before")
+    tz = get_region(region).timezone
+    wall = datetime.combine(day - timedelta(days=1), time(issue_local_hour))
+    issue = pd.Timestamp(wall).tz_localize(tz, nonexistent="shift_forward").tz_convert("UTC")
+    start = pd.Timestamp(day).tz_localize(tz).tz_convert("UTC")
+    end = pd.Timestamp(day + timedelta(days=1)).tz_localize(tz).tz_convert("UTC")
+    hours = pd.date_range(start + pd.Timedelta(hours=1), end, freq="h")
+    return issue, hours
+
+
+# ---- serving: one issue for every region -------------------------------------------------------
+
+ISSUE_COLUMNS = ["region", "issue_utc", "horizon_h", "period_utc", "forecast_mwh", "p10_mwh",
+                 "p90_mwh", "model_name", "model_version", "data_until_utc", "weather_input"]
+
+
+@dataclass
+class IssueBatch:
+    issue_utc: datetime
+    rows: pd.DataFrame  # columns ISSUE_COLUMNS
+    skipped: dict[str, str] = field(default_factory=dict)  # region -> why it has no rows
+    notes: dict[str, str] = field(default_factory=dict)    # region -> hours left out and why
+
+
+def horizon_model_name(region: str) -> str:
+    return f"demand-horizons-{region}"

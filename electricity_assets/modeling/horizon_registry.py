@@ -1,0 +1,274 @@
+"""MLflow for the multi-horizon models: one run per region, `demand-horizons-<REGION>` with the
+aliases `champion` / `challenger` (beside the 24-hour family `demand-<REGION>`, same store and
+experiment).
+
+Champion rule, as for the 24-hour family: the new version takes `champion` only when its
+validation median APE (all horizons) beats the current champion's on the same rows - the new
+version's validation (issue, horizon) rows whose issue is at or after the champion's `fit_end`,
+so after both models' training data, each with a target and both forecasts. The new version is
+scored there by its early-stopped trees, which never saw those rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from electricity_assets.features.issue import issue_frame
+from electricity_assets.modeling.horizon_model import (
+    BUCKETS,
+    HorizonConfig,
+    HorizonModel,
+    HorizonPredictor,
+    bucket_label,
+    horizon_model_name,
+    inputs,
+    train_horizon_model,
+    training_issues,
+)
+from electricity_assets.modeling.metrics import error_metrics
+from electricity_assets.modeling.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PIP_REQUIREMENTS,
+    MlflowConfig,
+    Registration,
+    tracking,
+)
+from electricity_assets.modeling.training import InsufficientDataError
+
+logger = logging.getLogger(__name__)
+
+
+class HorizonForecaster(mlflow.pyfunc.PythonModel):
+    """Issue-frame rows in, forecast_mwh / p10_mwh / p90_mwh out (the predictor is pickled with
+    its trees as LightGBM text)."""
+
+    def __init__(self, predictor: HorizonPredictor) -> None:
+        self.predictor = predictor
+
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
+        return self.predictor.predict(pd.DataFrame(model_input).reset_index(drop=True))
+
+
+def horizon_champion_uri(region: str) -> str:
+    return f"models:/{horizon_model_name(region)}@{CHAMPION}"
+
+
+def _metrics(model: HorizonModel) -> dict[str, float]:
+    out = {}
+    for label, values in model.metrics.items():
+        for metric, value in values.items():
+            if pd.notna(value):
+                out[f"val_{label}_{metric}"] = float(value)
+    overall = model.metrics["all"]
+    # The names the 24-hour family uses, so dashboards and checks read both the same way.
+    for who in ("model", "df", "naive", "persistence"):
+        if pd.notna(overall[f"{who}_mdape"]):
+            out[f"val_{who}_mdape"] = float(overall[f"{who}_mdape"])
+    out["best_iteration"] = float(model.best_iteration)
+    out["train_rows"] = float(model.train_rows)
+    return out
+
+
+def _params(model: HorizonModel) -> dict[str, str]:
+    config = model.config
+    params = {f"lgb_{k}": str(v) for k, v in config.params.items()}
+    offsets = model.predictor.offsets
+    params.update({
+        "region": model.region, "family": "horizons",
+        "target": "demand_mwh / profile persistence (else the anchor hour's demand)",
+        "horizons": f"1-{BUCKETS[-1][1]}",
+        "interval": "split-conformal ratio residuals per horizon bucket "
+                    f"q{config.interval[0]:.2f}/q{config.interval[1]:.2f} in units of the "
+                    f"weekly spread (typical {model.predictor.spread_typical:.4f})",
+        **{f"offsets_{bucket_label(b)}": f"{lo:.4f}/{hi:.4f}" for b, (lo, hi) in offsets.items()},
+        "issue_every_hours": str(config.issue_every_hours),
+        "train_start": model.train_start.isoformat(),
+        "train_end": model.train_end.isoformat(),
+        "validation_end": model.validation_end.isoformat(),
+        "fit_end": model.fit_end.isoformat(),
+        "refit_on_validation": str(config.refit),
+        "n_features": str(len(model.feature_columns)),
+        "uses_weather": str(model.predictor.uses_weather),
+    })
+    return params
+
+
+@dataclass(frozen=True)
+class _ChampionScore:
+    version: str
+    fit_end: datetime | None
+    forecast_mwh: np.ndarray  # on every validation row of the new model
+
+
+def _champion(client: MlflowClient, model: HorizonModel) -> _ChampionScore | None:
+    name = horizon_model_name(model.region)
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    text = client.get_run(version.run_id).data.params.get("fit_end")
+    predictor = mlflow.pyfunc.load_model(horizon_champion_uri(model.region)).unwrap_python_model()
+    forecast = predictor.predictor.predict(model.validation_features.reset_index(drop=True))
+    return _ChampionScore(str(version.version), datetime.fromisoformat(text) if text else None,
+                          forecast["forecast_mwh"].to_numpy())
+
+
+def compared_rows(model: HorizonModel, champion_forecast: np.ndarray,
+                  since: datetime | None) -> np.ndarray:
+    """Validation rows both are scored on: issue at or after `since`, target and both
+    forecasts present."""
+    validation = model.validation
+    mask = (validation["demand_mwh"].notna() & validation["forecast_mwh"].notna()).to_numpy()
+    mask = mask & np.isfinite(champion_forecast)
+    if since is not None:
+        mask = mask & (validation["issue_utc"] >= pd.Timestamp(since)).to_numpy()
+    return mask
+
+
+def log_and_register_horizon(model: HorizonModel, config: MlflowConfig,
+                             tags: dict[str, str] | None = None) -> Registration:
+    """Log one run, register a new `demand-horizons-<REGION>` version, set its alias."""
+    name = horizon_model_name(model.region)
+    example = inputs(model.validation_features.head(5), model.predictor.input_columns)
+    forecaster = HorizonForecaster(model.predictor)
+    with tracking(config) as (client, experiment_id):
+        previous = _champion(client, model)
+        with mlflow.start_run(experiment_id=experiment_id,
+                              run_name=f"{name} {model.validation_end:%Y-%m-%d}") as run:
+            mlflow.set_tags({"region": model.region, "model_name": name, "family": "horizons",
+                             **(tags or {})})
+            mlflow.log_params(_params(model))
+            mlflow.log_metrics(_metrics(model))
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=forecaster,
+                signature=infer_signature(example, forecaster.predict(None, example)),
+                input_example=example, pip_requirements=PIP_REQUIREMENTS,
+                registered_model_name=name)
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        validation = model.validation
+        own = validation["forecast_mwh"].to_numpy()
+        if previous is None:
+            mask = validation["demand_mwh"].notna().to_numpy() & np.isfinite(own)
+            mdape = error_metrics(validation["demand_mwh"][mask], own[mask])["mdape"]
+            hours, previous_mdape, wins = 0, None, True
+        else:
+            mask = compared_rows(model, previous.forecast_mwh, previous.fit_end)
+            hours = int(mask.sum())
+            actual = validation["demand_mwh"].to_numpy()[mask]
+            mdape = error_metrics(actual, own[mask])["mdape"] if hours else float("nan")
+            previous_mdape = (error_metrics(actual, previous.forecast_mwh[mask])["mdape"]
+                              if hours else float("nan"))
+            wins = hours > 0 and mdape < previous_mdape
+        alias = CHAMPION if wins else CHALLENGER
+        client.set_registered_model_alias(name, alias, version)
+        client.set_model_version_tag(name, version, "validation_mdape",
+                                     f"{model.metrics['all']['model_mdape']:.3f}")
+        if previous is not None:
+            client.set_model_version_tag(
+                name, version, "champion_comparison",
+                f"v{version} {mdape:.3f} % vs v{previous.version} {previous_mdape:.3f} % on the "
+                f"{hours} validation rows issued after v{previous.version}'s training data")
+    registration = Registration(
+        region=model.region, model_name=name, version=version, alias=alias, run_id=run_id,
+        run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{run_id}", mdape=mdape,
+        previous_version=None if previous is None else previous.version,
+        previous_mdape=previous_mdape, compared_hours=hours)
+    logger.info("%s v%s: %s", name, version, registration.decision)
+    return registration
+
+
+def load_horizon_champion(region: str, config: MlflowConfig) -> tuple[str, HorizonPredictor]:
+    """(version, predictor) of `demand-horizons-<region>@champion`; LookupError when none."""
+    with tracking(config) as (client, _):
+        try:
+            version = client.get_model_version_by_alias(horizon_model_name(region), CHAMPION)
+        except MlflowException as exc:
+            raise LookupError(f"no champion for {horizon_model_name(region)}: materialise "
+                              "trained_models first") from exc
+        loaded = mlflow.pyfunc.load_model(horizon_champion_uri(region))
+    return str(version.version), loaded.unwrap_python_model().predictor
+
+
+def load_horizon_champions(regions: list[str], config: MlflowConfig
+                           ) -> tuple[dict[str, tuple[str, HorizonPredictor]], dict[str, str]]:
+    """Every region's champion that exists, and why the others have none."""
+    models, missing = {}, {}
+    for region in regions:
+        try:
+            models[region] = load_horizon_champion(region, config)
+        except LookupError as exc:
+            missing[region] = str(exc)
+    return models, missing
+
+
+@dataclass
+class HorizonReport:
+    registrations: list[Registration] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def metrics_table(self) -> pd.DataFrame:
+        """One row per region: version, alias, validation median APE per bucket and coverage."""
+        records = []
+        for r in self.registrations:
+            metrics = self.metrics[r.region]
+            records.append({
+                "region": r.region, "version": r.version, "alias": r.alias,
+                **{f"{label}_mdape": round(values["model_mdape"], 3)
+                   for label, values in metrics.items()},
+                "coverage_p10_p90": round(metrics["all"]["coverage_p10_p90"], 1),
+            })
+        return pd.DataFrame.from_records(records)
+
+
+def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
+                           config: HorizonConfig, regions: list[str] | None = None
+                           ) -> pd.DataFrame:
+    """`issue_frame` rows for training: issues every `issue_every_hours` up to `cutoff`, forecast
+    hours before it only (ex-ante weather)."""
+    (first,) = conn.execute("SELECT min(period_utc) FROM raw_demand").fetchone()
+    if first is None:
+        return pd.DataFrame()
+    start = pd.Timestamp(first).tz_convert("UTC") + timedelta(days=15)  # lags need two weeks
+    if config.history_days:
+        start = max(start, pd.Timestamp(cutoff) - timedelta(days=config.history_days))
+    frame = issue_frame(conn, training_issues(start, cutoff, config.issue_every_hours), regions)
+    return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
+
+
+def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
+                                config: MlflowConfig, horizon_config: HorizonConfig | None = None,
+                                regions: list[str] | None = None,
+                                tags: dict[str, str] | None = None) -> HorizonReport:
+    """Train every region's multi-horizon model on data before `cutoff`, log and register it.
+    A region that cannot be trained is reported in `failed`; the others go on."""
+    horizon_config = horizon_config or HorizonConfig()
+    started = time.perf_counter()
+    frame = horizon_training_frame(conn, cutoff, horizon_config, regions)
+    report = HorizonReport()
+    for region, rows in (frame.groupby("region", sort=True) if len(frame) else []):
+        try:
+            model = train_horizon_model(rows, horizon_config)
+        except InsufficientDataError as exc:
+            report.failed[str(region)] = str(exc)
+            logger.warning("horizons %s not trained: %s", region, exc)
+            continue
+        report.registrations.append(log_and_register_horizon(model, config, tags))
+        report.metrics[str(region)] = model.metrics
+    report.seconds = time.perf_counter() - started
+    return report

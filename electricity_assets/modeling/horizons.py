@@ -1,0 +1,53 @@
+"""Forecasts from the newest hour, 1-48 h ahead: the interface the assets use.
+
+- `issue_frame(conn, issues, regions, exante=...)`: one row per (region, issue_utc, horizon_h)
+  with the inputs known at each issue (`features.issue`);
+- `train_horizon_model(frame, config)` / `predict_horizons(model, frame)`: one LightGBM per
+  region, P10/P90 per horizon bucket (`modeling.horizon_model`);
+- `train_and_register_horizons(conn, cutoff, config)`, `load_horizon_champion(region, config)`:
+  MLflow family `demand-horizons-<REGION>` (`modeling.horizon_registry`);
+- `forecast_issue(conn, issue_utc, models, outlook=..., simulate_error=...)`: every region's
+  next 48 hours from one issue, skipped regions with their reason (`modeling.horizon_issue`);
+- `day_ahead_slice(region, day, issue_local_hour)`: the day-ahead product's issue and hours.
+
+`horizon_h` h: `period_utc = issue_utc + (h - 1) hours`; h = 1 is the first hour not known when
+every hour before the issue is in.
+"""
+
+from electricity_assets.features.issue import (
+    COLUMNS,
+    FEATURE_COLUMNS,
+    HORIZON_HOURS,
+    issue_frame,
+)
+from electricity_assets.modeling.horizon_issue import forecast_issue
+from electricity_assets.modeling.horizon_model import (
+    BUCKETS,
+    ISSUE_COLUMNS,
+    HorizonConfig,
+    HorizonModel,
+    HorizonPredictor,
+    IssueBatch,
+    bucket_of,
+    day_ahead_slice,
+    horizon_model_name,
+    predict_horizons,
+    train_horizon_model,
+    training_issues,
+)
+from electricity_assets.modeling.horizon_registry import (
+    HorizonReport,
+    horizon_training_frame,
+    load_horizon_champion,
+    load_horizon_champions,
+    log_and_register_horizon,
+    train_and_register_horizons,
+)
+
+__all__ = [
+    "BUCKETS", "COLUMNS", "FEATURE_COLUMNS", "HORIZON_HOURS", "ISSUE_COLUMNS", "HorizonConfig",
+    "HorizonModel", "HorizonPredictor", "HorizonReport", "IssueBatch", "bucket_of",
+    "day_ahead_slice", "forecast_issue", "horizon_model_name", "horizon_training_frame",
+    "issue_frame", "load_horizon_champion", "load_horizon_champions", "log_and_register_horizon",
+    "predict_horizons", "train_and_register_horizons", "train_horizon_model", "training_issues",
+]

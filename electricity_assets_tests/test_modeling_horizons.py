@@ -1,0 +1,203 @@
+"""Multi-horizon forecasts (issue 18): the issue frame holds only what was known at each issue,
+horizon semantics, P10/P90 per horizon bucket, the MLflow family and its champion rule, and
+`forecast_issue` skipping a region with its reason. Real bundled rows (CAL with weather, FLA
+without), real DuckDB files and a real (temporary, sqlite) MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from electricity_assets.features import issue as issue_features
+from electricity_assets.modeling import horizons
+from electricity_assets.modeling.registry import CHALLENGER, CHAMPION, MlflowConfig
+from electricity_assets.modeling.workspace import build_workspace
+from electricity_assets_tests.test_modeling_training import write_sample
+
+CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
+ISSUES = [datetime(2020, 3, 10, 7, tzinfo=UTC), datetime(2020, 3, 19, 18, tzinfo=UTC),
+          datetime(2020, 3, 27, 0, tzinfo=UTC)]
+FORECAST_WEATHER = ["temperature_c", "dewpoint_c", "cdh", "hdh", "temp_delta_c", "cdh_delta",
+                    "hdh_delta"]
+KNOWN = [*(c for c in issue_features.FEATURE_COLUMNS if c != "horizon_h"), "persistence_mwh",
+         "naive_mwh", "data_until_utc"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("horizons")
+    folder = write_sample(root / "data")
+    db = root / "full.duckdb"
+    with duckdb.connect(str(db)) as conn:
+        build_workspace(conn, folder)
+        frame = horizons.horizon_training_frame(conn, CUTOFF, horizons.HorizonConfig(),
+                                                ["CAL", "FLA"])
+    return {"root": root, "db": db, "frame": frame}
+
+
+@pytest.fixture(scope="module")
+def models(world: dict) -> dict[str, horizons.HorizonModel]:
+    frame = world["frame"]
+    return {r: horizons.train_horizon_model(frame[frame["region"] == r]) for r in ("CAL", "FLA")}
+
+
+def _copy(world: dict, name: str) -> Path:
+    path = world["root"] / f"{name}.duckdb"
+    shutil.copy(world["db"], path)
+    return path
+
+
+def _frame(db: Path, issues, **kwargs) -> pd.DataFrame:
+    with duckdb.connect(str(db)) as conn:
+        return horizons.issue_frame(conn, issues, ["CAL", "FLA"], **kwargs)
+
+
+def test_features_equal_those_of_a_database_truncated_at_each_issue(world: dict) -> None:
+    # Vectorised over three issues on the full database (rows after each issue present) ...
+    full = _frame(world["db"], ISSUES).set_index(["region", "issue_utc", "horizon_h"])
+    assert len(full) == 3 * 2 * 48
+    for issue in ISSUES:
+        # ... against a database that ends at the issue (weather from the issue on stays: it
+        # stands in for the weather forecast, exactly as offline serving uses it).
+        truncated = _copy(world, f"truncated_{issue:%Y%m%d%H}")
+        with duckdb.connect(str(truncated)) as conn:
+            conn.execute("DELETE FROM raw_demand WHERE period_utc >= ?", [issue])
+        alone = _frame(truncated, [issue]).set_index(["region", "issue_utc", "horizon_h"])
+        assert alone["demand_mwh"].isna().all()  # the targets are not in it
+        mine = full.xs(pd.Timestamp(issue), level="issue_utc")
+        pd.testing.assert_frame_equal(mine[KNOWN],
+                                      alone.xs(pd.Timestamp(issue), level="issue_utc")[KNOWN])
+        assert mine["demand_mwh"].notna().all()
+
+
+def test_weather_after_the_issue_moves_only_the_forecast_columns(world: dict) -> None:
+    issue = ISSUES[1]
+    hotter = _copy(world, "hotter")
+    with duckdb.connect(str(hotter)) as conn:
+        conn.execute("UPDATE raw_weather SET temperature_c = temperature_c + 8 "
+                     "WHERE period_utc >= ?", [issue])
+    before = _frame(world["db"], [issue])
+    after = _frame(hotter, [issue])
+    cal = (before["region"] == "CAL").to_numpy()
+    observed = [c for c in issue_features.WEATHER_FEATURES if c not in FORECAST_WEATHER]
+    pd.testing.assert_frame_equal(before[observed], after[observed])
+    assert (after.loc[cal, "temperature_c"] - before.loc[cal, "temperature_c"]).round(6).eq(
+        8).all()
+
+
+def test_horizon_semantics_and_the_baselines_by_hand(world: dict) -> None:
+    issue = pd.Timestamp(ISSUES[0])
+    frame = _frame(world["db"], [issue], exante=False)
+    cal = frame[frame["region"] == "CAL"].set_index("horizon_h")
+    assert list(cal.index) == list(range(1, 49))
+    assert (cal["period_utc"] == [issue + pd.Timedelta(hours=h - 1) for h in cal.index]).all()
+    assert (cal["data_until_utc"] == issue - pd.Timedelta(hours=1)).all()
+    with duckdb.connect(str(world["db"])) as conn:
+        demand = conn.execute("SELECT period_utc, value_mwh FROM raw_demand WHERE region = 'CAL' "
+                              "AND type = 'D'").df()
+    d = demand.set_index(pd.to_datetime(demand["period_utc"], utc=True))["value_mwh"]
+    last = issue - pd.Timedelta(hours=1)
+    for h in (1, 24, 25, 48):
+        t = issue + pd.Timedelta(hours=h - 1)
+        k = 1 if h <= 24 else 2  # whole days back to the newest known hour
+        day = pd.Timedelta(hours=24 * k)
+        assert cal.loc[h, "persistence_mwh"] == pytest.approx(d[t - day] * d[last] / d[last - day])
+        assert cal.loc[h, "naive_mwh"] == d[t - pd.Timedelta(hours=168)]
+        assert cal.loc[h, "demand_mwh"] == d[t]
+        assert cal.loc[h, "temperature_c"] == pytest.approx(cal.loc[h, "temperature_c"])
+    # Ex-post weather at t is the observation; ex-ante it carries an error growing with the lead.
+    exante = _frame(world["db"], [issue]).query("region == 'CAL'").set_index("horizon_h")
+    error = (exante["temperature_c"] - cal["temperature_c"]).abs()
+    assert error.loc[1] < error.loc[24:48].mean()
+
+
+def test_a_late_anchor_moves_the_profile_day(world: dict) -> None:
+    issue = pd.Timestamp(ISSUES[0])
+    late = _copy(world, "late")
+    with duckdb.connect(str(late)) as conn:
+        conn.execute("DELETE FROM raw_demand WHERE region = 'CAL' AND period_utc >= ?",
+                     [issue - pd.Timedelta(hours=3)])
+    cal = _frame(late, [issue]).query("region == 'CAL'").set_index("horizon_h")
+    assert (cal["data_until_utc"] == issue - pd.Timedelta(hours=4)).all()
+    assert cal.loc[21, "lead_h"] == 24 and cal.loc[22, "lead_h"] == 25
+    # t - 24 h is after the newest known hour from horizon 22 on: two days back then.
+    assert cal.loc[21, "persistence_ratio"] != cal.loc[22, "persistence_ratio"]
+
+
+def test_interval_per_horizon_bucket(models: dict) -> None:
+    model = models["CAL"]
+    offsets = model.predictor.offsets
+    assert sorted(offsets) == [0, 1, 2, 3]
+    validation = model.validation
+    assert ((validation["p10_mwh"] <= validation["forecast_mwh"])
+            & (validation["forecast_mwh"] <= validation["p90_mwh"])).all()
+    buckets = horizons.bucket_of(validation["horizon_h"])
+    for b, (low, high) in offsets.items():
+        rows = validation[buckets == b]
+        inside = ((rows["demand_mwh"] >= rows["p10_mwh"])
+                  & (rows["demand_mwh"] <= rows["p90_mwh"])).mean()
+        assert 0.75 <= inside <= 0.85, (b, inside)  # calibrated on these rows, per bucket
+        assert low < 0 < high
+    # Wider further ahead: the last bucket's band is wider than the first's.
+    width = lambda b: offsets[b][1] - offsets[b][0]  # noqa: E731
+    assert width(3) > width(0)
+    # Validation rows are issued after every training target.
+    assert validation["issue_utc"].min() >= pd.Timestamp(model.train_end)
+
+
+def test_registry_family_and_champion_rule(models: dict, tmp_path: Path) -> None:
+    config = MlflowConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
+    first = horizons.log_and_register_horizon(models["CAL"], config)
+    assert (first.model_name, first.alias, first.version) == ("demand-horizons-CAL", CHAMPION,
+                                                              "1")
+    # The same data again: no validation row after v1's training data, so no proof: challenger.
+    second = horizons.log_and_register_horizon(models["CAL"], config)
+    assert second.alias == CHALLENGER and second.compared_hours == 0
+    version, predictor = horizons.load_horizon_champion("CAL", config)
+    assert version == "1"
+    rows = models["CAL"].validation_features
+    np.testing.assert_allclose(horizons.predict_horizons(predictor, rows)["forecast_mwh"],
+                               horizons.predict_horizons(models["CAL"], rows)["forecast_mwh"])
+    with pytest.raises(LookupError, match="demand-horizons-FLA"):
+        horizons.load_horizon_champion("FLA", config)
+
+
+def test_forecast_issue_skips_a_missing_anchor_with_its_reason(world: dict, models: dict) -> None:
+    issue = CUTOFF
+    db = _copy(world, "serving")
+    with duckdb.connect(str(db)) as conn:
+        # FLA's hour before the issue never arrived; CAL's did.
+        conn.execute("DELETE FROM raw_demand WHERE region = 'FLA' AND period_utc = ?",
+                     [issue - timedelta(hours=1)])
+        served = {r: ("3", m) for r, m in models.items()}
+        batch = horizons.forecast_issue(conn, issue + timedelta(minutes=20), served)
+    assert list(batch.rows.columns) == horizons.ISSUE_COLUMNS
+    assert set(batch.skipped) == {"FLA", "ZZZ"}
+    assert "anchor hour 2020-03-27 23:00 UTC is missing" in batch.skipped["FLA"]
+    assert "no model" in batch.skipped["ZZZ"]
+    cal = batch.rows
+    assert list(cal["horizon_h"]) == list(range(1, 49))
+    assert (cal["period_utc"] == [pd.Timestamp(issue) + pd.Timedelta(hours=h - 1)
+                                  for h in range(1, 49)]).all()
+    assert (cal["data_until_utc"] == pd.Timestamp(issue) - pd.Timedelta(hours=1)).all()
+    assert set(cal["model_name"]) == {"demand-horizons-CAL"} and set(cal["model_version"]) == {"3"}
+    assert ((cal["p10_mwh"] <= cal["forecast_mwh"]) & (cal["forecast_mwh"] <= cal["p90_mwh"])).all()
+
+
+def test_day_ahead_slice_is_local_day_d_issued_the_morning_before() -> None:
+    issue, hours = horizons.day_ahead_slice("CAL", date(2020, 3, 9), 9)
+    assert issue == pd.Timestamp("2020-03-08T16:00Z")  # 09:00 PDT: DST began that night
+    assert list(hours) == list(pd.date_range("2020-03-09T08:00Z", periods=24, freq="h"))
+    issue, hours = horizons.day_ahead_slice("CAL", date(2020, 3, 8), 9)
+    assert issue == pd.Timestamp("2020-03-07T17:00Z")  # 09:00 PST
+    assert len(hours) == 23  # hour-ending 01:00 .. 24:00 of a 23-hour local day
+    assert hours[0] == pd.Timestamp("2020-03-08T09:00Z") and hours[-1] == pd.Timestamp(
+        "2020-03-09T07:00Z")
+    horizon = (hours - issue) / pd.Timedelta(hours=1) + 1
+    assert horizon.min() >= 1 and horizon.max() <= horizons.HORIZON_HOURS
