@@ -9,6 +9,7 @@ Dagster resources that carry these values in `resources.py`.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +127,12 @@ def seed_feature_days() -> int:
 
 def seed_forecast_days() -> int:
     return int(env("ELECTRICITY_SEED_FORECAST_DAYS", "7"))
+
+
+def champion_index_max_age() -> timedelta:
+    """How long a run serves the champions named by the cached index before asking MLflow
+    again (`modeling.champion_cache`); 0 = always ask."""
+    return timedelta(minutes=float(env("CHAMPION_INDEX_MAX_AGE_MINUTES", "10")))
 
 
 def replay_start_text() -> str:

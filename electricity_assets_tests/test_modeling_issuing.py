@@ -1,6 +1,7 @@
-"""next_day_forecasts: the 24 hours after each region's latest observed hour, issued at the data
-clock with data known then only; on real bundled rows (CAL with weather, FLA without), a real
-DuckDB file and a real (temporary, sqlite) MLflow registry."""
+"""demand_forecasts: every region's 48-hour path per issue hour, from what was known at the issue;
+one region's missing input or broken model is that region's alone. Real bundled rows (CAL with
+weather, FLA without, ZZZ without a model), a real DuckDB file, a real (sqlite) MLflow store and
+`dagster.materialize` of the real asset."""
 
 from __future__ import annotations
 
@@ -13,35 +14,34 @@ import duckdb
 import pandas as pd
 import pytest
 
-from electricity_assets.assets.forecasts import next_day_forecasts as next_day_asset
+from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.datasets import WEATHER
-from electricity_assets.features import model_frame
-from electricity_assets.modeling import next_day
-from electricity_assets.modeling.registry import MlflowConfig, log_and_register
-from electricity_assets.modeling.training import train_region
+from electricity_assets.modeling import champion_cache, horizons, issuing
+from electricity_assets.modeling.registry import MlflowConfig
 from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
 from electricity_assets_tests.test_modeling_training import write_sample
 
-ISSUED = datetime(2020, 3, 30, 0, 0, tzinfo=UTC)
+ISSUED = datetime(2020, 3, 30, 0, 0, tzinfo=UTC)  # the newest issue: data up to 29 Mar 23:00
+WINDOW = ("2020-03-29-21:00", "2020-03-29-23:00")  # partitions: issues 22:00, 23:00, 00:00
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A database as the pipeline has it at ISSUED (raw rows before it only) and champions
-    trained on hours before it."""
-    root = tmp_path_factory.mktemp("next_day")
+    """A database as the pipeline has it at ISSUED (raw rows before it only) and horizon
+    champions for CAL and FLA trained on hours before the window."""
+    root = tmp_path_factory.mktemp("issuing")
     folder = write_sample(root / "data")
     db = root / "issued.duckdb"
     config = MlflowConfig(f"sqlite:///{root / 'mlflow.db'}", str(root / "artifacts"))
     with duckdb.connect(str(db)) as conn:
-        start, end = build_workspace(conn, folder)
-        frame = model_frame(conn, start, ISSUED)
+        build_workspace(conn, folder)
         for table in ("raw_demand", "raw_weather"):
             conn.execute(f"DELETE FROM {table} WHERE period_utc >= ?", [ISSUED])
-    for region in ("CAL", "FLA"):
-        log_and_register(train_region(frame[frame["region"] == region]), config)
+        report = horizons.train_and_register_horizons(
+            conn, ISSUED - timedelta(days=2), config, regions=["CAL", "FLA"])
+    assert {r.region for r in report.registrations} == {"CAL", "FLA"}
     return {"root": root, "folder": folder, "db": db, "mlflow": config}
 
 
@@ -51,148 +51,194 @@ def _outlook(folder: Path):
     return outlook
 
 
-def _issue(db: Path, world: dict, **kwargs) -> next_day.NextDayBatch:
-    return next_day.next_day_forecasts(
-        lambda: duckdb.connect(str(db)), kwargs.pop("issued_at", ISSUED), world["mlflow"],
-        kwargs.pop("outlook", _outlook(world["folder"])), kwargs.pop("simulate_error", True))
+def _served(world: dict) -> dict[str, champion_cache.Champion]:
+    loader = issuing.registry_loader(lambda: world["mlflow"])
+    return {r: loader(r) for r in ("CAL", "FLA")}
 
 
-def test_the_24_hours_after_the_latest_observed_hour_with_their_interval(world: dict) -> None:
-    batch = _issue(world["db"], world, issued_at=ISSUED + timedelta(minutes=20))
+def _issue(db: Path, world: dict, issues=(ISSUED,), **kwargs) -> issuing.IssueBatch:
+    return issuing.forecast_issues(
+        lambda: duckdb.connect(str(db)), list(issues), kwargs.pop("champions", _served(world)),
+        kwargs.pop("model_skips", {}), kwargs.pop("outlook", _outlook(world["folder"])),
+        kwargs.pop("simulate_error", True))
+
+
+def test_each_issue_forecasts_the_48_hours_after_its_anchor(world: dict) -> None:
+    issues = [ISSUED - timedelta(hours=2), ISSUED]
+    batch = _issue(world["db"], world, issues)
     rows = batch.rows
-    assert batch.issued_at == ISSUED  # the data clock's hour
-    assert set(batch.skipped) == {"ZZZ"} and "no champion" in batch.skipped["ZZZ"]
-    last = pd.Timestamp(ISSUED - timedelta(hours=1))
-    for region, label in (("CAL", next_day.SIMULATED), ("FLA", next_day.NO_WEATHER)):
-        mine = rows[rows["region"] == region]
-        assert batch.data_until[region] == last
-        assert list(mine["period_utc"]) == list(pd.date_range(
-            last + pd.Timedelta(hours=1), periods=24, freq="h"))
-        assert set(mine["weather_input"]) == {label}
-        assert (mine["data_until_utc"] == last).all() and (mine["issued_at"] == ISSUED).all()
+    assert list(rows.columns) == storage_columns()
+    for region, label in (("CAL", issuing.SIMULATED), ("FLA", issuing.NO_WEATHER)):
+        for issue in issues:
+            mine = rows[(rows["region"] == region) & (rows["issue_utc"] == issue)]
+            assert list(mine["horizon_h"]) == list(range(1, 49))
+            assert list(mine["period_utc"]) == list(pd.date_range(issue, periods=48, freq="h"))
+            assert (mine["data_until_utc"] == issue - timedelta(hours=1)).all()
+            assert set(mine["weather_input"]) == {label}
     assert ((rows["p10_mwh"] <= rows["forecast_mwh"])
             & (rows["forecast_mwh"] <= rows["p90_mwh"])).all()
-    # Sane levels: within the range CAL and FLA reported over the previous two weeks.
-    with duckdb.connect(str(world["db"]), read_only=True) as conn:
-        span = conn.execute("""SELECT region, min(value_mwh), max(value_mwh) FROM raw_demand
-            WHERE type = 'D' AND period_utc >= ? GROUP BY region""",
-                            [ISSUED - timedelta(days=14)]).fetchall()
-    for region, low, high in span:
-        if region in ("CAL", "FLA"):
-            mine = rows.loc[rows["region"] == region, "forecast_mwh"]
-            assert (mine > 0.8 * low).all() and (mine < 1.2 * high).all()
+    skipped = batch.skipped.set_index(["region", "issue_utc"])["reason"]
+    assert set(skipped.index) == {("ZZZ", i) for i in issues}
+    assert "no model registered" in skipped[("ZZZ", ISSUED)]
 
 
-def test_future_actuals_in_the_database_change_nothing(world: dict, tmp_path: Path) -> None:
-    """Rows at or after the issue time (a replay ahead of the clock, a late run) must not
-    reach the inputs: demand 50 % higher and weather 10 C hotter than what really happened."""
+def storage_columns() -> list[str]:
+    from electricity_assets import storage
+
+    return storage.DEMAND_FORECASTS.column_names
+
+
+def test_future_rows_in_the_database_change_nothing(world: dict, tmp_path: Path) -> None:
+    """Rows at or after the issue (a replay ahead of the clock) must not reach its inputs:
+    demand 50 % higher and weather 10 C hotter than what really happened."""
     before = _issue(world["db"], world).rows
     db = tmp_path / "with_future.duckdb"
     shutil.copy(world["db"], db)
+    folder = world["folder"]
     with duckdb.connect(str(db)) as conn:
-        folder = world["folder"]
         conn.execute(f"""INSERT INTO raw_demand
             SELECT region, CAST(period_utc AS TIMESTAMPTZ), type, value_mwh * 1.5, 'future',
                    now()
             FROM read_csv('{folder / "eia930_hourly.csv.gz"}')
             WHERE CAST(period_utc AS TIMESTAMPTZ) >= ? AND value_mwh IS NOT NULL""", [ISSUED])
-        future_weather = load_window(WEATHER, ISSUED, ISSUED + timedelta(days=2),
-                                     SourceConfig("bundled", folder)).rows
-        future_weather = future_weather.assign(
-            temperature_c=future_weather["temperature_c"] + 10,
-            ingested_at=pd.Timestamp.now("UTC"))
-        conn.register("future_weather", future_weather)
+        future = load_window(WEATHER, ISSUED, ISSUED + timedelta(days=2),
+                             SourceConfig("bundled", folder)).rows
+        future = future.assign(temperature_c=future["temperature_c"] + 10,
+                               ingested_at=pd.Timestamp.now("UTC"))
+        conn.register("future_weather", future)
         conn.execute("INSERT INTO raw_weather BY NAME SELECT * FROM future_weather")
-        assert conn.execute("SELECT count(*) FROM raw_demand WHERE period_utc >= ?",
-                            [ISSUED]).fetchone()[0] > 100
     after = _issue(db, world).rows
-    columns = ["region", "period_utc", "forecast_mwh", "p10_mwh", "p90_mwh"]
+    columns = ["region", "issue_utc", "horizon_h", "forecast_mwh", "p10_mwh", "p90_mwh"]
     pd.testing.assert_frame_equal(before[columns], after[columns])
 
 
-def test_a_real_weather_forecast_is_used_as_it_is(world: dict) -> None:
-    """api mode: the outlook is the Open-Meteo forecast, no simulated error on top; replay:
-    the same rows are observations, so the error is added (and CAL's forecast moves)."""
-    live = _issue(world["db"], world, simulate_error=False).rows
-    replay = _issue(world["db"], world, simulate_error=True).rows
-    cal = live["region"] == "CAL"
-    assert set(live.loc[cal, "weather_input"]) == {next_day.FORECAST}
-    assert not live.loc[cal, "forecast_mwh"].equals(replay.loc[cal, "forecast_mwh"])
-    fla = live["region"] == "FLA"  # no weather in its model: nothing to add an error to
-    assert live.loc[fla, "forecast_mwh"].equals(replay.loc[fla, "forecast_mwh"])
+def test_a_missing_anchor_hour_skips_that_region_and_issue_with_the_reason(
+        world: dict, tmp_path: Path) -> None:
+    db = tmp_path / "late.duckdb"
+    shutil.copy(world["db"], db)
+    with duckdb.connect(str(db)) as conn:  # FLA's hour before the newest issue never came
+        conn.execute("DELETE FROM raw_demand WHERE region = 'FLA' AND period_utc = ?",
+                     [ISSUED - timedelta(hours=1)])
+    batch = _issue(db, world, [ISSUED - timedelta(hours=1), ISSUED])
+    fla = batch.rows[batch.rows["region"] == "FLA"]
+    assert set(fla["issue_utc"]) == {pd.Timestamp(ISSUED - timedelta(hours=1))}
+    reason = batch.skipped.set_index(["region", "issue_utc"])["reason"][("FLA", ISSUED)]
+    assert reason.startswith("the anchor hour 2020-03-29 23:00 UTC is missing")
+    assert len(batch.rows[(batch.rows["region"] == "CAL")]) == 96  # CAL is not held back
 
 
-def test_without_a_weather_outlook_a_weather_model_is_skipped_with_the_reason(
+def test_without_a_weather_outlook_a_weather_model_loses_its_hours_with_the_reason(
         world: dict) -> None:
     def outage(start: datetime, end: datetime) -> pd.DataFrame:
         raise ConnectionError("Open-Meteo unreachable")
 
     batch = _issue(world["db"], world, outlook=outage)
     assert set(batch.rows["region"]) == {"FLA"}  # its model uses no weather
-    assert "no weather for its next 24 hours (Open-Meteo unreachable)" == batch.skipped["CAL"]
-    empty = _issue(world["db"], world, outlook=lambda s, e: pd.DataFrame())
-    assert "the weather outlook has none" in empty.skipped["CAL"]
+    reason = batch.skipped.set_index("region")["reason"]["CAL"]
+    assert "had no weather forecast" in reason and "Open-Meteo unreachable" in reason
 
 
-def test_the_asset_replaces_its_table_per_issue_and_reports_it(world: dict,
-                                                               tmp_path: Path) -> None:
+def _resources(world: dict, db: Path) -> dict:
+    return {"duckdb": ElectricityDuckDB(database=str(db)),
+            "mlflow": MLflowResource(tracking_uri=world["mlflow"].tracking_uri,
+                                     artifact_root=world["mlflow"].artifact_root),
+            "source": SourceResource(mode="bundled", data_dir=str(world["folder"]))}
+
+
+def _table(db: Path, table: str = "demand_forecasts") -> pd.DataFrame:
+    with duckdb.connect(str(db), read_only=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(f"SELECT * EXCLUDE (created_at) FROM {table} "
+                            "ORDER BY ALL").df()
+
+
+def _materialize(world: dict, db: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize([demand_forecasts], resources=_resources(world, db), tags={
+        "dagster/asset_partition_range_start": WINDOW[0],
+        "dagster/asset_partition_range_end": WINDOW[1]})
+
+
+def test_the_asset_replaces_its_issues_and_reports_them(world: dict, tmp_path: Path) -> None:
     db = tmp_path / "asset.duckdb"
     shutil.copy(world["db"], db)
-    resources = {
-        "duckdb": ElectricityDuckDB(database=str(db)),
-        "mlflow": MLflowResource(tracking_uri=world["mlflow"].tracking_uri,
-                                 artifact_root=world["mlflow"].artifact_root),
-        "source": SourceResource(mode="bundled", data_dir=str(world["folder"])),
-    }
-
-    def issue(at: datetime) -> dg.ExecuteInProcessResult:
-        return dg.materialize([next_day_asset], resources=resources, run_config={"ops": {
-            "next_day_forecasts": {"config": {"issued_at": at.isoformat()}}}})
-
-    def table() -> pd.DataFrame:
-        with duckdb.connect(str(db), read_only=True) as conn:
-            conn.execute("SET TimeZone = 'UTC'")
-            return conn.execute("SELECT * EXCLUDE (created_at) FROM next_day_forecasts "
-                                "ORDER BY region, period_utc").df()
-
-    first = issue(ISSUED)
-    rows = table()
-    assert len(rows) == 48
-    assert issue(ISSUED).success
-    pd.testing.assert_frame_equal(table(), rows)  # the same issue again: the same rows
-    meta = first.asset_materializations_for_node("next_day_forecasts")[0].metadata
-    assert meta["dagster/row_count"].value == 48
-    assert meta["issued_at"].value == ISSUED.isoformat()
-    assert meta["regions"].value == "CAL, FLA"
-    assert "ZZZ" in meta["skipped"].value and "CAL" in meta["preview"].value
-    with duckdb.connect(str(db), read_only=True) as conn:
-        skipped = conn.execute("SELECT region, reason FROM next_day_skipped").fetchall()
-    assert skipped == [("ZZZ", "no champion for demand-ZZZ: materialise trained_models first")]
-    # A later issue replaces the table: data ends at the same hour, so the same hours.
-    issue(ISSUED + timedelta(hours=3))
-    later = table()
-    assert len(later) == 48 and set(later["issued_at"]) == {pd.Timestamp(ISSUED + timedelta(
-        hours=3))}
+    first = _materialize(world, db)
+    rows = _table(db)
+    assert len(rows) == 2 * 3 * 48  # CAL and FLA, three issues
+    assert set(rows["issue_utc"]) == {pd.Timestamp(ISSUED) - pd.Timedelta(hours=h)
+                                      for h in (0, 1, 2)}
+    assert _materialize(world, db).success
+    pd.testing.assert_frame_equal(_table(db), rows)  # the same issues again: the same rows
+    meta = first.asset_materializations_for_node("demand_forecasts")[0].metadata
+    assert meta["dagster/row_count"].value == 288
+    assert meta["regions"].value == "CAL, FLA" and meta["skipped_regions"].value == "ZZZ"
+    assert "no champion for demand-horizons-ZZZ" in meta["skipped"].value
+    skipped = _table(db, "forecast_skips")
+    assert list(skipped["region"]) == ["ZZZ"] * 3
 
 
-def test_new_data_requests_one_reissue_at_a_time() -> None:
-    """After an hourly, stream or retraining run the sensor asks for next_day_job once (keyed
-    by the run), and not again while one is still waiting: that one will read the new rows."""
-    from electricity_assets.jobs import next_day_job
-    from electricity_assets.sensors import next_day_after_new_data
+def test_a_corrupt_champion_stops_its_region_only_and_keeps_its_forecasts(
+        world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adversarial run's repro: a region's champion overwritten with random bytes failed
+    every region's forecasts, and a deleted champion deleted the region's stored forecasts."""
+    db = tmp_path / "corrupt.duckdb"
+    shutil.copy(world["db"], db)
+    monkeypatch.setenv("CHAMPION_INDEX_MAX_AGE_MINUTES", "0")  # always ask the registry
+    assert _materialize(world, db).success
+    before = _table(db)
+    pickles = [_champion_pickle(world["mlflow"], "FLA")]
+    saved = {p: p.read_bytes() for p in pickles}
+    try:
+        for p in pickles:
+            p.write_bytes(b"\x80\x04 not a pickle at all")
+        result = _materialize(world, db)
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+    assert result.success
+    after = _table(db)
+    meta = result.asset_materializations_for_node("demand_forecasts")[0].metadata
+    assert "FLA" in meta["skipped_regions"].value and "CAL" in meta["regions"].value
+    reasons = _table(db, "forecast_skips").set_index("region")["reason"]
+    assert "could not be loaded" in reasons["FLA"].iloc[0]
+    # FLA's stored forecasts are kept; CAL's were re-issued.
+    fla = ["region", "issue_utc", "horizon_h", "forecast_mwh"]
+    pd.testing.assert_frame_equal(after[after["region"] == "FLA"][fla].reset_index(drop=True),
+                                  before[before["region"] == "FLA"][fla].reset_index(drop=True))
+    assert len(after[after["region"] == "CAL"]) == 144
 
-    @dg.asset
-    def hour() -> None:
-        return None
 
-    with dg.instance_for_test() as instance:
-        run = dg.materialize([hour], instance=instance)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="next_day_after_new_data", dagster_instance=instance,
-            dagster_run=run.dagster_run, dagster_event=run.get_run_success_event())
-        request = next_day_after_new_data(context)
-        assert isinstance(request, dg.RunRequest)
-        assert request.run_key == f"next-day-after-{run.run_id}"
-        instance.add_run(dg.DagsterRun(job_name=next_day_job.name, run_id="waiting",
-                                       status=dg.DagsterRunStatus.NOT_STARTED))
-        assert isinstance(next_day_after_new_data(context), dg.SkipReason)
+def _champion_pickle(config: MlflowConfig, region: str) -> Path:
+    """The file MLflow loads the region's champion from."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    version = client.get_model_version_by_alias(f"demand-horizons-{region}", "champion")
+    source = version.source
+    if source.startswith("models:/"):
+        source = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    path = Path(source.removeprefix("file://")) / "python_model.pkl"
+    assert path.exists(), path
+    return path
+
+
+def test_a_fresh_champion_index_serves_without_the_registry(world: dict, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    home = tmp_path / "home"
+    loader = issuing.registry_loader(lambda: world["mlflow"])
+    champions, skips = champion_cache.load_champions(["CAL", "FLA", "ZZZ"], loader, home)
+    assert set(champions) == {"CAL", "FLA"} and "ZZZ" in skips
+
+    def unreachable(region: str) -> champion_cache.Champion:
+        raise AssertionError("the registry was asked although the index is fresh")
+
+    cached, cached_skips = champion_cache.load_champions(["CAL", "FLA", "ZZZ"], unreachable,
+                                                         home, timedelta(minutes=10))
+    assert {r: c.version for r, c in cached.items()} == {r: c.version
+                                                         for r, c in champions.items()}
+    assert cached_skips == skips
+    frame_rows = _issue(world["db"], world, champions=cached).rows
+    assert len(frame_rows) == 96
+    # Stale: the registry is asked again (here it fails, so CAL is skipped with that reason).
+    stale, stale_skips = champion_cache.load_champions(["CAL"], unreachable, home, timedelta(0))
+    assert not stale and "the registry was asked" in stale_skips["CAL"]

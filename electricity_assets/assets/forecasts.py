@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from electricity_assets import quality, storage
+from electricity_assets import quality, settings, storage
 from electricity_assets.assets.metadata import column_schema, long_window
 from electricity_assets.assets.raw import source_config
 from electricity_assets.automation import reissue_on_late_inputs
@@ -60,7 +60,8 @@ def _hours_back(span: timedelta) -> int:
 )
 def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckDB,
                      mlflow: MLflowResource, source: SourceResource) -> dg.MaterializeResult:
-    from electricity_assets.modeling import issuing  # MLflow import is slow
+    # Not MLflow: the champions come from the serving cache while it is fresh (latency).
+    from electricity_assets.modeling import champion_cache, issuing
 
     start, end = context.partition_time_window
     issues = issuing.issues_of_window(start, end)
@@ -71,7 +72,9 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
 
     with duckdb.get_connection() as conn:
         regions = issuing.regions_with_demand(conn)
-    champions, model_skips = issuing.load_champions(regions, mlflow.mlflow_config())
+    champions, model_skips = champion_cache.load_champions(
+        regions, issuing.registry_loader(mlflow.mlflow_config), settings.local_home(),
+        settings.champion_index_max_age())
     batch = issuing.forecast_issues(duckdb.get_connection, issues, champions, model_skips,
                                     outlook, simulate_error=source.mode == "bundled")
     with duckdb.get_connection() as conn:

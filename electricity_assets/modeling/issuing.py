@@ -60,6 +60,18 @@ def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
 
 
+def registry_loader(config: Callable[[], object]) -> Callable[[str], Champion]:
+    """Loads a region's champion from MLflow (imported only when the champion cache is stale);
+    `config()` gives the MlflowConfig."""
+    def load(region: str) -> Champion:
+        from electricity_assets.modeling.horizon_model import horizon_model_name
+        from electricity_assets.modeling.horizon_registry import load_horizon_champion
+
+        version, predictor = load_horizon_champion(region, config())
+        return Champion(horizon_model_name(region), version, predictor)
+    return load
+
+
 def issues_of_window(start: datetime, end: datetime) -> list[datetime]:
     """The issue times of hourly partitions [start, end): partition hour K issues at K + 1 h,
     when K's data is complete."""
@@ -132,7 +144,7 @@ def _anchor_skips(frame: pd.DataFrame) -> pd.DataFrame:
     per_issue = frame.groupby(["region", "issue_utc"], as_index=False)["data_until_utc"].first()
     expected = per_issue["issue_utc"] - pd.Timedelta(hours=1)
     late = per_issue[per_issue["data_until_utc"].isna() | (per_issue["data_until_utc"] < expected)]
-    reasons = [f"demand of {e:%Y-%m-%d %H:%M} UTC not reported (latest: "
+    reasons = [f"the anchor hour {e:%Y-%m-%d %H:%M} UTC is missing (latest plausible demand: "
                + (f"{u:%Y-%m-%d %H:%M} UTC)" if pd.notna(u) else "none)")
                for e, u in zip(late["issue_utc"] - pd.Timedelta(hours=1),
                                late["data_until_utc"], strict=True)]
@@ -154,7 +166,7 @@ def _region_paths(region: str, rows: pd.DataFrame, champion: Champion, weather_l
                                      f"left out{why}"))
         rows = rows[~no_weather]
     if rows.empty:
-        return pd.DataFrame(columns=COLUMNS), notes
+        return _empty(COLUMNS), notes
     predicted = champion.model.predict(rows)
     out = pd.DataFrame({
         "region": region, "issue_utc": rows["issue_utc"], "horizon_h": rows["horizon_h"],
@@ -186,24 +198,33 @@ def forecast_issues(connect: Connect, issues: Sequence[datetime],
         keep = [(region, i) not in late for i in rows["issue_utc"]]
         rows = rows[keep]
         if region not in champions:
-            reason = model_skips.get(str(region), "no champion model registered")
+            reason = model_skips.get(str(region), "no model registered (materialise "
+                                                  "trained_models)")
             notes += [(region, i, reason) for i in rows["issue_utc"].unique()]
             continue
         if rows.empty:
             continue
         out, lost = _region_paths(str(region), rows, champions[str(region)], label,
                                   outlook_error)
-        parts.append(out)
+        if len(out):
+            parts.append(out)
         notes += [(region, i, why) for i, why in lost]
     if notes:
         skips.append(pd.DataFrame(notes, columns=["region", "issue_utc", "reason"]))
+    skips = [s for s in skips if len(s)]
     skipped = (pd.concat(skips, ignore_index=True) if skips
-               else pd.DataFrame(columns=["region", "issue_utc", "reason"]))
+               else _empty(["region", "issue_utc", "reason"]))
     # One reason per region and issue (a late anchor explains everything after it).
     skipped = skipped.drop_duplicates(["region", "issue_utc"]).assign(created_at=created_at)
-    rows = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=COLUMNS))
+    rows = pd.concat(parts, ignore_index=True) if parts else _empty(COLUMNS)
     rows = rows.assign(created_at=created_at)
     return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]))
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    times = ("issue_utc", "period_utc", "data_until_utc", "created_at")
+    return pd.DataFrame({c: pd.Series(dtype="datetime64[us, UTC]" if c in times else object)
+                         for c in columns})
 
 
 def replace_issues(conn: duckdb.DuckDBPyConnection, batch: IssueBatch, first_issue: datetime,
