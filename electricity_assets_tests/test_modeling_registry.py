@@ -176,6 +176,10 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
     assert metadata["regions_trained"].value == 2  # CAL and FLA
     assert "ZZZ" in metadata["regions_failed"].value  # too little data: that region only
     assert "demand-CAL" in metadata["mlflow_runs"].value
+    # Issue 18: the multi-horizon family is trained in the same run, its metadata beside.
+    assert metadata["horizons_regions_trained"].value == 2
+    assert "demand-horizons-CAL" in metadata["horizons_mlflow_runs"].value
+    assert "ZZZ" in metadata["horizons_regions_failed"].value
 
     tags = {"dagster/asset_partition_range_start": "2020-03-30-00:00",
             "dagster/asset_partition_range_end": "2020-03-30-23:00"}

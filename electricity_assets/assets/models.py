@@ -28,6 +28,9 @@ class TrainedModelsConfig(dg.Config):
         description="Regions to train (empty: every region in demand_features).")
     history_days: int = Field(
         default=0, ge=0, description="Train on the last N days only (0: all history).")
+    horizons: bool = Field(
+        default=True, description="Also train the multi-horizon family demand-horizons-<REGION> "
+                                  "(forecasts 1-48 h ahead from each issue hour).")
 
 
 def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, datetime]:
@@ -63,15 +66,21 @@ def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, dateti
 )
 def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfig,
                    duckdb: ElectricityDuckDB, mlflow: MLflowResource) -> dg.MaterializeResult:
+    from electricity_assets.modeling import horizons
     from electricity_assets.modeling.retrain import retrain_all  # MLflow import is slow
 
+    regions = config.regions or None
+    horizon_config = horizons.HorizonConfig(history_days=config.history_days)
     with duckdb.get_connection() as conn:  # released before training: others can write
         start, end = _window(conn, config.history_days, context.partition_time_window.end)
         frame = with_forecast_weather(  # the interval is calibrated on forecast weather
-            conn, model_frame(conn, start, end, regions=config.regions or None))
+            conn, model_frame(conn, start, end, regions=regions))
+        issue_rows = (horizons.horizon_training_frame(conn, end, horizon_config, regions)
+                      if config.horizons else None)
     if frame.empty:
         raise dg.Failure(f"no feature rows for regions {config.regions} in [{start}, {end})")
-    report = retrain_all(frame, mlflow.mlflow_config(), tags={"dagster_run_id": context.run.run_id})
+    tags = {"dagster_run_id": context.run.run_id}
+    report = retrain_all(frame, mlflow.mlflow_config(), tags=tags)
     for region, reason in report.failed.items():
         context.log.error(f"{region}: not trained - {reason}")
     if not report.registrations:
@@ -80,7 +89,17 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
     context.log.info(f"trained {len(report.registrations)} regions in {report.seconds:.1f} s")
     links = "\n".join(f"- [{r.model_name} v{r.version} ({r.alias})]({r.run_url})"
                       for r in report.registrations)
+    horizon_metadata = {}
+    if issue_rows is not None:
+        multi = horizons.register_horizons(issue_rows, mlflow.mlflow_config(), horizon_config,
+                                           tags)
+        for region, reason in multi.failed.items():
+            context.log.error(f"{region}: multi-horizon model not trained - {reason}")
+        context.log.info(f"trained {len(multi.registrations)} multi-horizon models in "
+                         f"{multi.seconds:.1f} s")
+        horizon_metadata = horizon_family_metadata(multi)
     return dg.MaterializeResult(metadata={
+        **horizon_metadata,
         "regions_trained": len(report.registrations),
         "regions_failed": dg.MetadataValue.md(
             "\n".join(f"- {k}: {v}" for k, v in report.failed.items()) or "none"),
@@ -92,6 +111,24 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
         "mean_model_mdape": float(table["model_mdape"].mean()),
         "mean_df_mdape": float(table["df_mdape"].mean()),
     })
+
+
+def horizon_family_metadata(report) -> dict[str, object]:
+    """Metadata of the demand-horizons-<REGION> family, its keys prefixed `horizons_`."""
+    table = report.metrics_table()
+    return {
+        "horizons_regions_trained": len(report.registrations),
+        "horizons_regions_failed": dg.MetadataValue.md(
+            "\n".join(f"- {k}: {v}" for k, v in report.failed.items()) or "none"),
+        "horizons_training_seconds": round(report.seconds, 1),
+        "horizons_champions": ", ".join(r.region for r in report.registrations
+                                        if r.alias == "champion"),
+        "horizons_metrics": dg.MetadataValue.md(quality.markdown_table(table, max_rows=100)),
+        "horizons_mlflow_runs": dg.MetadataValue.md("\n".join(
+            f"- [{r.model_name} v{r.version} ({r.alias})]({r.run_url})"
+            for r in report.registrations) or "none"),
+        **({"horizons_mean_model_mdape": float(table["all_mdape"].mean())} if len(table) else {}),
+    }
 
 
 @dg.asset_check(

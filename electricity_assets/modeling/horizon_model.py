@@ -57,8 +57,9 @@ class HorizonConfig:
     issue_every_hours: int = 7
     history_days: int = 0  # 0: all history
     validation_weeks: int = 4
-    min_train_rows: int = 24 * 28
-    min_validation_rows: int = 24 * 3
+    # Distinct forecast hours (not rows: an issue gives 48 rows), as the 24-hour model counts.
+    min_train_hours: int = 24 * 28
+    min_validation_hours: int = 24 * 3
     num_boost_round: int = 1000
     early_stopping_rounds: int = 30
     refit: bool = True
@@ -227,12 +228,14 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
         validation_start = end - timedelta(weeks=weeks)
         train = data[data["period_utc"] < validation_start]
         valid = data[data["issue_utc"] >= validation_start]
-        if len(train) >= config.min_train_rows:
+        if train["period_utc"].nunique() >= config.min_train_hours:
             break
-    if len(train) < config.min_train_rows or len(valid) < config.min_validation_rows:
+    train_hours, valid_hours = train["period_utc"].nunique(), valid["period_utc"].nunique()
+    if train_hours < config.min_train_hours or valid_hours < config.min_validation_hours:
         raise InsufficientDataError(
-            f"region {region}: {len(train)} training and {len(valid)} validation rows, need "
-            f"{config.min_train_rows} and {config.min_validation_rows}; materialise more history")
+            f"region {region}: {train_hours} training and {valid_hours} validation hours, need "
+            f"{config.min_train_hours} and {config.min_validation_hours}; materialise more "
+            "history for it (raw_demand)")
     features = usable_features(frame)
     y_train = train["demand_mwh"] / base_of(train)
     y_valid = valid["demand_mwh"] / base_of(valid)

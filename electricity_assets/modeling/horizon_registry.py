@@ -251,15 +251,13 @@ def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
     return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
 
 
-def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
-                                config: MlflowConfig, horizon_config: HorizonConfig | None = None,
-                                regions: list[str] | None = None,
-                                tags: dict[str, str] | None = None) -> HorizonReport:
-    """Train every region's multi-horizon model on data before `cutoff`, log and register it.
-    A region that cannot be trained is reported in `failed`; the others go on."""
+def register_horizons(frame: pd.DataFrame, config: MlflowConfig,
+                      horizon_config: HorizonConfig | None = None,
+                      tags: dict[str, str] | None = None) -> HorizonReport:
+    """Train, log and register one multi-horizon model per region of `frame` (a
+    `horizon_training_frame`); a region that cannot be trained is reported in `failed`."""
     horizon_config = horizon_config or HorizonConfig()
     started = time.perf_counter()
-    frame = horizon_training_frame(conn, cutoff, horizon_config, regions)
     report = HorizonReport()
     for region, rows in (frame.groupby("region", sort=True) if len(frame) else []):
         try:
@@ -270,5 +268,20 @@ def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetim
             continue
         report.registrations.append(log_and_register_horizon(model, config, tags))
         report.metrics[str(region)] = model.metrics
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
+                                config: MlflowConfig, horizon_config: HorizonConfig | None = None,
+                                regions: list[str] | None = None,
+                                tags: dict[str, str] | None = None) -> HorizonReport:
+    """Every region's multi-horizon model on data before `cutoff`, logged and registered.
+    (`conn` is only read while the frame is built; an asset holding a shared database can call
+    `horizon_training_frame` and `register_horizons` itself to release it before training.)"""
+    horizon_config = horizon_config or HorizonConfig()
+    started = time.perf_counter()
+    frame = horizon_training_frame(conn, cutoff, horizon_config, regions)
+    report = register_horizons(frame, config, horizon_config, tags)
     report.seconds = time.perf_counter() - started
     return report

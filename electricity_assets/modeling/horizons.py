@@ -41,6 +41,7 @@ from electricity_assets.modeling.horizon_registry import (
     load_horizon_champion,
     load_horizon_champions,
     log_and_register_horizon,
+    register_horizons,
     train_and_register_horizons,
 )
 
@@ -49,5 +50,6 @@ __all__ = [
     "HorizonModel", "HorizonPredictor", "HorizonReport", "IssueBatch", "bucket_of",
     "day_ahead_slice", "forecast_issue", "horizon_model_name", "horizon_training_frame",
     "issue_frame", "load_horizon_champion", "load_horizon_champions", "log_and_register_horizon",
-    "predict_horizons", "train_and_register_horizons", "train_horizon_model", "training_issues",
+    "predict_horizons", "register_horizons", "train_and_register_horizons",
+    "train_horizon_model", "training_issues",
 ]
