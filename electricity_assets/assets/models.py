@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from electricity_assets import quality
+from electricity_assets import quality, settings
 from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START, weekly_partitions
@@ -47,6 +47,22 @@ def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, dateti
     start = (end - timedelta(days=history_days) if history_days
              else datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
     return start, end
+
+
+def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: ElectricityDuckDB,
+                              mlflow: MLflowResource) -> None:
+    """The serving cache names the champions as the registry has them now: the next issue
+    uses a champion this run chose (the automation re-issues the newest one)."""
+    from electricity_assets.modeling import champion_cache, issuing
+
+    with duckdb.get_connection() as conn:
+        regions = issuing.regions_with_demand(conn)
+    champions, skipped = champion_cache.resolve(
+        regions, issuing.registry_loader(mlflow.mlflow_config), settings.local_home())
+    context.log.info("serving champions: " + ", ".join(
+        f"{r} v{c.version}" for r, c in sorted(champions.items())))
+    for region, reason in skipped.items():
+        context.log.warning(f"{region}: no multi-horizon champion served - {reason}")
 
 
 @dg.asset(
@@ -98,6 +114,7 @@ def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfi
         context.log.info(f"trained {len(multi.registrations)} multi-horizon models in "
                          f"{multi.seconds:.1f} s")
         horizon_metadata = horizon_family_metadata(multi)
+        _refresh_served_champions(context, duckdb, mlflow)
     return dg.MaterializeResult(metadata={
         **horizon_metadata,
         "regions_trained": len(report.registrations),
