@@ -28,9 +28,11 @@ REISSUE_LOOKBACK = timedelta(days=14)
 
 
 def ended_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition, hours: int,
-                         now: datetime) -> list[str]:
-    """Keys of the partitions whose time window ended by the data clock `now`, at most `hours`
-    back (hourly or daily partitions alike)."""
+                         now: datetime, lead: timedelta = timedelta(0)) -> list[str]:
+    """Keys of the partitions whose time window ends by the data clock `now` + `lead`, at
+    most `hours` back (hourly or daily partitions alike). A lead makes a partition due before
+    its window ends (the day-ahead product of day D is due on D-1)."""
+    now = now + lead
     start = max(now - timedelta(hours=hours) - timedelta(days=1),
                 pd.Timestamp(partitions_def.start).to_pydatetime())
     if start >= now:
@@ -44,12 +46,14 @@ def ended_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition, hour
 class EndedOnDataClock(dg.AutomationCondition):
     """Time partitions that have ended on the data clock, at most `hours` back."""
 
-    def __init__(self, hours: int) -> None:
+    def __init__(self, hours: int, lead: timedelta = timedelta(0)) -> None:
         self.hours = hours
+        self.lead = lead
 
     @property
     def name(self) -> str:
-        return f"ended_on_data_clock(last {self.hours} h)"
+        lead = f", {self.lead} ahead" if self.lead else ""
+        return f"ended_on_data_clock(last {self.hours} h{lead})"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
         partitions_def = context.partitions_def
@@ -57,7 +61,7 @@ class EndedOnDataClock(dg.AutomationCondition):
                 partitions_def, dg.TimeWindowPartitionsDefinition):
             return dg.AutomationResult(context, true_subset=context.get_empty_subset())
         now = pd.Timestamp(replay_clock.current_time()).tz_convert("UTC").to_pydatetime()
-        keys = ended_partition_keys(partitions_def, self.hours, now)
+        keys = ended_partition_keys(partitions_def, self.hours, now, self.lead)
         return dg.AutomationResult(
             context, true_subset=context.candidate_subset.compute_intersection_with_partition_keys(
                 set(keys)))
@@ -83,3 +87,20 @@ def reissue_on_late_inputs() -> dg.AutomationCondition:
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("reissue_on_late_inputs")
+
+
+# Day D's product is due once its issue (09:00 local on D-1, 13:00-17:00 UTC) is: 30 h before
+# D ends (UTC, 18:00 on D-1), with an hour to spare for the westernmost US zones.
+DAY_AHEAD_LEAD = timedelta(hours=30)
+
+
+def day_ahead_when_issued() -> dg.AutomationCondition:
+    """The day-ahead product of a day: written once the day's issue is in (the issue partitions
+    of D-1 updated), rewritten when they are re-issued; days within the re-issue lookback."""
+    updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    return (
+        EndedOnDataClock(int(REISSUE_LOOKBACK / timedelta(hours=1)), DAY_AHEAD_LEAD)
+        & updated.since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("day_ahead_when_issued")

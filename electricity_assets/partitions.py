@@ -24,3 +24,6 @@ HOURLY_WINDOWED = {
 # everything before W's end, so a backfill of weeks rebuilds the model history a data clock saw,
 # and offline the replay clock (not the wall clock) decides which week is due.
 weekly_partitions = dg.WeeklyPartitionsDefinition(start_date="2015-07-05", timezone="UTC")
+
+# The day-ahead product: one partition per day D (each region's local day D), issued on D-1.
+day_ahead_partitions = dg.DailyPartitionsDefinition(start_date="2015-07-03", timezone="UTC")

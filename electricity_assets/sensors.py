@@ -152,7 +152,8 @@ def raw_checks_after_stream_runs(
 # Custom conditions (the data clock) run in the code server, not the daemon: use_user_code_server.
 reissue_after_late_inputs = dg.AutomationConditionSensorDefinition(
     "reissue_after_late_inputs",
-    target=dg.AssetSelection.assets("demand_features", "weather_features", "demand_forecasts"),
+    target=dg.AssetSelection.assets("demand_features", "weather_features", "demand_forecasts",
+                                    "day_ahead_forecasts"),
     use_user_code_server=True,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,

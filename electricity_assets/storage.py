@@ -109,6 +109,16 @@ DEMAND_FORECASTS = Table("demand_forecasts", (
     _col("created_at", "TIMESTAMPTZ"),
 ), ("region", "issue_utc", "horizon_h"))
 
+DAY_AHEAD_FORECASTS = Table("day_ahead_forecasts", (
+    _col("region", "VARCHAR"),
+    _col("target_date", "DATE", "local day D of the region"),
+    _col("period_utc", "TIMESTAMPTZ", "an hour of local day D (hour-ending, as EIA)"),
+    _col("issue_utc", "TIMESTAMPTZ", "the issue at the configured local hour of D-1"),
+    _col("horizon_h", "INTEGER"),
+    *_FORECAST_VALUES,
+    _col("created_at", "TIMESTAMPTZ"),
+), ("region", "period_utc"))
+
 FORECAST_SKIPS = Table("forecast_skips", (
     _col("region", "VARCHAR"),
     _col("issue_utc", "TIMESTAMPTZ"),
@@ -133,7 +143,8 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
 
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
-    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_SKIPS, FORECAST_BACKTEST)}
+    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_SKIPS, FORECAST_BACKTEST,
+    DAY_AHEAD_FORECASTS)}
 
 
 def resolve_table(table: Table | str) -> Table:

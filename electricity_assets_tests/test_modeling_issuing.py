@@ -242,3 +242,31 @@ def test_a_fresh_champion_index_serves_without_the_registry(world: dict, tmp_pat
     # Stale: the registry is asked again (here it fails, so CAL is skipped with that reason).
     stale, stale_skips = champion_cache.load_champions(["CAL"], unreachable, home, timedelta(0))
     assert not stale and "the registry was asked" in stale_skips["CAL"]
+
+
+def test_the_day_ahead_product_is_the_morning_issue_of_the_day_before(
+        world: dict, tmp_path: Path) -> None:
+    from electricity_assets.assets.forecasts import day_ahead_forecasts
+
+    db = tmp_path / "day_ahead.duckdb"
+    shutil.copy(world["db"], db)
+    resources = _resources(world, db)
+    # 09:00 local on 28 Mar: FLA (EDT) issues at 13:00 UTC, CAL (PDT) at 16:00 UTC.
+    assert dg.materialize([demand_forecasts], resources=resources, tags={
+        "dagster/asset_partition_range_start": "2020-03-28-12:00",
+        "dagster/asset_partition_range_end": "2020-03-28-15:00"}).success
+    result = dg.materialize([day_ahead_forecasts], resources=resources,
+                            partition_key="2020-03-29")
+    rows = _table(db, "day_ahead_forecasts")
+    for region, issue, first_hour in (("CAL", "2020-03-28T16:00Z", "2020-03-29T08:00Z"),
+                                      ("FLA", "2020-03-28T13:00Z", "2020-03-29T05:00Z")):
+        mine = rows[rows["region"] == region]
+        assert len(mine) == 24 and set(mine["issue_utc"]) == {pd.Timestamp(issue)}
+        assert mine["period_utc"].min() == pd.Timestamp(first_hour)  # local 01:00 of D
+        assert list(mine["horizon_h"]) == list(range(mine["horizon_h"].iloc[0],
+                                                      mine["horizon_h"].iloc[0] + 24))
+    meta = result.asset_materializations_for_node("day_ahead_forecasts")[0].metadata
+    assert "ZZZ" in meta["skipped"].value and "no stored issue" in meta["skipped"].value
+    # Scored with DF on the hours of D that have an actual (the database ends at ISSUED).
+    scores = meta["scores_vs_df"].value
+    assert "| CAL | 16 |" in scores and "| FLA | 19 |" in scores

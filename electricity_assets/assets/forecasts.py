@@ -12,14 +12,15 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from electricity_assets import quality, settings, storage
 from electricity_assets.assets.metadata import column_schema, long_window
 from electricity_assets.assets.raw import source_config
-from electricity_assets.automation import reissue_on_late_inputs
+from electricity_assets.automation import day_ahead_when_issued, reissue_on_late_inputs
 from electricity_assets.datasets import WEATHER
 from electricity_assets.features import issue
-from electricity_assets.partitions import HOURLY_WINDOWED
+from electricity_assets.partitions import HOURLY_WINDOWED, day_ahead_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets.sources.select import load_window
 
@@ -117,3 +118,60 @@ def _metadata(context: dg.AssetExecutionContext, batch, written: int, start: dat
                 ["region", "issue_utc", "horizon_h", "forecast_mwh", "p10_mwh", "p90_mwh"]]
             .head(16)))
     return metadata
+
+
+class DayAheadConfig(dg.Config):
+    issue_local_hour: int = Field(
+        default=9, ge=1, le=23,
+        description="Local hour of D-1 whose issue is the day-ahead product of day D (balancing "
+                    "authorities prepare theirs in the morning; EIA publishes DF ~10:00 ET).")
+
+
+@dg.asset(
+    deps=[dg.AssetDep("demand_forecasts", partition_mapping=dg.TimeWindowPartitionMapping(
+        start_offset=-1, end_offset=-1))],  # day D reads the issues of UTC day D-1
+    partitions_def=day_ahead_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=day_ahead_when_issued(),
+    metadata=column_schema(storage.DAY_AHEAD_FORECASTS),
+    group_name="modeling",
+    kinds={"duckdb"},
+    owners=OWNERS,
+    description=(
+        "The day-ahead product on DF's footing: for local day D of every region, the issue made "
+        "at 09:00 local time on D-1 (config issue_local_hour), its forecasts of the hours of D. "
+        "Scored against EIA's DF on the same hours in the metadata and by "
+        "`bench/forecast_accuracy.py --day-ahead`."
+    ),
+)
+def day_ahead_forecasts(context: dg.AssetExecutionContext, config: DayAheadConfig,
+                        duckdb: ElectricityDuckDB) -> dg.MaterializeResult:
+    from electricity_assets.modeling import issuing
+
+    start, end = context.partition_time_window
+    days = pd.date_range(start, end, freq="D", inclusive="left").date
+    with duckdb.get_connection() as conn:
+        regions = issuing.regions_with_demand(conn)
+        parts, skipped = [], {}
+        for day in days:
+            rows, missing = issuing.day_ahead_rows(conn, day, regions, config.issue_local_hour)
+            parts.append(rows)
+            skipped.update({f"{r} {day}": why for r, why in missing.items()})
+        frame = pd.concat(parts, ignore_index=True)
+        storage.ensure_table(conn, storage.DAY_AHEAD_FORECASTS)
+        with storage.transaction(conn):
+            conn.execute("DELETE FROM day_ahead_forecasts WHERE target_date >= ? "
+                         "AND target_date < ?", [start.date(), end.date()])
+            if len(frame):
+                storage.insert_frame(conn, "day_ahead_forecasts", frame)
+        scores = issuing.day_ahead_scores(conn, start.date(), end.date())
+    for key, why in skipped.items():
+        context.log.warning(f"day-ahead {key}: {why}")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "days": dg.MetadataValue.text(f"{days[0]} .. {days[-1]}"),
+        "issue_local_hour": config.issue_local_hour,
+        "skipped": dg.MetadataValue.md("\n".join(f"- {k}: {v}" for k, v in skipped.items())
+                                       or "none"),
+        "scores_vs_df": dg.MetadataValue.md(quality.markdown_table(scores) or "no actuals yet"),
+    })

@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from electricity_assets import quality, settings
-from electricity_assets.assets.forecasts import demand_forecasts
+from electricity_assets.assets.forecasts import day_ahead_forecasts, demand_forecasts
 from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START, weekly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
@@ -172,5 +172,5 @@ def champions_beat_seasonal_naive(mlflow: MLflowResource) -> dg.AssetCheckResult
     )
 
 
-model_assets = [trained_models, demand_forecasts]
+model_assets = [trained_models, demand_forecasts, day_ahead_forecasts]
 model_asset_checks = [champions_beat_seasonal_naive]

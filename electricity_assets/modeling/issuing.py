@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -248,3 +248,50 @@ def replace_issues(conn: duckdb.DuckDBPyConnection, batch: IssueBatch, first_iss
             if len(frame):
                 storage.insert_frame(conn, table.name, frame)
     return len(batch.rows)
+
+
+def day_ahead_rows(conn: duckdb.DuckDBPyConnection, day: date, regions: Sequence[str],
+                   issue_local_hour: int) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The day-ahead product of local day `day`: per region the stored issue made at
+    `issue_local_hour` local time of the day before (`day_ahead_slice`), its hours of local
+    day D; and why a region has none (that issue not stored, or it skipped the region)."""
+    from electricity_assets.modeling.horizon_model import day_ahead_slice
+
+    storage.ensure_table(conn, storage.DEMAND_FORECASTS)
+    parts, skipped = [], {}
+    for region in regions:
+        issue_utc, hours = day_ahead_slice(region, day, issue_local_hour)
+        rows = conn.execute(f"""
+            SELECT region, ?::DATE AS target_date, period_utc, issue_utc, horizon_h,
+                   forecast_mwh, p10_mwh, p90_mwh, model_name, model_version
+            FROM {storage.DEMAND_FORECASTS.name}
+            WHERE region = ? AND issue_utc = ? AND period_utc IN (SELECT unnest(?))
+            ORDER BY period_utc""", [day, region, issue_utc, list(hours)]).df()
+        if rows.empty:
+            skipped[region] = (f"no stored issue at {issue_utc:%Y-%m-%d %H:%M} UTC "
+                               f"({issue_local_hour:02d}:00 local the day before): "
+                               "materialise demand_forecasts for that hour")
+            continue
+        if len(rows) < len(hours):
+            skipped[region] = f"{len(hours) - len(rows)} of its {len(hours)} hours not forecast"
+        parts.append(rows)
+    frame = pd.concat(parts, ignore_index=True) if parts else _empty(
+        storage.DAY_AHEAD_FORECASTS.column_names[:-1])
+    frame["created_at"] = pd.Timestamp(datetime.now(UTC))
+    return to_utc(frame), skipped
+
+
+def day_ahead_scores(conn: duckdb.DuckDBPyConnection, first: date, end: date) -> pd.DataFrame:
+    """Per region: median APE of the day-ahead product and of EIA's DF on the same hours of the
+    days [first, end) (hours with an actual and a DF only)."""
+    return conn.execute("""
+        WITH a AS (SELECT region, period_utc,
+                          max(value_mwh) FILTER (WHERE type = 'D') AS actual,
+                          max(value_mwh) FILTER (WHERE type = 'DF') AS df
+                   FROM raw_demand GROUP BY ALL)
+        SELECT f.region, count(*) AS hours,
+               round(median(abs(f.forecast_mwh - a.actual) / a.actual * 100), 2) AS model_mdape,
+               round(median(abs(a.df - a.actual) / a.actual * 100), 2) AS df_mdape
+        FROM day_ahead_forecasts f JOIN a USING (region, period_utc)
+        WHERE f.target_date >= ? AND f.target_date < ? AND a.actual > 0 AND a.df > 0
+        GROUP BY f.region ORDER BY f.region""", [first, end]).df()
