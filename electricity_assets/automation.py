@@ -72,10 +72,10 @@ MODEL = dg.AssetSelection.assets("trained_models")
 
 def reissue_on_late_inputs() -> dg.AutomationCondition:
     """The condition of the feature and forecast assets (see the module docstring)."""
-    # Not any_deps_updated(): it ignores an input updated by a run whose selection holds this
-    # asset at all, so a stream run that corrects hour J and recomputes features J would not
-    # re-issue J+1..J+336. A partition the same run wrote after its input is reset by
-    # since_last_handled (it was updated later than the input).
+    # Not any_deps_updated(): it ignores an input updated by a run that selected this asset by
+    # name (a UI or CLI materialisation of raw_demand and demand_forecasts over hour J), whose
+    # later issues J+1..J+360 read J too. A partition the same run wrote after its input is
+    # reset by since_last_handled (it was updated later than the input).
     updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
     data_changed = updated.ignore(MODEL).with_label("an input hour it read changed")
     model_changed = (updated.allow(MODEL) & EndedOnDataClock(1)).with_label(
