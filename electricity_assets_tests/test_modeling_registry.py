@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from electricity_assets.assets.models import model_asset_checks, model_assets
+from electricity_assets.assets.forecasts import demand_forecasts
+from electricity_assets.assets.models import model_asset_checks, trained_models
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
 from electricity_assets.modeling.metrics import compare
 from electricity_assets.modeling.registry import (
@@ -28,7 +29,7 @@ from electricity_assets.modeling.registry import (
 )
 from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
 from electricity_assets.modeling.workspace import build_workspace
-from electricity_assets.resources import ElectricityDuckDB, MLflowResource
+from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets_tests.test_modeling_training import write_sample
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,12 +160,13 @@ def _asset_resources(workspace: dict, store: str) -> dict:
         "duckdb": ElectricityDuckDB(database=workspace["db"]),
         "mlflow": MLflowResource(tracking_uri=f"sqlite:///{root / f'{store}_mlflow.db'}",
                                  artifact_root=str(root / f"{store}_artifacts")),
+        "source": SourceResource(mode="bundled", data_dir=str(workspace["folder"])),
     }
 
 
 def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dict) -> None:
     resources = _asset_resources(workspace, "assets")
-    trained, forecasts = model_assets
+    trained, forecasts = trained_models, demand_forecasts
     # Week of 2020-03-29 (Sunday): its cut-off, 2020-04-05, lies after the sample's last hour.
     result = dg.materialize([trained, *model_asset_checks], resources=resources,
                             partition_key="2020-03-29")
@@ -187,23 +189,24 @@ def test_assets_train_every_region_and_forecast_with_the_champion(workspace: dic
         assert dg.materialize([forecasts], resources=resources, tags=tags).success
     with duckdb.connect(workspace["db"], read_only=True) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        rows = conn.execute("SELECT * FROM demand_forecasts ORDER BY region, period_utc").df()
-    assert rows.groupby("region").size().to_dict() == {"CAL": 24, "FLA": 24}
+        rows = conn.execute("SELECT * FROM demand_forecasts ORDER BY ALL").df()
+    # The issues of the window's hours whose anchor hour is in the sample (it ends 2020-03-30
+    # 23:00; the last issue, at 2020-03-31 00:00, has all 48 hours too: weather from the source).
+    issues = rows.groupby("region")["issue_utc"].nunique().to_dict()
+    assert issues == {"CAL": 24, "FLA": 24}
+    assert (rows.groupby(["region", "issue_utc"]).size() == 48).all()
+    assert set(rows["model_name"]) == {"demand-horizons-CAL", "demand-horizons-FLA"}
     assert set(rows["model_version"]) == {"1"}
-    assert (rows["period_utc"] - rows["issued_at"] == pd.Timedelta(hours=24)).all()
+    assert (rows["period_utc"] - rows["issue_utc"]
+            == pd.to_timedelta(rows["horizon_h"] - 1, unit="h")).all()
     assert (rows["p10_mwh"] <= rows["forecast_mwh"]).all()
     assert (rows["forecast_mwh"] <= rows["p90_mwh"]).all()
-    assert rows["period_utc"].min() == pd.Timestamp("2020-03-30T00:00Z")
-    # Those hours lie inside the champion's training window: reported, not passed off as
-    # out-of-sample forecasts.
-    last = dg.materialize([forecasts], resources=resources, tags=tags)
-    meta = last.asset_materializations_for_node("demand_forecasts")[-1].metadata
-    assert meta["in_sample_hours"].value == 48
+    assert rows["issue_utc"].min() == pd.Timestamp("2020-03-30T01:00Z")
 
 
 def test_a_week_partition_trains_only_on_data_before_its_end(workspace: dict) -> None:
     resources = _asset_resources(workspace, "weekly")
-    trained, _ = model_assets
+    trained = trained_models
     result = dg.materialize([trained], resources=resources, partition_key="2020-03-15",
                             run_config={"ops": {"trained_models": {"config": {
                                 "regions": ["CAL"]}}}})
