@@ -73,7 +73,7 @@ def seed(home: Path, until: datetime) -> None:
     with duckdb.connect(os.environ["DUCKDB_PATH"]) as conn:
         build_workspace(conn, folder)
         horizons.train_and_register_horizons(conn, until, config, regions=["CAL"])
-    champion_cache.resolve(["CAL"], issuing.registry_loader(lambda: config), home)
+    champion_cache.resolve(["CAL"], issuing.MlflowChampions(lambda: config), home)
 
 
 def forecast_present(hour: datetime) -> bool:

@@ -119,7 +119,29 @@ def publish_serving_snapshot(context: dg.RunStatusSensorContext):
     except serving.ServingUnavailableError as exc:
         return dg.SkipReason(str(exc))
     context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
+    _refresh_served_champions(context)
     return None
+
+
+def _refresh_served_champions(context: dg.RunStatusSensorContext) -> None:
+    """Keep the runs' copy of the champions in step with MLflow (an alias moved by hand is
+    served from the next run on): one alias look-up per region, a download only for a new
+    version."""
+    from electricity_assets import settings
+    from electricity_assets.modeling import champion_cache, issuing
+    from electricity_assets.modeling.registry import MlflowConfig
+
+    config = MlflowConfig(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root())
+    try:
+        with serving.read_connection() as conn:
+            regions = serving.demand_regions(conn)
+        champions, _ = champion_cache.resolve(regions, issuing.MlflowChampions(lambda: config),
+                                              settings.local_home())
+    except Exception as exc:  # noqa: BLE001 - the runs fall back to the registry themselves
+        context.log.warning(f"serving champions not refreshed: {exc}")
+        return
+    context.log.info("serving champions: " + ", ".join(
+        f"{r} v{c.version}" for r, c in sorted(champions.items())))
 
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,

@@ -194,8 +194,21 @@ def _artifact_bytes(client, run_id: str, path: str) -> bytes | None:
         return None
 
 
+def _served_champion(client, region: str):
+    """(name, version, run) of the champion whose forecasts are served: the multi-horizon
+    family, else (older registries) the 24-hour one; None without either."""
+    for name in (f"demand-horizons-{region}", f"demand-{region}"):
+        try:
+            version = client.get_model_version_by_alias(name, "champion")
+            return name, version, client.get_run(version.run_id)
+        except Exception as exc:  # noqa: BLE001 - no model or alias yet for this region
+            logger.debug("no champion card for %s: %s", name, exc)
+    return None
+
+
 def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None) -> pd.DataFrame:
-    """One row per region whose `demand-<REGION>` has a `champion` alias in MLflow."""
+    """One row per region with a served champion in MLflow (`demand-horizons-<REGION>`, else
+    `demand-<REGION>`)."""
     columns = ["region", "model_name", "version", "run_id", "trained_at", "metrics_json",
                "importance_png"]
     uri = tracking_uri or settings.mlflow_tracking_uri()
@@ -206,13 +219,10 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     rows = []
     for region in regions:
-        name = f"demand-{region}"
-        try:
-            version = client.get_model_version_by_alias(name, "champion")
-            run = client.get_run(version.run_id)
-        except Exception as exc:  # noqa: BLE001 - no model or alias yet for this region
-            logger.debug("no champion card for %s: %s", name, exc)
+        found = _served_champion(client, region)
+        if found is None:
             continue
+        name, version, run = found
         rows.append({
             "region": region, "model_name": name, "version": str(version.version),
             "run_id": version.run_id,
@@ -221,6 +231,15 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
             "importance_png": _artifact_bytes(client, version.run_id, "feature_importance.png"),
         })
     return pd.DataFrame(rows, columns=columns)
+
+
+def demand_regions(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every region with demand rows in the snapshot (or live file) `conn` reads."""
+    if not _existing_tables(conn, conn.execute("SELECT current_database()").fetchone()[0]
+                            ) >= {"raw_demand"}:
+        return []
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT region FROM raw_demand ORDER BY 1").fetchall()]
 
 
 def no_data_message(path: Path | None = None) -> str:

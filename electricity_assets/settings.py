@@ -132,7 +132,7 @@ def seed_forecast_days() -> int:
 def champion_index_max_age() -> timedelta:
     """How long a run serves the champions named by the cached index before asking MLflow
     again (`modeling.champion_cache`); 0 = always ask."""
-    return timedelta(minutes=float(env("CHAMPION_INDEX_MAX_AGE_MINUTES", "10")))
+    return timedelta(minutes=float(env("CHAMPION_INDEX_MAX_AGE_MINUTES", "60")))
 
 
 def replay_start_text() -> str:

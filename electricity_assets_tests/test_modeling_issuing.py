@@ -5,6 +5,7 @@ weather, FLA without, ZZZ without a model), a real DuckDB file, a real (sqlite) 
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,8 +53,9 @@ def _outlook(folder: Path):
 
 
 def _served(world: dict) -> dict[str, champion_cache.Champion]:
-    loader = issuing.registry_loader(lambda: world["mlflow"])
-    return {r: loader(r) for r in ("CAL", "FLA")}
+    registry = issuing.MlflowChampions(lambda: world["mlflow"])
+    champions, _ = champion_cache.resolve(["CAL", "FLA"], registry, world["root"] / "served")
+    return champions
 
 
 def _issue(db: Path, world: dict, issues=(ISSUED,), **kwargs) -> issuing.IssueBatch:
@@ -187,6 +189,8 @@ def test_a_corrupt_champion_stops_its_region_only_and_keeps_its_forecasts(
     before = _table(db)
     pickles = [_champion_pickle(world["mlflow"], "FLA")]
     saved = {p: p.read_bytes() for p in pickles}
+    # A machine that has not copied FLA's champion yet (its copy would serve it unharmed).
+    shutil.rmtree(Path(os.environ["ELECTRICITY_HOME"]) / "models" / "demand-horizons-FLA")
     try:
         for p in pickles:
             p.write_bytes(b"\x80\x04 not a pickle at all")
@@ -225,12 +229,18 @@ def test_a_fresh_champion_index_serves_without_the_registry(world: dict, tmp_pat
                                                             monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
     home = tmp_path / "home"
-    loader = issuing.registry_loader(lambda: world["mlflow"])
-    champions, skips = champion_cache.load_champions(["CAL", "FLA", "ZZZ"], loader, home)
+    registry = issuing.MlflowChampions(lambda: world["mlflow"])
+    champions, skips = champion_cache.load_champions(["CAL", "FLA", "ZZZ"], registry, home)
     assert set(champions) == {"CAL", "FLA"} and "ZZZ" in skips
 
-    def unreachable(region: str) -> champion_cache.Champion:
-        raise AssertionError("the registry was asked although the index is fresh")
+    class Unreachable:
+        def champion_version(self, region: str) -> tuple[str, str]:
+            raise AssertionError("the registry was asked although the index is fresh")
+
+        def load(self, region: str, name: str, version: str) -> object:
+            raise AssertionError("the registry was asked although the index is fresh")
+
+    unreachable = Unreachable()
 
     cached, cached_skips = champion_cache.load_champions(["CAL", "FLA", "ZZZ"], unreachable,
                                                          home, timedelta(minutes=10))
@@ -270,3 +280,23 @@ def test_the_day_ahead_product_is_the_morning_issue_of_the_day_before(
     # Scored with DF on the hours of D that have an actual (the database ends at ISSUED).
     scores = meta["scores_vs_df"].value
     assert "| CAL | 16 |" in scores and "| FLA | 19 |" in scores
+
+
+def test_a_new_champion_is_copied_once_and_then_read_from_the_copy(world: dict,
+                                                                   tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    registry = issuing.MlflowChampions(lambda: world["mlflow"])
+    loads: list[str] = []
+
+    class Counting:
+        def champion_version(self, region: str) -> tuple[str, str]:
+            return registry.champion_version(region)
+
+        def load(self, region: str, name: str, version: str) -> object:
+            loads.append(region)
+            return registry.load(region, name, version)
+
+    first, _ = champion_cache.resolve(["CAL", "FLA"], Counting(), home)
+    again, _ = champion_cache.resolve(["CAL", "FLA"], Counting(), home)
+    assert loads == ["CAL", "FLA"]  # the second resolve asked for the aliases only
+    assert {r: c.version for r, c in again.items()} == {r: c.version for r, c in first.items()}

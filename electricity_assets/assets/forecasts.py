@@ -74,7 +74,7 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
     with duckdb.get_connection() as conn:
         regions = issuing.regions_with_demand(conn)
     champions, model_skips = champion_cache.load_champions(
-        regions, issuing.registry_loader(mlflow.mlflow_config), settings.local_home(),
+        regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home(),
         settings.champion_index_max_age())
     batch = issuing.forecast_issues(duckdb.get_connection, issues, champions, model_skips,
                                     outlook, simulate_error=source.mode == "bundled")

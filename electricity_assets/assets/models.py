@@ -58,7 +58,7 @@ def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: Electri
     with duckdb.get_connection() as conn:
         regions = issuing.regions_with_demand(conn)
     champions, skipped = champion_cache.resolve(
-        regions, issuing.registry_loader(mlflow.mlflow_config), settings.local_home())
+        regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home())
     context.log.info("serving champions: " + ", ".join(
         f"{r} v{c.version}" for r, c in sorted(champions.items())))
     for region, reason in skipped.items():

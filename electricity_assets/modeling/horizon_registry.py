@@ -285,3 +285,10 @@ def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetim
     report = register_horizons(frame, config, horizon_config, tags)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def load_horizon_version(name: str, version: str, config: MlflowConfig) -> HorizonPredictor:
+    """The predictor of one registered version (`models:/<name>/<version>`)."""
+    with tracking(config):
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return loaded.unwrap_python_model().predictor

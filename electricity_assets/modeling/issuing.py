@@ -60,16 +60,36 @@ def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
 
 
-def registry_loader(config: Callable[[], object]) -> Callable[[str], Champion]:
-    """Loads a region's champion from MLflow (imported only when the champion cache is stale);
-    `config()` gives the MlflowConfig."""
-    def load(region: str) -> Champion:
-        from electricity_assets.modeling.horizon_model import horizon_model_name
-        from electricity_assets.modeling.horizon_registry import load_horizon_champion
+class MlflowChampions:
+    """The multi-horizon family in MLflow, as `champion_cache` asks it (MLflow imported only
+    when asked). `config()` gives the MlflowConfig."""
 
-        version, predictor = load_horizon_champion(region, config())
-        return Champion(horizon_model_name(region), version, predictor)
-    return load
+    def __init__(self, config: Callable[[], object]) -> None:
+        self.config = config
+
+    def _client(self):
+        from mlflow import MlflowClient
+
+        uri = self.config().tracking_uri
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def champion_version(self, region: str) -> tuple[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        from electricity_assets.modeling.horizon_model import horizon_model_name
+
+        name = horizon_model_name(region)
+        try:
+            version = self._client().get_model_version_by_alias(name, "champion")
+        except MlflowException as exc:
+            raise LookupError(f"no champion for {name}: materialise trained_models "
+                              "first") from exc
+        return name, str(version.version)
+
+    def load(self, region: str, name: str, version: str) -> object:
+        from electricity_assets.modeling.horizon_registry import load_horizon_version
+
+        return load_horizon_version(name, version, self.config())
 
 
 def issues_of_window(start: datetime, end: datetime) -> list[datetime]:
