@@ -34,7 +34,6 @@ from electricity_assets.modeling.horizon_model import (
 from electricity_assets.modeling.next_day import (
     FORECAST,
     NO_WEATHER,
-    SIMULATED,
     issue_time,
     known_at_issue,
     latest_demand_hours,
@@ -44,6 +43,7 @@ from electricity_assets.sources.http import SourceError
 logger = logging.getLogger(__name__)
 
 Outlook = Callable[[datetime, datetime], pd.DataFrame]
+SIMULATED = "observed + simulated forecast error growing with the lead time (offline replay)"
 
 
 def _database_outlook(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime
