@@ -9,6 +9,12 @@ Each --end (a UTC date or ISO time) scores the `--weeks` weeks before it, using 
 it; several give one table per window and a summary across them, which is how a change should be
 judged (one window, such as the default COVID-19 weeks of the bundled data, is easy to overfit).
 
+With --horizons 1,3,6,12,24,36,48 (and --day-ahead) the multi-horizon model of issue 18 is
+backtested instead: issued every hour of the window, each listed horizon scored ex-ante and
+ex-post against DF, seasonal-naive and profile persistence (and with --day-ahead the issue made
+at --day-ahead-hour local time on the day before, for the 24 hours of the local day); the CSV
+then has one row per region x horizon x window (`modeling.horizon_backtest.CSV_COLUMNS`).
+
 With --data-dir, the folder (same files as ELECTRICITY_DATA_DIR) is ingested and featurised in a
 temporary ELECTRICITY_HOME (its own DuckDB and MLflow store), so the user's state is never read or
 written. The table is printed and stored in `forecast_backtest` of the DuckDB used.
@@ -52,7 +58,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="regions backtested in parallel processes (default: the cores)")
     parser.add_argument("--compare-global", action="store_true",
                         help="also backtest one global model (region as a categorical feature)")
+    parser.add_argument("--horizons", type=str, default=None,
+                        help="backtest the multi-horizon model at these horizons, e.g. "
+                             "1,3,6,12,24,36,48 (instead of the 24-hour model)")
+    parser.add_argument("--day-ahead", action="store_true",
+                        help="with --horizons: also score the day-ahead issue against DF")
+    parser.add_argument("--day-ahead-hour", type=int, default=9,
+                        help="local hour of the day-ahead issue on the day before (default 9)")
     return parser.parse_args(argv)
+
+
+def horizon_main(args: argparse.Namespace, db_path: str, started: float) -> int:
+    """--horizons: the multi-horizon backtest per window, printed and written to --csv."""
+    from electricity_assets.modeling import horizon_backtest as hb
+
+    horizons = hb.parse_horizons(args.horizons)
+    ends = args.end or [None]
+    summaries, failed_any = [], False
+    for end in ends:
+        window_started = time.perf_counter()
+        with duckdb.connect(db_path, read_only=True) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            if end is None:
+                (last,) = conn.execute("SELECT max(period_utc) FROM raw_demand WHERE type = 'D'"
+                                       ).fetchone()
+                end = pd.Timestamp(last).tz_convert("UTC") + pd.Timedelta(hours=1)
+            result = hb.run_horizon_backtest(
+                conn, end, args.weeks, args.refit_weeks, horizons,
+                args.day_ahead_hour if args.day_ahead else None,
+                workers=args.workers or 1)
+        seconds = time.perf_counter() - window_started
+        summary = result.summary
+        summaries.append(summary)
+        failed_any |= not len(summary)
+        print(f"\nwindow ending {pd.Timestamp(end):%Y-%m-%d %H:%M} UTC: {args.weeks} weeks, "
+              f"refit every {args.refit_weeks} week(s), {seconds:.1f} s")
+        print(hb.format_horizons(summary))
+        for region, reason in result.failed.items():
+            print(f"{region}: FAILED - {reason}")
+    rows = pd.concat([s for s in summaries if len(s)], ignore_index=True) if any(
+        len(s) for s in summaries) else pd.DataFrame(columns=hb.CSV_COLUMNS)
+    if len(summaries) > 1 and len(rows):
+        print("\nall windows (region means per horizon):")
+        print(hb.format_horizons(rows))
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    if args.csv is not None:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        rows = rows[hb.CSV_COLUMNS]
+        rows.round({c: 3 for c in rows.select_dtypes("number")}).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    return 1 if failed_any else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 
     db_path = settings.duckdb_path()
     started = time.perf_counter()
+    if args.horizons:
+        if args.data_dir is not None:
+            with duckdb.connect(db_path) as conn:
+                build_workspace(conn, args.data_dir.resolve())
+        return horizon_main(args, db_path, started)
     # Connections stay short: the project's DuckDB admits one writer, Dagster may need it.
     with duckdb.connect(db_path) as conn:
         conn.execute("SET TimeZone = 'UTC'")

@@ -23,8 +23,8 @@ from electricity_assets_tests.test_modeling_training import write_sample
 CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
 ISSUES = [datetime(2020, 3, 10, 7, tzinfo=UTC), datetime(2020, 3, 19, 18, tzinfo=UTC),
           datetime(2020, 3, 27, 0, tzinfo=UTC)]
-FORECAST_WEATHER = ["temperature_c", "dewpoint_c", "cdh", "hdh", "temp_delta_c", "cdh_delta",
-                    "hdh_delta"]
+FORECAST_WEATHER = ["temperature_c", "dewpoint_c", "cdh", "hdh", "temp_roll24_c", "temp_delta_c",
+                    "cdh_delta", "hdh_delta"]
 KNOWN = [*(c for c in issue_features.FEATURE_COLUMNS if c != "horizon_h"), "persistence_mwh",
          "naive_mwh", "data_until_utc"]
 
@@ -144,9 +144,8 @@ def test_interval_per_horizon_bucket(models: dict) -> None:
                   & (rows["demand_mwh"] <= rows["p90_mwh"])).mean()
         assert 0.75 <= inside <= 0.85, (b, inside)  # calibrated on these rows, per bucket
         assert low < 0 < high
-    # Wider further ahead: the last bucket's band is wider than the first's.
-    width = lambda b: offsets[b][1] - offsets[b][0]  # noqa: E731
-    assert width(3) > width(0)
+    # Each bucket has its own band (one shared band would cover 1 h and 48 h alike).
+    assert len(set(offsets.values())) == 4
     # Validation rows are issued after every training target.
     assert validation["issue_utc"].min() >= pd.Timestamp(model.train_end)
 
@@ -201,3 +200,32 @@ def test_day_ahead_slice_is_local_day_d_issued_the_morning_before() -> None:
         "2020-03-09T07:00Z")
     horizon = (hours - issue) / pd.Timedelta(hours=1) + 1
     assert horizon.min() >= 1 and horizon.max() <= horizons.HORIZON_HOURS
+
+
+def test_benchmark_by_horizon_writes_the_issue_csv(world: dict, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from electricity_assets_tests.conftest import REPO
+
+    out = tmp_path / "horizons.csv"
+    env = {**os.environ, "ELECTRICITY_HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "forecast_accuracy.py"), "--data-dir",
+         str(world["root"] / "data"), "--weeks", "1", "--end", "2020-03-29",
+         "--horizons", "1,24", "--day-ahead", "--csv", str(out)],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["region", "horizon_h", "hours", "model_mdape",
+                                   "model_mdape_expost", "df_mdape", "naive_mdape",
+                                   "persistence_mdape", "coverage_p10_p90", "window_start",
+                                   "window_end"]
+    assert list(table["region"]) == ["CAL"] * 3 + ["FLA"] * 3
+    assert list(table["horizon_h"]) == ["1", "24", "day-ahead"] * 2
+    hourly = table[table["horizon_h"] != "day-ahead"]
+    assert (hourly["hours"] <= 168).all() and (hourly["hours"] > 100).all()
+    assert (table.loc[table["horizon_h"] == "day-ahead", "hours"] <= 7 * 24).all()
+    assert pd.to_datetime(table["window_end"]).max() <= pd.Timestamp("2020-03-29T00:00Z")
+    assert "ZZZ: FAILED" in done.stdout

@@ -21,9 +21,10 @@ seasonal-naive demand(t - 168) (else t - 336), both known at I.
 Weather (regions with stations): the region's series of `features.weather.region_weather`.
 Observed at the issue: temperature at L, its mean over the last 24 h, the 1-week exponential
 mean, and the temperature at the profile hour t - 24k. Forecast at t: temperature and dew point
-(and degree hours from them). Ex-ante (`exante=True`) the forecast is the observation plus the
-simulated error of `features.forecast_error.lead_time_error`, whose size grows with the lead
-time; ex-post it is the observation itself (an optimistic bound).
+(and degree hours from them), and the mean temperature of the 24 hours up to t. Ex-ante
+(`exante=True`) the forecast is the observation plus the simulated error of
+`features.forecast_error.lead_time_error`, whose size grows with the lead time; ex-post it is
+the observation itself (an optimistic bound).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ CALENDAR_FEATURES = [
     "profile_is_weekend", "profile_is_holiday", "week_is_holiday",
 ]
 WEATHER_FEATURES = [
-    "temperature_c", "dewpoint_c", "cdh", "hdh", "temp_profile_c", "temp_delta_c",
+    "temperature_c", "dewpoint_c", "cdh", "hdh", "temp_roll24_c", "temp_profile_c",
+    "temp_delta_c",
     "cdh_delta", "hdh_delta", "temp_anchor_c", "temp_last24_mean_c", "temp_ewm168_c",
 ]
 FEATURE_COLUMNS = [*DEMAND_FEATURES, *CALENDAR_FEATURES, *WEATHER_FEATURES]
@@ -272,13 +274,17 @@ def _weather_series(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex,
         parts.append(part)
     if not parts:
         return pd.DataFrame(columns=["region", "period_utc", "obs_t", "obs_td", "obs_t24",
-                                     "obs_ewm", "err_t", "err_td"])
+                                     "obs_ewm", "err_t", "err_td", "err_t24"])
     frame = pd.concat(parts, ignore_index=True)
     if exante:
         errors = lead_time_error(frame[["region", "period_utc"]], error_model)
         frame = frame.merge(errors, on=["region", "period_utc"], how="left")
     else:
         frame = frame.assign(err_t=0.0, err_td=0.0)
+    # The error of a 24 h mean, scaled like the hour's own (`_add_weather`): a little too large
+    # for the early horizons, whose window still holds observed hours; errs wide, not narrow.
+    frame["err_t24"] = frame.groupby("region")["err_t"].transform(
+        lambda e: e.rolling(24, min_periods=1).mean())
     return frame
 
 
@@ -303,6 +309,8 @@ def _add_weather(rows: pd.DataFrame, series: pd.DataFrame, exante: bool,
     td_fc = at(out["period_utc"], "obs_td") + np.nan_to_num(at(out["period_utc"], "err_td")) * scale
     td_fc = np.minimum(td_fc, t_fc)
     t_prof = at(out["profile_utc"], "obs_t")
+    out["temp_roll24_c"] = (at(out["period_utc"], "obs_t24")
+                            + np.nan_to_num(at(out["period_utc"], "err_t24")) * scale)
     base = weather.BASE_TEMPERATURE_C
     out["temperature_c"] = t_fc
     out["dewpoint_c"] = td_fc

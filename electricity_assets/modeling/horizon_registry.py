@@ -77,7 +77,8 @@ def _metrics(model: HorizonModel) -> dict[str, float]:
     for who in ("model", "df", "naive", "persistence"):
         if pd.notna(overall[f"{who}_mdape"]):
             out[f"val_{who}_mdape"] = float(overall[f"{who}_mdape"])
-    out["best_iteration"] = float(model.best_iteration)
+    for b, rounds in model.best_iterations.items():
+        out[f"best_iteration_{bucket_label(b)}"] = float(rounds)
     out["train_rows"] = float(model.train_rows)
     return out
 
