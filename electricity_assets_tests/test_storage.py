@@ -26,7 +26,7 @@ def test_every_table_asset_shows_the_columns_duckdb_creates(duckdb_path: str) ->
 
     shown = _defined_tables()
     assert set(shown) == {"raw_demand", "raw_weather", "demand_features", "weather_features",
-                          "demand_forecasts", "forecast_backtest"}
+                          "demand_forecasts", "day_ahead_forecasts", "forecast_backtest"}
     tables = {**storage.TABLES, demand.TABLE: demand.SCHEMA, weather.TABLE: weather.SCHEMA}
     assert demand_features.key.to_user_string() == demand.TABLE
     assert weather_features.key.to_user_string() == weather.TABLE

@@ -101,7 +101,8 @@ def issues_of_window(start: datetime, end: datetime) -> list[datetime]:
 
 def _copy(source: duckdb.DuckDBPyConnection, target: duckdb.DuckDBPyConnection, table: str,
           sql: str, params: dict | None = None) -> None:
-    frame = source.execute(sql, params or {}).df()
+    # Arrow keeps the column types of an empty result (pandas would leave NULL-typed columns).
+    frame = source.sql(sql, params=params or {}).to_arrow_table()
     target.register("_copied", frame)
     try:
         target.execute(f"CREATE TABLE {table} AS SELECT * FROM _copied")
@@ -125,9 +126,9 @@ def known_before(conn: duckdb.DuckDBPyConnection, first_issue: datetime, last_is
                                       "last": last_issue})
     _copy(conn, ws, weather.OFFSETS_TABLE, f"SELECT * FROM {weather.OFFSETS_TABLE}")
     if len(outlook):
-        columns = [c for c in outlook.columns if c in storage.RAW_WEATHER.column_names
-                   and c != "ingested_at"]
-        ws.register("_outlook", outlook[columns])
+        types = {c.name: c.sql_type for c in storage.RAW_WEATHER.columns}
+        columns = [c for c in outlook.columns if c in types and c != "ingested_at"]
+        ws.register("_outlook", _typed(outlook[columns], types))
         listed = ", ".join(columns)
         ws.execute(f"""INSERT INTO raw_weather ({listed}, ingested_at)
             SELECT {listed}, $last FROM _outlook o
@@ -137,6 +138,21 @@ def known_before(conn: duckdb.DuckDBPyConnection, first_issue: datetime, last_is
                    {"last": last_issue, "first": first_issue})
         ws.unregister("_outlook")
     return ws
+
+
+def _typed(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """`frame` with the table's column types: a column the source left all empty would reach
+    DuckDB NULL-typed, which no INSERT can cast."""
+    out = {}
+    for column in frame.columns:
+        values = frame[column]
+        if types[column] == "DOUBLE":
+            out[column] = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif types[column] == "TIMESTAMPTZ":
+            out[column] = pd.to_datetime(values, utc=True)
+        else:
+            out[column] = values.astype("string")
+    return pd.DataFrame(out, index=frame.index)
 
 
 def issue_inputs(connect: Connect, issues: Sequence[datetime], outlook: Outlook,
