@@ -99,4 +99,4 @@ def main() -> None:
     ui.footer()
 
 
-main()
+ui.run_page(main)

@@ -296,4 +296,4 @@ def main() -> None:
     ui.footer()
 
 
-main()
+ui.run_page(main)
