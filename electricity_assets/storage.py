@@ -318,14 +318,20 @@ def _pick(raw: Table, where: str) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {RESOLVE_ORDER}) = 1")
 
 
+def _match(keys: Sequence[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
+
+
 def replace_source_window(conn: duckdb.DuckDBPyConnection, table: Table | str,
                           frame: pd.DataFrame, sources: Sequence[str], start: datetime,
                           end: datetime) -> int:
-    """Replace the rows of `sources` with `start <= period_utc < end` of a raw table's sources
-    by `frame`, atomically, and re-pick the window's raw rows.
+    """Make the rows of `sources` with `start <= period_utc < end` of a raw table's sources
+    exactly `frame`, atomically, and re-pick the raw rows of the keys that changed.
 
     Rows of any other source (streamed rows above all) are never deleted: a bulk pull
-    re-materialising a window replaces only what that pull itself wrote before.
+    re-materialising a window replaces only what that pull itself wrote before. Rows whose
+    values did not change are left as they are (their `ingested_at` is when the value first
+    came), so re-running a long window rewrites only what changed.
     """
     raw = resolve_table(table)
     every = TABLES[f"{raw.name}_by_source"]
@@ -334,17 +340,41 @@ def replace_source_window(conn: duckdb.DuckDBPyConnection, table: Table | str,
     foreign = set(frame["source"]) - set(sources) if len(frame) else set()
     if foreign:
         raise ValueError(f"rows for {raw.name} from {sorted(foreign)}, not from {list(sources)}")
-    with transaction(conn):
-        conn.execute(f"DELETE FROM {every.name} WHERE period_utc >= ? AND period_utc < ? "
-                     "AND list_contains(?, source)", [start, end, list(sources)])
-        if len(frame):
-            insert_frame(conn, every.name, frame)
-        conn.execute(f"DELETE FROM {raw.name} WHERE period_utc >= ? AND period_utc < ?",
-                     [start, end])
-        conn.execute(f"INSERT INTO {raw.name} ({', '.join(raw.column_names)}) "
-                     + _pick(raw, "WHERE period_utc >= $start AND period_utc < $end"),
-                     {"start": start, "end": end})
-    return len(frame)
+    keys, own = raw.primary_key, every.primary_key
+    compared = [c for c in every.column_names if c not in own and c != "ingested_at"]
+    listed = ", ".join(every.column_names)
+    if not len(frame):  # typed like the table, so the comparisons below bind
+        frame = conn.execute(f"SELECT {listed} FROM {every.name} LIMIT 0").df()
+    params = {"start": start, "end": end, "sources": list(sources)}
+    in_window = ("e.period_utc >= $start AND e.period_utc < $end "
+                 "AND list_contains($sources, e.source)")
+    gone = f"NOT EXISTS (SELECT 1 FROM _incoming i WHERE {_match(own, 'i', 'e')})"
+    conn.register("_incoming", frame)
+    try:
+        with transaction(conn):
+            # The keys whose raw pick may change: new or changed rows, and rows the pull no
+            # longer has.
+            changed = " OR ".join(f"i.{c} IS DISTINCT FROM e.{c}" for c in compared)
+            conn.execute(f"""CREATE OR REPLACE TEMP TABLE _touched AS
+                SELECT {', '.join(f'i.{k}' for k in keys)} FROM _incoming i
+                LEFT JOIN {every.name} e ON {_match(own, 'i', 'e')}
+                WHERE e.source IS NULL OR {changed}
+                UNION
+                SELECT {', '.join(f'e.{k}' for k in keys)} FROM {every.name} e
+                WHERE {in_window} AND {gone}""", params)
+            conn.execute(f"DELETE FROM {every.name} e USING _touched t "
+                         f"WHERE {_match(keys, 'e', 't')} AND list_contains($sources, e.source)",
+                         {"sources": list(sources)})
+            conn.execute(f"INSERT INTO {every.name} ({listed}) SELECT {listed} FROM _incoming "
+                         f"SEMI JOIN _touched USING ({', '.join(keys)})")
+            conn.execute(f"DELETE FROM {raw.name} r USING _touched t "
+                         f"WHERE {_match(keys, 'r', 't')}")
+            conn.execute(f"INSERT INTO {raw.name} ({', '.join(raw.column_names)}) "
+                         + _pick(raw, f"SEMI JOIN _touched USING ({', '.join(keys)})"))
+            conn.execute("DROP TABLE _touched")
+    finally:
+        conn.unregister("_incoming")
+    return len(frame)  # the rows the pull holds for the window, written or already there
 
 
 def upsert_published(conn: duckdb.DuckDBPyConnection, table: Table | str,

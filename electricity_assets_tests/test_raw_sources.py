@@ -19,6 +19,8 @@ from electricity_assets.assets.raw import raw_assets
 from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.features.demand import compute_demand_features
 from electricity_assets.features.weather import region_weather
+from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.client import ensure_topics, new_producer
 from electricity_assets.streaming.ingest import format_offsets, ingest_offsets, parse_offsets
 from electricity_assets.streaming.messages import encode_frame
@@ -48,11 +50,9 @@ def _stream(settings: KafkaSettings, db: str) -> tuple[float, list[tuple]]:
     """The issue's repro on the real broker: CAL D 21:00Z = 99999, 22:00Z = 88888, a region the
     bundle lacks (NEWBA) for both hours, and a plausible CAL correction at 20:00Z; a NEWBA
     weather row. Ingested by the stream run's own code. Returns the corrected CAL value."""
-    with duckdb.connect(db, read_only=True) as conn:
-        (bundled_20,) = conn.execute(
-            "SELECT value_mwh FROM raw_demand WHERE region = 'CAL' AND type = 'D' "
-            "AND period_utc = ?", [H20]).fetchone()
-    corrected = bundled_20 + 1234.0
+    bundled = read_bundled(DEMAND, H20, H21, PACKAGE_DATA_DIR)
+    corrected = bundled.loc[(bundled["region"] == "CAL") & (bundled["type"] == "D"),
+                            "value_mwh"].item() + 1234.0
     demand = _demand([("CAL", H21, "D", 99999.0), ("CAL", H22, "D", 88888.0),
                       ("NEWBA", H21, "D", 5100.0), ("NEWBA", H22, "D", 5300.0),
                       ("CAL", H20, "D", corrected)])
@@ -69,13 +69,17 @@ def _stream(settings: KafkaSettings, db: str) -> tuple[float, list[tuple]]:
     return corrected, streamed
 
 
+@pytest.mark.parametrize("pulled_before", [True, False],
+                         ids=["window pulled before the stream", "stream first"])
 def test_a_window_rerun_keeps_every_streamed_row_and_the_features_use_them(
-        kafka_settings: KafkaSettings, duckdb_path: str) -> None:
-    _window_run(duckdb_path)  # the hours were loaded before the stream
-    bundled = _rows(duckdb_path, "SELECT count(*) FROM raw_demand")[0][0]
+        kafka_settings: KafkaSettings, duckdb_path: str, pulled_before: bool) -> None:
+    if pulled_before:
+        _window_run(duckdb_path)  # e.g. the first-run seed loaded these hours
     corrected, streamed = _stream(kafka_settings, duckdb_path)
 
     result = _window_run(duckdb_path)  # the :05 schedule tick / a backfill of these hours
+    bundled = _rows(duckdb_path, "SELECT count(*) FROM raw_demand_by_source "
+                                 "WHERE source = 'bundled'")[0][0]
 
     # 0 streamed rows lost: every one stored, and the one in use for its key.
     kept = _rows(duckdb_path, "SELECT region, period_utc, type, value_mwh FROM "
@@ -228,7 +232,6 @@ def test_a_demand_message_on_the_weather_topic_is_a_dead_letter(
 def _replay_folder(tmp_path, stations: list[str]):
     import gzip
 
-    from electricity_assets.settings import PACKAGE_DATA_DIR
     from electricity_assets_tests.test_assets_raw import STATION_HEADER
 
     folder = tmp_path / "replay"
@@ -283,3 +286,38 @@ def test_station_names_are_escaped_in_markdown_metadata(duckdb_path: str, tmp_pa
         # Every table row still has the header's number of cells.
         lines = [x for x in value.value.splitlines() if x.startswith("|")]
         assert len({x.replace(r"\|", "").count("|") for x in lines}) == 1
+
+
+def test_a_rerun_writes_what_changed_and_drops_what_its_source_no_longer_has(
+        duckdb_path: str) -> None:
+    """replace_source_window on its own: a changed value replaces the old one, a row the pull no
+    longer has leaves (a streamed row of that key then is the pick), an unchanged row stays."""
+    start, end = H20, H22 + pd.Timedelta(hours=1)
+
+    def pull(values: dict[datetime, float]) -> pd.DataFrame:
+        frame = _demand([("CAL", hour, "D", v) for hour, v in values.items()])
+        return frame.assign(source="bundled", ingested_at=pd.Timestamp.now("UTC"),
+                            published_at=pd.NaT)
+
+    with duckdb.connect(duckdb_path) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        storage.replace_source_window(conn, "raw_demand", pull({H20: 1.0, H21: 2.0, H22: 3.0}),
+                                      ["bundled"], start, end)
+        first_22 = conn.execute("SELECT ingested_at FROM raw_demand WHERE period_utc = ?",
+                                [H22]).fetchone()
+        streamed = _demand([("CAL", H21, "D", 20.0)]).assign(
+            source="kafka", ingested_at=pd.Timestamp.now("UTC"),
+            published_at=pd.Timestamp.now("UTC"))
+        storage.upsert_published(conn, "raw_demand", streamed)
+        storage.replace_source_window(conn, "raw_demand", pull({H20: 1.5, H22: 3.0}),
+                                      ["bundled"], start, end)
+        stored = conn.execute("SELECT period_utc, value_mwh, source FROM raw_demand_by_source "
+                              "ORDER BY ALL").fetchall()
+        picked = conn.execute("SELECT period_utc, value_mwh, source FROM raw_demand "
+                              "ORDER BY ALL").fetchall()
+        assert conn.execute("SELECT ingested_at FROM raw_demand WHERE period_utc = ?",
+                            [H22]).fetchone() == first_22  # unchanged: not rewritten
+    assert [(h.hour, v, s) for h, v, s in stored] == [
+        (20, 1.5, "bundled"), (21, 20.0, "kafka"), (22, 3.0, "bundled")]
+    assert [(h.hour, v, s) for h, v, s in picked] == [
+        (20, 1.5, "bundled"), (21, 20.0, "kafka"), (22, 3.0, "bundled")]
