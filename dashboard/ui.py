@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -9,6 +10,7 @@ import streamlit as st
 
 from dashboard import queries
 from electricity_assets.regions import REGIONS
+from electricity_assets.serving import ServingUnavailableError
 
 TTL_S = 60
 # An en dash: a lone "-" in a st.table cell is read as Markdown and drawn as a list bullet.
@@ -61,3 +63,13 @@ def footer() -> None:
 
 def fmt_mwh(value: float | None, missing: str = MISSING) -> str:
     return fmt(value, "{:,.0f}", missing)
+
+
+def run_page(main: Callable[[], None]) -> None:
+    """Run a page; a database that cannot be read (corrupt, locked, missing) at any of its
+    queries shows its short message instead of a traceback naming the code's files."""
+    try:
+        main()
+    except ServingUnavailableError as exc:
+        st.warning(str(exc))
+        footer()

@@ -2,7 +2,8 @@
 
 The one bulk-ingest path: the raw assets, the seed, the backtest workspace and the backfill
 benchmark all write through `write_window`, which stamps the rows and replaces exactly
-[start, end) (re-running never duplicates).
+[start, end) of the rows of the sources it loaded (re-running never duplicates, and rows of
+other sources, e.g. streamed ones, are kept: `storage.replace_source_window`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import pandas as pd
 
 from electricity_assets.datasets import Dataset
 from electricity_assets.sources.select import SourceConfig, SourceWindow, load_window
-from electricity_assets.storage import replace_window
+from electricity_assets.storage import replace_source_window
 
 
 def write_window(conn: duckdb.DuckDBPyConnection, dataset: Dataset, fetched: SourceWindow,
                  start: datetime, end: datetime) -> int:
-    """Replace [start, end) of the dataset's table by the fetched rows (each with its
+    """Replace [start, end) of the fetched sources' rows by the fetched rows (each with its
     `source`), stamped with the ingestion time; returns the rows written."""
-    rows = fetched.rows.assign(ingested_at=pd.Timestamp(datetime.now(UTC)))
-    return replace_window(conn, dataset.table, rows, start, end)
+    rows = fetched.rows.assign(ingested_at=pd.Timestamp(datetime.now(UTC)),
+                               published_at=pd.NaT)  # a bulk pull has no publish time
+    rows["published_at"] = pd.to_datetime(rows["published_at"], utc=True)
+    return replace_source_window(conn, dataset.table, rows, fetched.sources, start, end)
 
 
 def ingest_window(conn: duckdb.DuckDBPyConnection, dataset: Dataset, start: datetime,

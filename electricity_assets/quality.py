@@ -5,6 +5,7 @@ Raw data is never cleaned here: implausible rows are counted and shown, and stay
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import duckdb
@@ -108,22 +109,44 @@ def implausible_rows(conn: duckdb.DuckDBPyConnection, dataset: Dataset,
     ).df()
 
 
+def rows_by_source(conn: duckdb.DuckDBPyConnection, dataset: Dataset, start: datetime,
+                   end: datetime) -> pd.DataFrame:
+    """Per source, in the window: rows stored (`<table>_by_source`) and rows in use (the raw
+    table: the ones the latest-published rule picked)."""
+    return conn.execute(f"""
+        WITH stored AS (SELECT source, count(*) AS rows_stored FROM {dataset.table}_by_source
+                        WHERE period_utc >= $start AND period_utc < $end GROUP BY source),
+             used AS (SELECT source, count(*) AS rows_in_use FROM {dataset.table}
+                      WHERE period_utc >= $start AND period_utc < $end GROUP BY source)
+        SELECT source, coalesce(rows_stored, 0) AS rows_stored,
+               coalesce(rows_in_use, 0) AS rows_in_use
+        FROM stored FULL JOIN used USING (source) ORDER BY source
+    """, {"start": start, "end": end}).df()
+
+
 def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> str:
     """A small markdown rendering for Dagster metadata (no tabulate dependency)."""
     if frame.empty:
         return "_no rows_"
     shown = frame.head(max_rows)
-    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    header = "| " + " | ".join(map(markdown_cell, shown.columns)) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    body = ["| " + " | ".join(_cell(v) for v in row) + " |"
+    body = ["| " + " | ".join(markdown_cell(v) for v in row) + " |"
             for row in shown.itertuples(index=False)]
     more = [f"\n_{len(frame) - max_rows} more rows_"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *body, *more])
 
 
-def _cell(value: object) -> str:
+# Characters that would end a cell, start markup or a link, or open an HTML tag.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#!|~&])")
+
+
+def markdown_cell(value: object) -> str:
+    """One value as the text of a markdown table cell: numbers and times formatted, any text
+    (a station id, a reason, a file's region code) escaped so it renders as itself."""
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%MZ")
-    return str(value)
+    text = " ".join(str(value).split())  # a newline would end the table row
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -80,10 +80,19 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 def corrupt_database_error(path: str | Path, exc: BaseException) -> CorruptDatabaseError:
+    """The error a reader shows: short and without file paths (the dashboard shows it to
+    anyone); the log gets the file and DuckDB's own words."""
+    logger.error("%s cannot be read, it is corrupt or truncated: %s", path, exc)
     return CorruptDatabaseError(
-        f"{path} is not a valid DuckDB database (corrupt or truncated: {exc}). Restore it from a "
-        f"backup, or delete it (and {Path(path).with_name('serving.duckdb').name} next to it) "
-        "and start again: `electricity-stack --reseed` re-seeds the bundled history")
+        "The database is not a valid DuckDB database (corrupt or truncated; the log names the "
+        "file and the cause). Restore it from a backup, or delete it (and serving.duckdb next "
+        "to it) and start again: `electricity-stack --reseed` re-seeds the bundled history")
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """True for DuckDB's words for a damaged file (a block whose checksum does not match)."""
+    text = str(exc).lower()
+    return "corrupt" in text or "checksum" in text
 
 
 def serving_path() -> Path:
@@ -266,5 +275,10 @@ def read_connection(timeout_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnecti
     try:
         conn.execute("SET TimeZone = 'UTC'")
         yield conn
+    except duckdb.Error as exc:
+        # A file that opens but has a damaged block fails only when a query reads that block.
+        if is_corruption(exc):
+            raise corrupt_database_error(path, exc) from None
+        raise
     finally:
         conn.close()

@@ -53,6 +53,9 @@ def _col(name: str, sql_type: str, description: str = "", nullable: bool = False
     return Column(name, sql_type, nullable, description)
 
 
+_PUBLISHED = ("a streamed row's Kafka message time; NULL for a bulk source (bundled, API), "
+              "which counts as published before any message")
+
 RAW_DEMAND = Table("raw_demand", (
     _col("region", "VARCHAR", "EIA respondent code"),
     _col("period_utc", "TIMESTAMPTZ", "hour-ending, UTC, as EIA publishes it"),
@@ -60,6 +63,7 @@ RAW_DEMAND = Table("raw_demand", (
     _col("value_mwh", "DOUBLE", "as published, glitches included", nullable=True),
     _col("source", "VARCHAR", "bundled | eia_api | kafka"),
     _col("ingested_at", "TIMESTAMPTZ"),
+    _col("published_at", "TIMESTAMPTZ", _PUBLISHED, nullable=True),
 ), ("region", "period_utc", "type"))
 
 RAW_WEATHER = Table("raw_weather", (
@@ -73,10 +77,26 @@ RAW_WEATHER = Table("raw_weather", (
     _col("precipitation_mm", "DOUBLE", nullable=True),
     _col("source", "VARCHAR", "noaa_lcd | open_meteo (bundled or API) | kafka"),
     _col("ingested_at", "TIMESTAMPTZ"),
+    _col("published_at", "TIMESTAMPTZ", _PUBLISHED, nullable=True),
 ), ("region", "station", "period_utc"))
 REGION_MEAN_STATION = "region-mean"
 """`station` of weather rows that are already a region's value (older databases, messages
 without a station)."""
+
+
+
+def by_source(table: Table) -> Table:
+    """The every-source twin of a raw table: the same columns, `source` in the key."""
+    return Table(f"{table.name}_by_source", table.columns, (*table.primary_key, "source"))
+
+
+# Every source's rows, kept side by side: a source replaces only its own (`replace_source_window`)
+# and the raw table holds the one value per key the rule picks (`RESOLVE_ORDER`).
+RAW_DEMAND_BY_SOURCE = by_source(RAW_DEMAND)
+RAW_WEATHER_BY_SOURCE = by_source(RAW_WEATHER)
+RESOLVE_ORDER = "published_at DESC NULLS LAST, ingested_at DESC, source"
+"""Which row of a key the raw table holds: the latest published (a streamed row, by its message
+time), and between bulk sources (no publish time) the latest ingested."""
 
 DEAD_LETTERS = Table("dead_letters", (
     _col("topic", "VARCHAR"),
@@ -85,7 +105,9 @@ DEAD_LETTERS = Table("dead_letters", (
     _col("payload", "VARCHAR", "truncated to 1,000 characters", nullable=True),
     _col("reason", "VARCHAR"),
     _col("received_at", "TIMESTAMPTZ"),
-), ("topic", "kafka_partition", "kafka_offset"))
+    _col("topic_id", "VARCHAR",
+         "the topic's incarnation (Kafka topic id; '' for letters stored before it was kept)"),
+), ("topic", "topic_id", "kafka_partition", "kafka_offset"))
 
 # Serving tables shared by modelling (writer) and the dashboard (reader).
 # What every forecast table carries for an hour: the forecast, its band and the model version.
@@ -143,8 +165,8 @@ FORECAST_BACKTEST = Table("forecast_backtest", (
 
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
-    RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_SKIPS, FORECAST_BACKTEST,
-    DAY_AHEAD_FORECASTS)}
+    RAW_DEMAND, RAW_WEATHER, RAW_DEMAND_BY_SOURCE, RAW_WEATHER_BY_SOURCE, DEAD_LETTERS,
+    DEMAND_FORECASTS, FORECAST_SKIPS, FORECAST_BACKTEST, DAY_AHEAD_FORECASTS)}
 
 
 def resolve_table(table: Table | str) -> Table:
@@ -155,19 +177,52 @@ def resolve_table(table: Table | str) -> Table:
     return TABLES[table]
 
 
+def _columns_of(conn: duckdb.DuckDBPyConnection, name: str) -> set[str]:
+    return {r[0] for r in conn.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+        "AND database_name = current_database() AND schema_name = current_schema()",
+        [name]).fetchall()}
+
+
+def _rebuild(conn: duckdb.DuckDBPyConnection, table: Table, added: str) -> None:
+    """Recreate `table` under its current DDL (a new key column), its rows kept with `added`
+    (a `SELECT` list item) filling the new column."""
+    with transaction(conn):
+        conn.execute(f"ALTER TABLE {table.name} RENAME TO {table.name}_before_upgrade")
+        conn.execute(f"CREATE TABLE {table.name} ({table.ddl()})")
+        conn.execute(f"INSERT INTO {table.name} BY NAME SELECT *, {added} "
+                     f"FROM {table.name}_before_upgrade")
+        conn.execute(f"DROP TABLE {table.name}_before_upgrade")
+
+
 def _upgrade_raw_weather(conn: duckdb.DuckDBPyConnection) -> None:
     """A database from before per-station weather: keep its rows as the region's own series."""
-    present = {r[0] for r in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'raw_weather' "
-        "AND database_name = current_database() AND schema_name = current_schema()").fetchall()}
-    if not present or "station" in present:
+    present = _columns_of(conn, RAW_WEATHER.name)
+    if present and "station" not in present:
+        _rebuild(conn, RAW_WEATHER, f"'{REGION_MEAN_STATION}' AS station")
+
+
+def _upgrade_dead_letters(conn: duckdb.DuckDBPyConnection) -> None:
+    """Dead letters from before the topic id was kept: '' stands for their (unknown) incarnation,
+    so no letter of a later incarnation can replace them."""
+    present = _columns_of(conn, DEAD_LETTERS.name)
+    if present and "topic_id" not in present:
+        _rebuild(conn, DEAD_LETTERS, "'' AS topic_id")
+
+
+def _ensure_by_source(conn: duckdb.DuckDBPyConnection, raw: Table) -> None:
+    """Create the raw table's every-source twin; a database from before it gets its raw rows
+    copied in (a streamed row's publish time taken as its ingestion time, the best bound known)."""
+    every = TABLES[f"{raw.name}_by_source"]
+    if _columns_of(conn, every.name):
+        _add_missing_columns(conn, every)
         return
     with transaction(conn):
-        conn.execute("ALTER TABLE raw_weather RENAME TO raw_weather_before_stations")
-        conn.execute(f"CREATE TABLE raw_weather ({RAW_WEATHER.ddl()})")
-        conn.execute(f"INSERT INTO raw_weather BY NAME SELECT *, '{REGION_MEAN_STATION}' "
-                     "AS station FROM raw_weather_before_stations")
-        conn.execute("DROP TABLE raw_weather_before_stations")
+        conn.execute(f"CREATE TABLE {every.name} ({every.ddl()})")
+        conn.execute(f"UPDATE {raw.name} SET published_at = ingested_at "
+                     "WHERE source = 'kafka' AND published_at IS NULL")
+        listed = ", ".join(every.column_names)
+        conn.execute(f"INSERT INTO {every.name} ({listed}) SELECT {listed} FROM {raw.name}")
 
 
 def _upgrade_demand_forecasts(conn: duckdb.DuckDBPyConnection) -> None:
@@ -187,20 +242,25 @@ def _column_names(conn: duckdb.DuckDBPyConnection, table: str) -> set[str]:
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: Table | str) -> None:
     table = resolve_table(table)
+    raw = next((r for r in (RAW_DEMAND, RAW_WEATHER)
+                if table.name in (r.name, f"{r.name}_by_source")), None)
+    if raw is not None and table is not raw:
+        table = raw  # the twin is created (and filled) with its raw table
     if table.name == RAW_WEATHER.name:
         _upgrade_raw_weather(conn)
     if table.name == DEMAND_FORECASTS.name:
         _upgrade_demand_forecasts(conn)
+    if table.name == DEAD_LETTERS.name:
+        _upgrade_dead_letters(conn)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({table.ddl()})")
     _add_missing_columns(conn, table)
+    if raw is not None:
+        _ensure_by_source(conn, raw)
 
 
 def _add_missing_columns(conn: duckdb.DuckDBPyConnection, table: Table) -> None:
     """A table created by an older version gains the nullable columns added since."""
-    present = {r[0] for r in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-        "AND database_name = current_database() AND schema_name = current_schema()",
-        [table.name]).fetchall()}
+    present = _columns_of(conn, table.name)
     for column in table.columns:
         if column.nullable and column.name.strip('"') not in present:
             conn.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.sql_type}")
@@ -243,11 +303,7 @@ def replace_window(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: p
     """
     table = resolve_table(table)
     ensure_table(conn, table)
-    if len(frame):
-        outside = (frame[time_column] < start) | (frame[time_column] >= end)
-        if outside.any():
-            raise ValueError(f"{int(outside.sum())} rows for {table.name} fall outside "
-                             f"[{start}, {end})")
+    _check_window(table, frame, start, end, time_column)
     with transaction(conn):
         conn.execute(f"DELETE FROM {table.name} WHERE {time_column} >= ? AND {time_column} < ?",
                      [start, end])
@@ -263,4 +319,109 @@ def upsert(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: pd.DataFr
     if len(frame):
         with transaction(conn):
             insert_frame(conn, table.name, frame, "INSERT OR REPLACE")
+    return len(frame)
+
+
+def _check_window(table: Table, frame: pd.DataFrame, start: datetime, end: datetime,
+                  time_column: str = "period_utc") -> None:
+    if len(frame):
+        outside = (frame[time_column] < start) | (frame[time_column] >= end)
+        if outside.any():
+            raise ValueError(f"{int(outside.sum())} rows for {table.name} fall outside "
+                             f"[{start}, {end})")
+
+
+def _pick(raw: Table, where: str) -> str:
+    """SELECT of the one row per key of `raw` that the rule picks among its sources' rows."""
+    listed = ", ".join(raw.column_names)
+    keys = ", ".join(raw.primary_key)
+    return (f"SELECT {listed} FROM {raw.name}_by_source s {where} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {RESOLVE_ORDER}) = 1")
+
+
+def _match(keys: Sequence[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
+
+
+def replace_source_window(conn: duckdb.DuckDBPyConnection, table: Table | str,
+                          frame: pd.DataFrame, sources: Sequence[str], start: datetime,
+                          end: datetime) -> int:
+    """Make the rows of `sources` with `start <= period_utc < end` of a raw table's sources
+    exactly `frame`, atomically, and re-pick the raw rows of the keys that changed.
+
+    Rows of any other source (streamed rows above all) are never deleted: a bulk pull
+    re-materialising a window replaces only what that pull itself wrote before. Rows whose
+    values did not change are left as they are (their `ingested_at` is when the value first
+    came), so re-running a long window rewrites only what changed.
+    """
+    raw = resolve_table(table)
+    every = TABLES[f"{raw.name}_by_source"]
+    ensure_table(conn, raw)
+    _check_window(raw, frame, start, end)
+    foreign = set(frame["source"]) - set(sources) if len(frame) else set()
+    if foreign:
+        raise ValueError(f"rows for {raw.name} from {sorted(foreign)}, not from {list(sources)}")
+    keys, own = raw.primary_key, every.primary_key
+    compared = [c for c in every.column_names if c not in own and c != "ingested_at"]
+    listed = ", ".join(every.column_names)
+    if not len(frame):  # typed like the table, so the comparisons below bind
+        frame = conn.execute(f"SELECT {listed} FROM {every.name} LIMIT 0").df()
+    params = {"start": start, "end": end, "sources": list(sources)}
+    in_window = ("e.period_utc >= $start AND e.period_utc < $end "
+                 "AND list_contains($sources, e.source)")
+    gone = f"NOT EXISTS (SELECT 1 FROM _incoming i WHERE {_match(own, 'i', 'e')})"
+    conn.register("_incoming", frame)
+    try:
+        with transaction(conn):
+            # The keys whose raw pick may change: new or changed rows, and rows the pull no
+            # longer has.
+            changed = " OR ".join(f"i.{c} IS DISTINCT FROM e.{c}" for c in compared)
+            conn.execute(f"""CREATE OR REPLACE TEMP TABLE _touched AS
+                SELECT {', '.join(f'i.{k}' for k in keys)} FROM _incoming i
+                LEFT JOIN {every.name} e ON {_match(own, 'i', 'e')}
+                WHERE e.source IS NULL OR {changed}
+                UNION
+                SELECT {', '.join(f'e.{k}' for k in keys)} FROM {every.name} e
+                WHERE {in_window} AND {gone}""", params)
+            conn.execute(f"DELETE FROM {every.name} e USING _touched t "
+                         f"WHERE {_match(keys, 'e', 't')} AND list_contains($sources, e.source)",
+                         {"sources": list(sources)})
+            conn.execute(f"INSERT INTO {every.name} ({listed}) SELECT {listed} FROM _incoming "
+                         f"SEMI JOIN _touched USING ({', '.join(keys)})")
+            conn.execute(f"DELETE FROM {raw.name} r USING _touched t "
+                         f"WHERE {_match(keys, 'r', 't')}")
+            conn.execute(f"INSERT INTO {raw.name} ({', '.join(raw.column_names)}) "
+                         + _pick(raw, f"SEMI JOIN _touched USING ({', '.join(keys)})"))
+            conn.execute("DROP TABLE _touched")
+    finally:
+        conn.unregister("_incoming")
+    return len(frame)  # the rows the pull holds for the window, written or already there
+
+
+def upsert_published(conn: duckdb.DuckDBPyConnection, table: Table | str,
+                     frame: pd.DataFrame) -> int:
+    """Upsert streamed rows (one per key, with `published_at`) into a raw table's sources: a
+    stored row is replaced only by one published no earlier. Then re-pick those keys' raw rows."""
+    raw = resolve_table(table)
+    every = TABLES[f"{raw.name}_by_source"]
+    ensure_table(conn, raw)
+    if not len(frame):
+        return 0
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    updated = ", ".join(f'"{c}" = excluded."{c}"' for c in frame.columns
+                        if c not in every.primary_key)
+    keys = ", ".join(raw.primary_key)
+    conn.register("_incoming", frame)
+    try:
+        with transaction(conn):
+            conn.execute(
+                f"INSERT INTO {every.name} ({columns}) SELECT {columns} FROM _incoming "
+                f"ON CONFLICT DO UPDATE SET {updated} WHERE {every.name}.published_at IS NULL "
+                f"OR excluded.published_at >= {every.name}.published_at")
+            conn.execute(
+                f"INSERT OR REPLACE INTO {raw.name} ({', '.join(raw.column_names)}) "
+                + _pick(raw, f"SEMI JOIN (SELECT DISTINCT {keys} FROM _incoming) i "
+                             f"USING ({keys})"))
+    finally:
+        conn.unregister("_incoming")
     return len(frame)

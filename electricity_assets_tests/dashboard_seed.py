@@ -79,8 +79,9 @@ def seed_all(path: str) -> None:
             SELECT 'test-fixture-run', region, 336, 3.1, 3.4, 1000, 1.9, 2.2, 700, 6.0, 7.0, 2000,
                    78.0, ?, ?, now(), 2.9
             FROM (SELECT DISTINCT region FROM demand_forecasts)""", [FORECAST_START, SEED_END])
-        conn.execute("INSERT INTO dead_letters VALUES ('electricity.demand.v1', 0, 7, "
-                     "'{not json', 'invalid JSON', now())")
+        conn.execute("INSERT INTO dead_letters BY NAME SELECT 'electricity.demand.v1' AS topic, "
+                     "'' AS topic_id, 0 AS kafka_partition, 7 AS kafka_offset, "
+                     "'{not json' AS payload, 'invalid JSON' AS reason, now() AS received_at")
 
 
 _seeded: Path | None = None

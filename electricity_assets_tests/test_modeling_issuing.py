@@ -99,6 +99,7 @@ def test_future_rows_in_the_database_change_nothing(world: dict, tmp_path: Path)
     folder = world["folder"]
     with duckdb.connect(str(db)) as conn:
         conn.execute(f"""INSERT INTO raw_demand
+                (region, period_utc, type, value_mwh, source, ingested_at)
             SELECT region, CAST(period_utc AS TIMESTAMPTZ), type, value_mwh * 1.5, 'future',
                    now()
             FROM read_csv('{folder / "eia930_hourly.csv.gz"}')

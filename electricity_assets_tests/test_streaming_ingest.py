@@ -63,8 +63,9 @@ def publish(settings: KafkaSettings, dataset: Dataset,
 
 
 def table(path: str, name: str, order: str) -> pd.DataFrame:
-    """A table without its write-time column (the only one allowed to differ between runs)."""
-    stamp = "received_at" if name == "dead_letters" else "ingested_at"
+    """A table without its write-time columns (the only ones allowed to differ between runs:
+    a re-sent message is published again)."""
+    stamp = "received_at" if name == "dead_letters" else "ingested_at, published_at"
     with duckdb.connect(path) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         return conn.execute(f"SELECT * EXCLUDE ({stamp}) FROM {name} ORDER BY {order}").df()

@@ -100,4 +100,4 @@ def main() -> None:
     ui.footer()
 
 
-main()
+ui.run_page(main)

@@ -329,4 +329,4 @@ def main() -> None:
     ui.footer()
 
 
-main()
+ui.run_page(main)

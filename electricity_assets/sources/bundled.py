@@ -8,8 +8,10 @@ Weather files come in two shapes, read by the same code: one row per region and 
 `region` column; the row's station is the region's first catalogue point) or one row per station
 and hour (NOAA, `station_id` column; the region is the station's catalogue region, else the
 file's `region_hint`). A row is rejected, never moved, when its hour is not a UTC timestamp on the
-hour, it has no region, or it repeats a key already seen later in the file (the last one wins).
-Values outside physical bounds are kept and flagged by the asset checks.
+hour, it has no region, a value is present but not a finite number ('abc', 'nan', 'inf'), or it
+repeats a key already seen later in the file (the last one wins). Values outside the hard bounds
+of `plausibility.py` are rejected by `sources.select.load_window`, like a streamed message's;
+values inside them are kept as published and flagged by the asset checks.
 """
 
 from __future__ import annotations
@@ -94,6 +96,16 @@ def _read_file(conn: duckdb.DuckDBPyConnection, dataset: Dataset, replay: Replay
         else:
             exprs[column] = f"src.{column}"
     select = ", ".join(f"{sql} AS {name}" for name, sql in exprs.items())
+    # A value that is there but is no finite number ('abc', 'nan', 'inf') is rejected by the one
+    # rule (plausibility.py), not read as a missing value; an empty field is a missing value.
+    unreadable = [
+        f"CASE WHEN coalesce(trim(src.{c}), '') = '' THEN NULL "
+        f"WHEN TRY_CAST(src.{c} AS DOUBLE) IS NULL THEN 'implausible value: {c} is not a number' "
+        f"WHEN NOT isfinite(TRY_CAST(src.{c} AS DOUBLE)) "
+        f"THEN 'implausible value: {c} is not finite' END"
+        for c in dataset.value_columns if c in header]
+    value_reason = (f"nullif(concat_ws('; ', {', '.join(unreadable)}), '')" if unreadable
+                    else "NULL")
     keys = ", ".join(dataset.key_columns)
     payload = "concat_ws(',', " + ", ".join(f"\"{c}\"" for c in header) + ")"
     frame = conn.execute(f"""
@@ -102,19 +114,20 @@ def _read_file(conn: duckdb.DuckDBPyConnection, dataset: Dataset, replay: Replay
             FROM read_csv(?, header = true, all_varchar = true)
         ),
         typed AS (
-            SELECT {select}, src._line FROM src {joins}
+            SELECT {select}, {value_reason} AS _value_reason, src._line FROM src {joins}
         ),
         judged AS (
             SELECT *, CASE
                 WHEN period_utc IS NULL THEN 'period_utc is not a timestamp with a time zone'
                 WHEN date_trunc('hour', period_utc) <> period_utc THEN 'period_utc not on the hour'
                 WHEN region IS NULL THEN 'no region: station not in the catalogue, no region_hint'
+                WHEN _value_reason IS NOT NULL THEN _value_reason
                 WHEN row_number() OVER (PARTITION BY {keys} ORDER BY _line DESC) > 1
                     THEN 'duplicate key: a later row of the file has the same hour'
                 END AS _reason
             FROM typed
         )
-        SELECT j.* EXCLUDE (_line),
+        SELECT j.* EXCLUDE (_line, _value_reason),
                CASE WHEN _reason IS NOT NULL THEN (SELECT {payload} FROM src s
                                                    WHERE s._line = j._line) END AS _payload
         FROM judged j

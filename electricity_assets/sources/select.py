@@ -31,6 +31,7 @@ class SourceConfig:
 class SourceWindow:
     rows: pd.DataFrame            # dataset.columns + source, period_utc tz-aware UTC
     rejected: pd.DataFrame        # rows the source refused, with a `reason` column
+    sources: tuple[str, ...]      # the `source` labels this load stands for (rows or not)
 
     @property
     def source(self) -> str:
@@ -52,7 +53,7 @@ def load_window(dataset: Dataset, start: datetime, end: datetime,
                        dataset.name, implausible["reason"].iloc[0])
         rejected = pd.concat([r for r in (window.rejected, implausible) if len(r)],
                              ignore_index=True)
-        return SourceWindow(rows, rejected)
+        return SourceWindow(rows, rejected, window.sources)
     return window
 
 
@@ -64,7 +65,8 @@ def _load_window(dataset: Dataset, start: datetime, end: datetime,
             logger.warning("%s has no %s: those %s rows are not replayed", config.data_dir,
                            ", ".join(missing), dataset.name)
         replay = read_replay(dataset, start, end, config.data_dir)
-        return SourceWindow(replay.rows, replay.rejected)
+        return SourceWindow(replay.rows, replay.rejected,
+                            tuple(f.source for f in dataset.replay_files))
     if config.mode == "api":
         from electricity_assets.sources.live import fetch_live
 
@@ -76,5 +78,5 @@ def _load_window(dataset: Dataset, start: datetime, end: datetime,
             forecast_url=config.open_meteo_forecast_url,
         )
         label = "eia_api" if dataset.name == "demand" else "open_meteo"
-        return SourceWindow(rows[list(dataset.columns)].assign(source=label), rejected)
+        return SourceWindow(rows[list(dataset.columns)].assign(source=label), rejected, (label,))
     raise ValueError(f"unknown source mode {config.mode!r}: expected 'bundled' or 'api'")

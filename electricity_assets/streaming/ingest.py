@@ -5,10 +5,11 @@
     {"topic": "electricity.demand.v1", "ranges": {"0": [120, 480], "2": [95, 300]}}
 
 with half-open [start, end) offsets per partition. Valid messages are upserted into the dataset's
-raw table (source='kafka') and malformed ones into `dead_letters`, both keyed so that re-reading the
-same range - a retried run, a re-delivered topic - writes the same rows again and never adds any.
-Within a range the message with the highest offset wins for a key (a region's corrections follow
-its original in the same partition).
+raw tables (source='kafka', `published_at` = the message's Kafka timestamp) and malformed ones into
+`dead_letters`, both keyed so that re-reading the same range - a retried run, a re-delivered
+topic - writes the same rows again and never adds any. For a key the latest *published* message
+wins (timestamp, then offset), whatever partition it sits in and whichever run reads it; dead
+letters are keyed by the topic's id too, so a recreated topic's offsets never replace older ones.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from electricity_assets.streaming.client import (
     new_consumer,
     read_ranges,
     split_lost,
+    topic_ids,
 )
 from electricity_assets.streaming.messages import decode, rows_frame
 from electricity_assets.streaming.settings import KafkaSettings
@@ -96,29 +98,45 @@ def parse_offsets(kafka_offsets: str) -> tuple[str, OffsetRanges, str | None]:
     return topic, ranges, topic_id
 
 
+DEAD_LETTER_COLUMNS = ["topic", "topic_id", "kafka_partition", "kafka_offset", "payload", "reason",
+                       "received_at"]
+
+
+def published_at(msg: RawMessage, received_at: datetime) -> pd.Timestamp:
+    """When the message was published: its Kafka timestamp, else (a broker without) its receipt."""
+    if msg.timestamp_ms is not None and msg.timestamp_ms > 0:
+        return pd.Timestamp(msg.timestamp_ms, unit="ms", tz="UTC")
+    return pd.Timestamp(received_at)
+
+
 def decode_batch(dataset: Dataset, topic: str, messages: Iterable[RawMessage],
-                 received_at: datetime,
-                 latest_hour: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 received_at: datetime, latest_hour: datetime | None = None,
+                 topic_id: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(raw rows ready for the dataset's table, dead-letter rows) for a batch of messages."""
     rows: list[dict] = []
+    order: list[tuple[pd.Timestamp, int]] = []
     dead: list[dict] = []
     for msg in messages:
         row, reason = decode(dataset, msg.value, latest_hour)
         if row is None:
             payload = None if msg.value is None else msg.value.decode("utf-8", "replace")
-            dead.append({"topic": topic, "kafka_partition": msg.partition,
+            dead.append({"topic": topic, "topic_id": topic_id, "kafka_partition": msg.partition,
                          "kafka_offset": msg.offset, "payload": (payload or "")[:PAYLOAD_MAX_CHARS],
                          "reason": reason, "received_at": received_at})
         else:
             rows.append(row)
+            order.append((published_at(msg, received_at), msg.offset))
     frame = rows_frame(dataset, rows)
-    # Messages arrive in offset order per partition and a region lives in one partition.
-    frame = frame.drop_duplicates(list(dataset.key_columns), keep="last")
+    frame["published_at"] = pd.to_datetime([p for p, _ in order], utc=True)
+    # The latest published message of a key wins, not the last one read: corrections sent
+    # without a key land in any partition, and partitions are read one after the other.
+    frame["_offset"] = [o for _, o in order]
+    frame = (frame.sort_values(["published_at", "_offset"], kind="stable")
+             .drop_duplicates(list(dataset.key_columns), keep="last")
+             .drop(columns="_offset").reset_index(drop=True))
     frame["source"] = "kafka"
     frame["ingested_at"] = received_at
-    dead_frame = pd.DataFrame(dead, columns=["topic", "kafka_partition", "kafka_offset", "payload",
-                                             "reason", "received_at"])
-    return frame, dead_frame
+    return frame, pd.DataFrame(dead, columns=DEAD_LETTER_COLUMNS)
 
 
 def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offsets: str,
@@ -138,6 +156,10 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
     topic, ranges, topic_id = parse_offsets(kafka_offsets)
     result = IngestResult(topic=topic)
     storage.ensure_tables(conn, [dataset.table, "dead_letters"])  # even for an empty range
+    # The incarnation the offsets belong to: in the dead letters' key, so the same offsets of a
+    # recreated topic are new letters. Configs planned without it ask the broker.
+    incarnation = topic_id or (topic_ids(settings, [topic])[topic] if any(
+        e > s for s, e in ranges.values()) else None) or ""
     hours: set[datetime] = set()
     reasons: Counter[str] = Counter()
     consumer = new_consumer(settings)
@@ -151,10 +173,11 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
         for msg in read_ranges(consumer, topic, readable):
             chunk.append(msg)
             if len(chunk) >= CHUNK_MESSAGES:
-                _write_chunk(conn, dataset, topic, chunk, result, hours, reasons, span,
-                             latest_hour)
+                _write_chunk(conn, dataset, (topic, incarnation), chunk, result, hours, reasons,
+                             span, latest_hour)
                 chunk = []
-        _write_chunk(conn, dataset, topic, chunk, result, hours, reasons, span, latest_hour)
+        _write_chunk(conn, dataset, (topic, incarnation), chunk, result, hours, reasons, span,
+                     latest_hour)
     finally:
         consumer.close()
     result.hours = sorted(hours)
@@ -166,19 +189,20 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
     return result
 
 
-def _write_chunk(conn: duckdb.DuckDBPyConnection, dataset: Dataset, topic: str,
+def _write_chunk(conn: duckdb.DuckDBPyConnection, dataset: Dataset, topic: tuple[str, str],
                  chunk: list[RawMessage], result: IngestResult, hours: set[datetime],
                  reasons: Counter[str], span: tuple[datetime, datetime] | None,
                  latest_hour: datetime) -> None:
     if not chunk:
         return
-    rows, dead = decode_batch(dataset, topic, chunk, datetime.now(UTC), latest_hour)
+    rows, dead = decode_batch(dataset, topic[0], chunk, datetime.now(UTC), latest_hour,
+                              topic_id=topic[1])
     if span is not None:
         mine = rows["period_utc"].between(pd.Timestamp(span[0]), pd.Timestamp(span[1]))
         result.rows_other_runs += int((~mine).sum())
         rows = rows[mine]
     result.messages += len(chunk)
-    result.rows_written += storage.upsert(conn, dataset.table, rows)
+    result.rows_written += storage.upsert_published(conn, dataset.table, rows)
     result.dead_letters += storage.upsert(conn, "dead_letters", dead)
     hours.update(ts.to_pydatetime() for ts in rows["period_utc"].unique())
     reasons.update(dead["reason"])

@@ -13,8 +13,9 @@ balancing authority must be accepted); they must match `^[A-Z0-9]{2,6}$`. `perio
 timezone, fall on the hour and be plausible: from the first hourly partition to a few days past the
 data clock's now. Numbers must be JSON numbers (a quoted "123" is mistyped). Values follow the one
 rule of `plausibility.py` that the bundled and API paths follow too (inside hard bounds, e.g.
-demand within +-2,000,000 MWh, is kept as published); weather values may be null. A message failing
-any rule becomes a dead letter whose reason names every failed rule.
+demand within +-2,000,000 MWh, is kept as published); weather values may be null, but not all of
+them (such a message, e.g. a demand message on the weather topic, would store an empty row). A
+message failing any rule becomes a dead letter whose reason names every failed rule.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from electricity_assets import plausibility
@@ -90,6 +92,15 @@ class WeatherMessageV1(HourlyMessage):
     relative_humidity: float | None = None
     wind_speed_kmh: float | None = None
     precipitation_mm: float | None = None
+
+    @model_validator(mode="after")
+    def _some_weather(self) -> WeatherMessageV1:
+        # Without one value the message says nothing about the weather: most likely a demand
+        # message sent to the weather topic, which would otherwise be stored as an empty row.
+        if all(getattr(self, c) is None for c in WEATHER.value_columns):
+            raise ValueError(f"no weather value: {', '.join(WEATHER.value_columns)} all missing "
+                             "or null (a demand message on the weather topic?)")
+        return self
 
 
 SCHEMAS: dict[str, type[HourlyMessage]] = {DEMAND.name: DemandMessageV1,
