@@ -420,6 +420,7 @@ class NextDay:
     issued_at: datetime | None   # of the newest issue (also when this region has no rows)
     data_until: datetime | None  # the region's latest observed demand hour
     reason: str | None           # why the region has no rows in the newest issue
+    rows_issued_at: datetime | None = None  # of the rows shown: older when the region was skipped
 
 
 def next_day(conn: Conn, region: str, context_hours: int = HORIZON_HOURS) -> NextDay:
@@ -437,25 +438,44 @@ def next_day(conn: Conn, region: str, context_hours: int = HORIZON_HOURS) -> Nex
                 if has_table(conn, "next_day_skipped") else
                 "SELECT max(issued_at) AS issued FROM next_day_forecasts")["issued"].iloc[0]
     issued_at = None if pd.isna(issued) else issued.to_pydatetime()
+    reason = None
+    if has_table(conn, "next_day_skipped"):
+        found = _q(conn, "SELECT reason FROM next_day_skipped WHERE region = ?", [region])
+        reason = found["reason"].iloc[0] if len(found) else None
     if rows.empty:
-        reason = None
-        if has_table(conn, "next_day_skipped"):
-            found = _q(conn, "SELECT reason FROM next_day_skipped WHERE region = ?", [region])
-            reason = found["reason"].iloc[0] if len(found) else None
         return NextDay(empty, empty, issued_at, None, reason)
     until = rows["data_until_utc"].iloc[0]
     context = _q(conn, """
         SELECT period_utc, value_mwh AS actual_mwh FROM raw_demand
         WHERE region = ? AND type = 'D' AND period_utc > ? AND period_utc <= ?
         ORDER BY period_utc""", [region, until - pd.Timedelta(hours=context_hours), until])
-    return NextDay(rows, context, issued_at, until.to_pydatetime(), None)
+    # A skipped region keeps the rows of its last issue: shown, with the reason it has no newer.
+    return NextDay(rows, context, issued_at, until.to_pydatetime(), reason,
+                   rows["issued_at"].iloc[0].to_pydatetime())
+
+
+SKIP_TABLES = {"demand_forecasts_skipped": "hourly model forecasts",
+               "next_day_skipped": "next 24 hours"}
+
+
+def forecast_skips(conn: Conn, region: str | None = None) -> pd.DataFrame:
+    """Regions the latest forecast runs skipped, and why: region, forecast, reason."""
+    parts = [f"SELECT region, '{label}' AS forecast, reason FROM {table}"
+             for table, label in SKIP_TABLES.items() if has_table(conn, table)]
+    if not parts:
+        return pd.DataFrame(columns=["region", "forecast", "reason"])
+    where = "" if region is None else " WHERE region = ?"
+    return _q(conn, f"SELECT * FROM ({' UNION ALL '.join(parts)}){where} "
+                    "ORDER BY region, forecast", [] if region is None else [region])
 
 
 def next_day_summary(conn: Conn) -> tuple[datetime | None, int]:
     """Issue time of the newest next-day forecasts and how many regions have them."""
     if not has_table(conn, "next_day_forecasts"):
         return None, 0
-    row = _q(conn, "SELECT max(issued_at) AS issued, count(DISTINCT region) AS regions "
+    # Regions of the newest issue only: a skipped region keeps the rows of an older one.
+    row = _q(conn, "SELECT max(issued_at) AS issued, count(DISTINCT region) FILTER (WHERE "
+                   "issued_at = (SELECT max(issued_at) FROM next_day_forecasts)) AS regions "
                    "FROM next_day_forecasts").iloc[0]
     return (None if pd.isna(row["issued"]) else row["issued"].to_pydatetime(),
             int(row["regions"]))
@@ -503,6 +523,7 @@ class Overview:
     published_at: datetime | None
     next_day_issued: datetime | None = None  # next_day_summary
     next_day_regions: int = 0
+    skipped: pd.DataFrame = field(default_factory=pd.DataFrame)  # forecast_skips
 
 
 @dataclass
@@ -519,6 +540,7 @@ class RegionSpan:
     card: ModelCard
     horizon: pd.DataFrame    # forecast_horizon
     next_day: NextDay
+    skipped: pd.DataFrame = field(default_factory=pd.DataFrame)  # forecast_skips of the region
 
 
 @dataclass
@@ -536,7 +558,8 @@ def load_overview(now: datetime | None = None) -> Overview:
         if not has_table(conn, "raw_demand"):
             return Overview([], pd.DataFrame(), 0, None)
         return Overview(regions(conn), freshness(conn, now), dead_letter_count(conn),
-                        snapshot_published_at(conn), *next_day_summary(conn))
+                        snapshot_published_at(conn), *next_day_summary(conn),
+                        skipped=forecast_skips(conn))
 
 
 def load_scoreboard(now: datetime | None = None) -> Scoreboard:
@@ -551,7 +574,8 @@ def load_region_span(region: str) -> RegionSpan | None:
         if span is None:
             return None
         return RegionSpan(*span, latest_forecast_hour(conn, region), champion_card(conn, region),
-                          forecast_horizon(conn, region), next_day(conn, region))
+                          forecast_horizon(conn, region), next_day(conn, region),
+                          forecast_skips(conn, region))
 
 
 def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",

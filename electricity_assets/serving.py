@@ -41,7 +41,8 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 SERVING_TABLES = ("raw_demand", "raw_weather", "weather_features", "demand_forecasts",
-                  "next_day_forecasts", "next_day_skipped", "forecast_backtest",
+                  "next_day_forecasts", "next_day_skipped", "demand_forecasts_skipped",
+                  "forecast_backtest",
                   "dead_letters")
 LOCK_ERRORS = (duckdb.IOException, duckdb.ConnectionException)
 

@@ -9,7 +9,7 @@ the asset's column schema in the Dagster UI.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,10 +136,18 @@ NEXT_DAY_SKIPPED = Table("next_day_skipped", (
     _col("reason", "VARCHAR", "why the region has no next-day forecast in this issue"),
 ), ("region",))
 
+DEMAND_FORECASTS_SKIPPED = Table("demand_forecasts_skipped", (
+    _col("region", "VARCHAR"),
+    _col("window_start", "TIMESTAMPTZ", "first hour of the demand_forecasts run's window"),
+    _col("window_end", "TIMESTAMPTZ", "end of that window (exclusive)"),
+    _col("reason", "VARCHAR", "why the region got no forecast in that run"),
+    _col("recorded_at", "TIMESTAMPTZ"),
+), ("region",))
+
 # The tables named by string (raw datasets, the stream's dead letters, the dashboard's tables).
 TABLES: dict[str, Table] = {t.name: t for t in (
     RAW_DEMAND, RAW_WEATHER, DEAD_LETTERS, DEMAND_FORECASTS, FORECAST_BACKTEST,
-    NEXT_DAY_FORECASTS, NEXT_DAY_SKIPPED)}
+    NEXT_DAY_FORECASTS, NEXT_DAY_SKIPPED, DEMAND_FORECASTS_SKIPPED)}
 
 
 def resolve_table(table: Table | str) -> Table:
@@ -214,21 +222,29 @@ def insert_frame(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
 
 
 def replace_window(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: pd.DataFrame,
-                   start: datetime, end: datetime, time_column: str = "period_utc") -> int:
+                   start: datetime, end: datetime, time_column: str = "period_utc",
+                   regions: Collection[str] | None = None) -> int:
     """Replace every row of `table` with `start <= time_column < end` by `frame`, atomically.
 
     Re-running the same window therefore never duplicates; rows outside the window are untouched.
+    `regions`: replace only these regions' rows (the regions actually computed), so a region that
+    was skipped - its model missing or broken - keeps what it had.
     """
     table = resolve_table(table)
     ensure_table(conn, table)
     if len(frame):
         outside = (frame[time_column] < start) | (frame[time_column] >= end)
+        if regions is not None:
+            outside |= ~frame["region"].isin(list(regions))
         if outside.any():
             raise ValueError(f"{int(outside.sum())} rows for {table.name} fall outside "
-                             f"[{start}, {end})")
+                             f"[{start}, {end})" + ("" if regions is None
+                                                    else f" or regions {sorted(regions)}"))
+    where, params = f"{time_column} >= ? AND {time_column} < ?", [start, end]
+    if regions is not None:
+        where, params = where + " AND list_contains(?, region)", [*params, sorted(regions)]
     with transaction(conn):
-        conn.execute(f"DELETE FROM {table.name} WHERE {time_column} >= ? AND {time_column} < ?",
-                     [start, end])
+        conn.execute(f"DELETE FROM {table.name} WHERE {where}", params)
         if len(frame):
             insert_frame(conn, table.name, frame)
     return len(frame)
@@ -241,4 +257,22 @@ def upsert(conn: duckdb.DuckDBPyConnection, table: Table | str, frame: pd.DataFr
     if len(frame):
         with transaction(conn):
             insert_frame(conn, table.name, frame, "INSERT OR REPLACE")
+    return len(frame)
+
+
+def replace_skipped(conn: duckdb.DuckDBPyConnection, table: Table | str,
+                    skipped: dict[str, str], **columns: object) -> int:
+    """The regions the latest run skipped (region -> reason, plus `columns` on every row),
+    replacing the previous run's list in one transaction."""
+    table = resolve_table(table)
+    ensure_table(conn, table)
+    frame = pd.DataFrame({"region": list(skipped), "reason": list(skipped.values())})
+    for name, value in columns.items():
+        frame[name] = value
+    if "recorded_at" in table.column_names:
+        frame["recorded_at"] = pd.Timestamp.now(tz="UTC")
+    with transaction(conn):
+        conn.execute(f"DELETE FROM {table.name}")
+        if len(frame):
+            insert_frame(conn, table.name, frame)
     return len(frame)

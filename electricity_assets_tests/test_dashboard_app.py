@@ -234,3 +234,31 @@ def test_model_card_uses_readable_labels(live_db: Path) -> None:
     assert "val_" not in text
     overview = _open()
     assert _scoreboard_rows(overview)["CAL"][12] == "7"
+
+
+def test_a_region_the_forecast_runs_skipped_says_so_and_keeps_its_last_forecast(
+        live_db: Path) -> None:
+    """Issue 19 point 3: TEX's champion failed to load in the latest runs; its page and the
+    overview say it has no current forecast and why, and its last next-day forecast stays."""
+    import duckdb
+
+    from electricity_assets import storage
+
+    why = ("the champion of demand-TEX cannot be loaded (UnpicklingError: invalid load key): "
+           "retrain the region")
+    with duckdb.connect(str(live_db)) as conn:
+        (issued,) = conn.execute("SELECT max(issued_at) FROM next_day_forecasts").fetchone()
+        conn.execute("UPDATE next_day_forecasts SET issued_at = issued_at - INTERVAL 3 HOUR "
+                     "WHERE region = 'TEX'")
+        conn.execute("INSERT INTO next_day_skipped VALUES ('TEX', ?, ?)", [issued, why])
+        storage.replace_skipped(conn, storage.DEMAND_FORECASTS_SKIPPED, {"TEX": why},
+                                window_start=issued, window_end=issued)
+    serving.publish_snapshot()
+    page = _texts(_open({"region": "TEX"}, REGION_PAGE))
+    assert f"No current hourly model forecasts for TEX: the latest run skipped it: {why}" in page
+    assert "No current next-day forecast for TEX: the newest issue" in page and why in page
+    assert "Shown below: its last forecast, issued" in page
+    overview = _texts(_open())
+    assert "No current forecast for SE, TEX" in overview and f"**TEX** (next 24 hours): {why}" \
+        in overview
+    assert "for **10 of 12** regions" in overview  # TEX's rows are of an older issue

@@ -94,6 +94,11 @@ def main() -> None:
         st.markdown(f"**Next 24 hours**: forecasts issued {issued} UTC for "
                     f"**{overview.next_day_regions} of {len(overview.regions)}** regions; a "
                     "region's page shows its forecast, peak hour and P10-P90.")
+    if len(overview.skipped):
+        why = "; ".join(f"**{r.region}** ({r.forecast}): {r.reason}"
+                        for r in overview.skipped.itertuples())
+        st.warning(f"No current forecast for {', '.join(overview.skipped['region'].unique())}: "
+                   f"{why}")
     scoreboard_section(board.table)
     small_multiples(board.recent, overview.regions)
     ui.footer()

@@ -71,8 +71,13 @@ def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: boo
                     "run's forecasts, then after every hourly, stream or retraining run.")
         return
     rows = nd.rows
-    st.subheader(f"Next 24 hours (issued {_local_time(nd.issued_at, tz)}, data up to "
+    issued = nd.rows_issued_at or nd.issued_at
+    st.subheader(f"Next 24 hours (issued {_local_time(issued, tz)}, data up to "
                  f"{_local_time(nd.data_until, tz)})")
+    if nd.reason:
+        st.warning(f"No current next-day forecast for {region}: the newest issue "
+                   f"({_local_time(nd.issued_at, tz)}) skipped it: {nd.reason}. Shown below: "
+                   f"its last forecast, issued {_local_time(issued, tz)}.")
     peak = rows.loc[rows["forecast_mwh"].idxmax()]
     cols = st.columns(4)
     cols[0].metric("Next-day peak (MWh)", ui.fmt_mwh(peak["forecast_mwh"]))
@@ -102,6 +107,13 @@ def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: boo
             if "simulated" in weather else "")
     st.caption(f"Issued at the data clock with data before it only; model version "
                f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note}")
+
+
+def skipped_section(region: str, skipped: pd.DataFrame) -> None:
+    """Why the region has no current forecast, when the latest forecast run skipped it."""
+    for row in skipped.itertuples():
+        st.warning(f"No current {row.forecast} for {region}: the latest run skipped it: "
+                   f"{row.reason}. Stored forecasts are kept.")
 
 
 def horizon_section(horizon: pd.DataFrame, tz: str) -> None:
@@ -270,6 +282,9 @@ def main() -> None:
     interactive = st.sidebar.toggle(
         "Interactive charts", key="interactive",
         help="Plotly charts with zoom and hover; they take a few seconds longer to draw.")
+    # The next-day section says its own reason; the hourly forecasts' reason goes here.
+    skipped_section(region, span.skipped[span.skipped["forecast"] != "next 24 hours"]
+                    if len(span.skipped) else span.skipped)
     next_day_section(region, span.next_day, tz, interactive)
     horizon_section(span.horizon, tz)
     window = pick_window(span, tz)

@@ -14,7 +14,6 @@ from electricity_assets.datasets import WEATHER
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets.sources.select import load_window
-from electricity_assets.storage import replace_window
 
 OWNERS = ["team:forecasting"]
 TABLE = storage.DEMAND_FORECASTS.name
@@ -33,17 +32,21 @@ TABLE = storage.DEMAND_FORECASTS.name
     description=(
         "For every region and hour of the window, the forecast of models:/demand-<REGION>"
         "@champion made with data up to 24 h before the hour, its P10/P90 and model version. "
-        "Regions without a champion are skipped (listed in the metadata)."
+        "A region whose champion is missing or cannot be loaded is skipped, named with the "
+        "reason (log, metadata, check every_region_forecast) and keeps its stored rows."
     ),
 )
 def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckDB,
                      mlflow: MLflowResource) -> dg.MaterializeResult:
-    from electricity_assets.modeling.forecasting import forecast_window  # MLflow import is slow
+    from electricity_assets.modeling.forecasting import (  # MLflow import is slow
+        forecast_window,
+        write_forecasts,
+    )
 
     start, end = context.partition_time_window
     with duckdb.get_connection() as conn:
         batch = forecast_window(conn, start, end, mlflow.mlflow_config())
-        written = replace_window(conn, TABLE, batch.rows, start, end)
+        written = write_forecasts(conn, batch, start, end)  # skipped regions keep their rows
     for region, reason in batch.skipped.items():
         context.log.warning(f"{region}: no forecast - {reason}")
     for region, hours in batch.in_sample.items():

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from electricity_assets import quality
-from electricity_assets.assets.forecasts import demand_forecasts
+from electricity_assets import quality, storage
+from electricity_assets.assets.forecasts import demand_forecasts, next_day_forecasts
 from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START, weekly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
@@ -118,5 +118,43 @@ def champions_beat_seasonal_naive(mlflow: MLflowResource) -> dg.AssetCheckResult
     )
 
 
+def _every_region_forecast(duckdb: ElectricityDuckDB, table: storage.Table,
+                           asset: str) -> dg.AssetCheckResult:
+    """Fails naming the regions the asset's latest run skipped, with why (kept in `table`)."""
+    with duckdb.get_connection() as conn:
+        storage.ensure_table(conn, table)
+        skipped = conn.execute(f"SELECT region, reason FROM {table.name} ORDER BY region").df()
+    # A missing or broken model needs someone to act; a region without inputs may just be
+    # silent (a backfill before its data starts, a late feed).
+    model_failed = skipped["reason"].str.contains("champion", regex=False)
+    return dg.AssetCheckResult(
+        passed=skipped.empty,
+        severity=(dg.AssetCheckSeverity.ERROR if model_failed.any()
+                  else dg.AssetCheckSeverity.WARN),
+        description=(f"{asset}: every region forecast" if skipped.empty else
+                     f"{asset}: no forecast for " + ", ".join(skipped["region"])),
+        metadata={"skipped_regions": ", ".join(skipped["region"]) or "none",
+                  "model_failures": int(model_failed.sum()),
+                  "reasons": dg.MetadataValue.md(quality.markdown_table(skipped, max_rows=40))},
+    )
+
+
+@dg.asset_check(
+    asset=demand_forecasts, name="every_region_forecast",
+    description=("The latest run forecast every region: fails naming each region skipped "
+                 "(champion missing or unloadable: error; no inputs: warning) and why."))
+def demand_forecasts_every_region(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:
+    return _every_region_forecast(duckdb, storage.DEMAND_FORECASTS_SKIPPED, "demand_forecasts")
+
+
+@dg.asset_check(
+    asset=next_day_forecasts, name="every_region_forecast",
+    description=("The newest issue forecast every region: fails naming each region skipped "
+                 "(champion missing or unloadable: error; no inputs: warning) and why."))
+def next_day_every_region(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:
+    return _every_region_forecast(duckdb, storage.NEXT_DAY_SKIPPED, "next_day_forecasts")
+
+
 model_assets = [trained_models, demand_forecasts]
-model_asset_checks = [champions_beat_seasonal_naive]
+model_asset_checks = [champions_beat_seasonal_naive, demand_forecasts_every_region,
+                      next_day_every_region]

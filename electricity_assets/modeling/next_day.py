@@ -40,7 +40,12 @@ from electricity_assets.features import demand, weather
 from electricity_assets.features.common import ensure_exists, to_utc
 from electricity_assets.features.forecast_error import weather_error
 from electricity_assets.modeling.forecasting import predict_mwh
-from electricity_assets.modeling.registry import MlflowConfig, load_champion, model_name
+from electricity_assets.modeling.registry import (
+    Champion,
+    MlflowConfig,
+    load_champions,
+    model_name,
+)
 from electricity_assets.sources.http import SourceError
 
 logger = logging.getLogger(__name__)
@@ -157,16 +162,13 @@ def _model_frame(connect: Connect, issued_at: datetime, first_hour: datetime, en
     return features.assign(**missing), outlook_error
 
 
-def _region_forecast(region: str, rows: pd.DataFrame, config: MlflowConfig,
+def _region_forecast(region: str, rows: pd.DataFrame, champion: Champion,
                      weather_label: str, outlook_error: str | None
                      ) -> tuple[pd.DataFrame | None, str | None, str | None]:
     """(rows, why skipped, note) for one region's hours with its champion."""
     if rows.empty:
         return None, "no demand features for its next 24 hours", None
-    try:
-        version, model, _ = load_champion(region, config)
-    except LookupError as exc:
-        return None, str(exc), None
+    version, model, _ = champion
     inputs = set(model.metadata.get_input_schema().input_names())
     uses_weather = bool(inputs & set(weather.WEATHER_FEATURE_COLUMNS))
     note = None
@@ -214,10 +216,15 @@ def next_day_forecasts(connect: Connect, issued_at: datetime, config: MlflowConf
                                         simulate_error)
     label = SIMULATED if simulate_error else FORECAST
     parts, notes = [], {}
+    champions, unloadable = load_champions(sorted(current), config)
+    skipped.update(unloadable)
     for region, last in sorted(current.items()):
+        if region not in champions:
+            continue
         rows = frame[(frame["region"] == region) & (frame["period_utc"] > last)
                      & (frame["period_utc"] <= last + HORIZON)] if len(frame) else frame
-        out, why, note = _region_forecast(region, rows, config, label, outlook_error)
+        out, why, note = _region_forecast(region, rows, champions[region], label,
+                                          outlook_error)
         if note:
             notes[region] = note
         if why:
@@ -237,16 +244,20 @@ def _empty() -> pd.DataFrame:
 
 
 def replace_forecasts(conn: duckdb.DuckDBPyConnection, batch: NextDayBatch) -> int:
-    """The tables hold one issue, the newest: its forecasts and why regions have none,
-    replaced whole in one transaction."""
+    """The newest issue, in one transaction: the forecasts of the regions it forecast replace
+    theirs, and why the others have none replaces the previous list. A skipped region keeps the
+    rows of its last issue (their `issued_at` says which): a missing model deletes nothing."""
     skipped = pd.DataFrame({"region": list(batch.skipped), "reason": list(batch.skipped.values()),
                             "issued_at": pd.Timestamp(batch.issued_at)})
-    tables = ((storage.NEXT_DAY_FORECASTS, batch.rows), (storage.NEXT_DAY_SKIPPED, skipped))
-    for table, _ in tables:
+    for table in (storage.NEXT_DAY_FORECASTS, storage.NEXT_DAY_SKIPPED):
         storage.ensure_table(conn, table)
+    forecast = sorted(batch.rows["region"].unique())
     with storage.transaction(conn):
-        for table, frame in tables:
-            conn.execute(f"DELETE FROM {table.name}")
+        conn.execute(f"DELETE FROM {storage.NEXT_DAY_FORECASTS.name} "
+                     "WHERE list_contains(?, region)", [forecast])
+        conn.execute(f"DELETE FROM {storage.NEXT_DAY_SKIPPED.name}")
+        for table, frame in ((storage.NEXT_DAY_FORECASTS, batch.rows),
+                             (storage.NEXT_DAY_SKIPPED, skipped)):
             if len(frame):
                 storage.insert_frame(conn, table.name, frame)
     return len(batch.rows)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -310,6 +311,35 @@ def load_champion(region: str, config: MlflowConfig) -> Champion:
         cutoff = client.get_run(version.run_id).data.params.get("validation_end")
         return Champion(str(version.version), mlflow.pyfunc.load_model(champion_uri(region)),
                         datetime.fromisoformat(cutoff) if cutoff else None)
+
+
+ChampionLoader = Callable[[str, MlflowConfig], Champion]
+_CREDENTIALS = re.compile(r"://[^/@\s]+@")  # user:password@ in a URI an error message quotes
+
+
+def load_champions(regions: Iterable[str], config: MlflowConfig,
+                   loader: ChampionLoader = load_champion
+                   ) -> tuple[dict[str, Champion], dict[str, str]]:
+    """(region -> champion, region -> why it has none) for `regions`.
+
+    Any error loading one region's champion (no alias, a deleted version, a corrupt pickle, a
+    missing artifact) skips that region alone, named with the reason; the others load.
+    """
+    models: dict[str, Champion] = {}
+    skipped: dict[str, str] = {}
+    for region in regions:
+        try:
+            models[region] = loader(region, config)
+        except LookupError as exc:
+            skipped[region] = str(exc)
+        except Exception as exc:  # whatever a broken model raises: UnpicklingError, OSError, ...
+            detail = _CREDENTIALS.sub("://***@", f"{type(exc).__name__}: {exc}")[:300]
+            skipped[region] = (f"the champion of {model_name(region)} cannot be loaded ({detail}): "
+                               "retrain the region (trained_models) or point the champion alias "
+                               "at a good version")
+        if region in skipped:
+            logger.warning("%s skipped: %s", region, skipped[region])
+    return models, skipped
 
 
 def champions(config: MlflowConfig) -> pd.DataFrame:
