@@ -227,6 +227,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+BROKER_RESTARTS = 3            # within BROKER_RESTART_WINDOW_S; beyond, the stack stops
+BROKER_RESTART_WINDOW_S = 600.0
+
+
 class Stack:
     def __init__(self, services: list[Service], env: dict[str, str]) -> None:
         self.services = services
@@ -235,6 +239,47 @@ class Stack:
         self.postgres = None
         self.seeder: Service | None = None
         self._stopping = False
+        self._broker_restarts: list[float] = []
+
+    def supervise_broker(self) -> bool:
+        """Restart the bundled broker if it died (reaping it: no zombie); False when it keeps
+        dying (BROKER_RESTARTS within BROKER_RESTART_WINDOW_S) and the stack should stop."""
+        broker = self.broker
+        if broker is None or broker.process is None or broker.process.poll() is None:
+            return True  # external broker, or running (poll() reaps a dead child)
+        code = broker.process.returncode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        now = time.monotonic()
+        self._broker_restarts = [t for t in self._broker_restarts
+                                 if now - t < BROKER_RESTART_WINDOW_S]
+        message = (f"kafka broker (Tansu) at {broker.address} died ({how}); it kept messages in "
+                   "memory only: those not yet ingested are lost (counted as lost_messages by "
+                   "the stream runs, and their hours re-fetched from the source)")
+        logger.error(message)
+        print(message, flush=True)
+        broker.stop()  # closes its log file
+        if broker.log_path is not None:
+            with broker.log_path.open("a") as log:
+                log.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} electricity-stack: {message}\n")
+        if len(self._broker_restarts) >= BROKER_RESTARTS:
+            print(f"the broker died {BROKER_RESTARTS + 1} times within "
+                  f"{BROKER_RESTART_WINDOW_S:.0f} s: stopping the stack (see {broker.log_path})",
+                  flush=True)
+            return False
+        from electricity_assets.streaming.broker import start_broker
+
+        port = int(broker.address.rsplit(":", 1)[1])
+        try:
+            self.broker = start_broker(port=port, log_path=broker.log_path)
+        except Exception as exc:  # KafkaConfigError: the port was taken meanwhile, ...
+            print(f"cannot restart the kafka broker: {exc}: stopping the stack", flush=True)
+            self.broker = None
+            return False
+        self._broker_restarts.append(now)
+        print(f"  kafka      {self.broker.address} restarted (pid {self.broker.process.pid})",
+              flush=True)
+        logger.warning("kafka broker restarted at %s", self.broker.address)
+        return True
 
     def stop(self) -> None:
         if self._stopping:
@@ -329,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             dagster = next((s.url for s in services if s.name == "dagster"), None)
             print(backfill_hint(datetime.now(UTC), dagster or "the Dagster UI"), flush=True)
         while True:
+            if not stack.supervise_broker():
+                return 1
             for service in services:
                 if not service.running():
                     print(f"{service.name} exited (code {service.process.returncode}); "

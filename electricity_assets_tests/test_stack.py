@@ -199,3 +199,34 @@ def test_a_background_stack_stops_everything_within_10_s(
     assert seconds < 10, f"stopping took {seconds:.1f} s"
     print(f"{sig.name} stopped {services} in {seconds:.1f} s")  # the figure for the README
     assert "stack stopped in" in out.read_text()
+
+
+def test_a_killed_broker_is_reported_restarted_and_reaped(isolated_home: Path) -> None:
+    """Issue 19 point 5: kill -9 the bundled broker; the stack says so on the console and in
+    broker.log, leaves no zombie, and a broker answers again on the same address."""
+    from electricity_assets.streaming.broker import wait_until_ready
+    from electricity_assets.streaming.settings import KafkaSettings
+
+    kafka_port = _free_port()
+    env = {**os.environ, "KAFKA_BROKER_PORT": str(kafka_port)}
+    env.pop("KAFKA_BROKER_ADDRESS", None)
+    env.pop("DAGSTER_HOME", None)
+    out = isolated_home / "stack.out"
+    pid = _start_in_background("broker", env, out)
+    try:
+        _wait_for(out, "Ctrl-C stops everything", 60)
+        (broker,) = [p for p in process_tree(pid) - {pid} if alive(p)]
+        os.kill(broker, signal.SIGKILL)
+        said = _wait_for(out, "restarted (pid", 30)
+        assert f"kafka broker (Tansu) at 127.0.0.1:{kafka_port} died (killed by SIGKILL)" in said
+        assert "died (killed by SIGKILL)" in (isolated_home / "logs" / "broker.log").read_text()
+        wait_until_ready(KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}"), 20)
+        states = {p: Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                  for p in process_tree(pid) - {pid}}
+        assert broker not in states and "Z" not in states.values(), states  # reaped
+        seconds, left = _stop_seconds(pid, signal.SIGTERM)
+    finally:
+        for p in process_tree(pid):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+    assert not left and seconds < 10
