@@ -24,6 +24,7 @@ from electricity_assets.sensors import (
     next_day_after_new_data,
     publish_serving_snapshot,
     raw_checks_after_stream_runs,
+    refetch_lost_hours,
 )
 
 assets: list = [*raw_assets, *feature_assets, *model_assets, next_day_forecasts,
@@ -32,7 +33,7 @@ asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
 jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job, next_day_job]
 schedules: list = [hourly_forecast_schedule, retrain_schedule]
 sensors: list = [kafka_stream_sensor, raw_checks_after_stream_runs, publish_serving_snapshot,
-                 next_day_after_new_data]
+                 next_day_after_new_data, refetch_lost_hours]
 
 defs = dg.Definitions(
     assets=assets,

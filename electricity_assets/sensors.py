@@ -14,15 +14,22 @@ publish_serving_snapshot copies the dashboard's tables after every successful ru
 raw_checks_after_stream_runs evaluates the raw tables' checks after every successful stream run;
 next_day_after_new_data re-issues next_day_forecasts after every run that brings new hours or a
 new champion.
+
+Lost messages (the broker lost a topic before its messages were ingested): the stream runs count
+them (`streaming/losses.py`, the raw assets' check `no_lost_messages`), including those the sensor
+had seen or the producers had acknowledged in the lost incarnation (lost batches,
+`batches._lost_batches`); refetch_lost_hours then re-fetches their hours from the source.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from electricity_assets import serving
+from electricity_assets.assets.raw import lost_messages
 from electricity_assets.datasets import DATASETS
 from electricity_assets.jobs import (
     hourly_forecast_job,
@@ -72,6 +79,7 @@ def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
             "kafka/messages": str(batch.messages),
+            **({"kafka/lost_batch": "true"} if batch.lost else {}),
             # Retried runs re-read the same offsets (needs `run_retries: enabled` in dagster.yaml).
             "dagster/max_retries": str(RUN_RETRIES),
         },
@@ -97,6 +105,12 @@ def kafka_stream_sensor(context: dg.SensorEvaluationContext,
     last_key = hourly_partitions.get_last_partition_key()
     requests: list[dg.RunRequest] = []
     for batch in batches:
+        if batch.lost:
+            context.log.warning(f"{batch.messages} messages lost by the broker before "
+                                f"ingestion ({batch.run_key}): a run counts them, then their "
+                                "hours are re-fetched from the source")
+            if not batch.spans:  # no producer said which hours: the recent ones
+                batch.spans = [lost_hours_fallback(current_time())]
         batch_requests = run_requests_for(batch, first_key, last_key)
         ranges = ", ".join(f"{r.tags['dagster/asset_partition_range_start']}.."
                            f"{r.tags['dagster/asset_partition_range_end']}"
@@ -122,6 +136,39 @@ def publish_serving_snapshot(context: dg.RunStatusSensorContext):
         return dg.SkipReason(str(exc))
     context.log.info(f"serving snapshot published in {result['seconds']:.2f} s: {result['rows']}")
     return None
+
+
+LOST_FALLBACK_HOURS = 48
+
+
+def lost_hours_fallback(now: datetime) -> HourSpan:
+    """The hours re-fetched for lost messages whose hours nobody knows: the last 48 before now."""
+    last = pd.Timestamp(now).floor("h").to_pydatetime() - timedelta(hours=1)
+    return last - timedelta(hours=LOST_FALLBACK_HOURS - 1), last
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="refetch_lost_hours",
+    monitored_jobs=[stream_ingest_job], request_job=hourly_forecast_job,
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
+    description="After a stream run that found Kafka messages lost before ingestion (tags "
+                "kafka/lost_messages.<table>), re-fetch its hours from the configured source: a "
+                "partition-range run of hourly_forecast_job (raw -> features -> forecasts).")
+def refetch_lost_hours(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    lost = lost_messages(run.tags)
+    if not lost:
+        return dg.SkipReason(f"run {run.run_id} lost no message")
+    start = run.tags.get("dagster/asset_partition_range_start")
+    end = run.tags.get("dagster/asset_partition_range_end")
+    if start is None or end is None:
+        return dg.SkipReason(f"run {run.run_id} has no partition range to re-fetch")
+    context.log.warning(f"run {run.run_id} lost {lost} Kafka messages: "
+                        f"re-fetching {start}..{end} from the source")
+    return dg.RunRequest(run_key=f"refetch-{run.run_id}", tags={
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+        "electricity/refetch_of": run.run_id})
 
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
