@@ -21,6 +21,7 @@ from electricity_assets.sensors import (
     kafka_stream_sensor,
     publish_serving_snapshot,
     raw_checks_after_stream_runs,
+    refetch_lost_hours,
     reissue_after_late_inputs,
 )
 
@@ -29,7 +30,7 @@ asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
 jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job]
 schedules: list = [hourly_forecast_schedule, retrain_schedule]
 sensors: list = [kafka_stream_sensor, raw_checks_after_stream_runs, publish_serving_snapshot,
-                 reissue_after_late_inputs]
+                 reissue_after_late_inputs, refetch_lost_hours]
 
 defs = dg.Definitions(
     assets=assets,

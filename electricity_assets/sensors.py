@@ -15,17 +15,25 @@ raw_checks_after_stream_runs evaluates the raw tables' checks after every succes
 reissue_after_late_inputs evaluates `automation.reissue_on_late_inputs`: features and forecast
 issues that read an input hour which changed later (a late hour, a correction, a backfill), and
 the newest issue after a new champion, are re-materialised by Dagster.
+
+Lost messages (the broker lost a topic before its messages were ingested): the stream runs count
+them (`streaming/losses.py`, the raw assets' check `no_lost_messages`), including those the sensor
+had seen or the producers had acknowledged in the lost incarnation (lost batches,
+`batches._lost_batches`); refetch_lost_hours then re-fetches their hours from the source.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from electricity_assets import serving
+from electricity_assets.assets.raw import lost_messages
 from electricity_assets.datasets import DATASETS
 from electricity_assets.jobs import (
+    hourly_forecast_job,
     raw_checks_job,
     stream_ingest_job,
     stream_run_config,
@@ -70,6 +78,7 @@ def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
             "kafka/messages": str(batch.messages),
+            **({"kafka/lost_batch": "true"} if batch.lost else {}),
             # Retried runs re-read the same offsets (needs `run_retries: enabled` in dagster.yaml).
             "dagster/max_retries": str(RUN_RETRIES),
         },
@@ -95,6 +104,12 @@ def kafka_stream_sensor(context: dg.SensorEvaluationContext,
     last_key = hourly_partitions.get_last_partition_key()
     requests: list[dg.RunRequest] = []
     for batch in batches:
+        if batch.lost:
+            context.log.warning(f"{batch.messages} messages lost by the broker before "
+                                f"ingestion ({batch.run_key}): a run counts them, then their "
+                                "hours are re-fetched from the source")
+            if not batch.spans:  # no producer said which hours: the recent ones
+                batch.spans = [lost_hours_fallback(current_time())]
         batch_requests = run_requests_for(batch, first_key, last_key)
         ranges = ", ".join(f"{r.tags['dagster/asset_partition_range_start']}.."
                            f"{r.tags['dagster/asset_partition_range_end']}"
@@ -142,6 +157,39 @@ def _refresh_served_champions(context: dg.RunStatusSensorContext) -> None:
         return
     context.log.info("serving champions: " + ", ".join(
         f"{r} v{c.version}" for r, c in sorted(champions.items())))
+
+
+LOST_FALLBACK_HOURS = 48
+
+
+def lost_hours_fallback(now: datetime) -> HourSpan:
+    """The hours re-fetched for lost messages whose hours nobody knows: the last 48 before now."""
+    last = pd.Timestamp(now).floor("h").to_pydatetime() - timedelta(hours=1)
+    return last - timedelta(hours=LOST_FALLBACK_HOURS - 1), last
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, name="refetch_lost_hours",
+    monitored_jobs=[stream_ingest_job], request_job=hourly_forecast_job,
+    default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=10,
+    description="After a stream run that found Kafka messages lost before ingestion (tags "
+                "kafka/lost_messages.<table>), re-fetch its hours from the configured source: a "
+                "partition-range run of hourly_forecast_job (raw -> features -> forecasts).")
+def refetch_lost_hours(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    lost = lost_messages(run.tags)
+    if not lost:
+        return dg.SkipReason(f"run {run.run_id} lost no message")
+    start = run.tags.get("dagster/asset_partition_range_start")
+    end = run.tags.get("dagster/asset_partition_range_end")
+    if start is None or end is None:
+        return dg.SkipReason(f"run {run.run_id} has no partition range to re-fetch")
+    context.log.warning(f"run {run.run_id} lost {lost} Kafka messages: "
+                        f"re-fetching {start}..{end} from the source")
+    return dg.RunRequest(run_key=f"refetch-{run.run_id}", tags={
+        "dagster/asset_partition_range_start": start,
+        "dagster/asset_partition_range_end": end,
+        "electricity/refetch_of": run.run_id})
 
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,

@@ -266,11 +266,11 @@ class Stack:
                   f"{BROKER_RESTART_WINDOW_S:.0f} s: stopping the stack (see {broker.log_path})",
                   flush=True)
             return False
-        from electricity_assets.streaming.broker import start_broker
+        from electricity_assets.streaming.broker import start_local_broker
 
         port = int(broker.address.rsplit(":", 1)[1])
         try:
-            self.broker = start_broker(port=port, log_path=broker.log_path)
+            self.broker = start_local_broker(port, broker.log_path)
         except Exception as exc:  # KafkaConfigError: the port was taken meanwhile, ...
             print(f"cannot restart the kafka broker: {exc}: stopping the stack", flush=True)
             self.broker = None

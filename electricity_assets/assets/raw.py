@@ -21,8 +21,15 @@ from electricity_assets.ingest import write_window
 from electricity_assets.partitions import HOURLY_WINDOWED
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
+from electricity_assets.streaming import losses
 
 OWNERS = ["team:data-platform"]
+LOST_TAG = "kafka/lost_messages"  # .<table> on a stream run that found messages lost
+
+
+def lost_messages(tags: dict[str, str]) -> int:
+    """Messages a run's raw assets found lost (their run tags)."""
+    return sum(int(v) for k, v in tags.items() if k.startswith(LOST_TAG + "."))
 
 DESCRIPTIONS = {
     "demand": (
@@ -140,12 +147,18 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
             if result.lost:
                 lost = "\n".join(f"| {x.partition} | {x.start}..{x.end - 1} | {x.reason} |"
                                   for x in result.lost)
-                context.log.warning(f"{dataset.table}: Kafka offsets lost before ingestion "
-                                    f"(never written):\n{lost}")
+                with duckdb.get_connection() as conn:  # the ledger the check and re-fetch read
+                    count = losses.record_losses(conn, dataset.name, result.topic,
+                                                 result.topic_id, result.lost,
+                                                 losses.hour_range(start, end), context.run_id)
+                context.log.warning(f"{dataset.table}: {count} Kafka messages lost before "
+                                    f"ingestion (never written); their hours are re-fetched "
+                                    f"from the source (refetch_lost_hours):\n{lost}")
+                context.instance.add_run_tags(context.run_id,
+                                              {f"{LOST_TAG}.{dataset.table}": str(count)})
                 metadata["lost_offsets"] = dg.MetadataValue.md(
                     f"| partition | offsets | why |\n|---|---|---|\n{lost}")
-                metadata["lost_messages"] = dg.MetadataValue.int(
-                    sum(x.end - x.start for x in result.lost))
+                metadata["lost_messages"] = dg.MetadataValue.int(count)
             return dg.MaterializeResult(metadata=metadata)
 
         fetched = load_window(dataset, start, end, source_config(source))
@@ -159,6 +172,11 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         with duckdb.get_connection() as conn:
             written = write_window(conn, dataset, fetched, start, end)
             metadata = _window_metadata(context, conn, dataset, start, end, written)
+            refetched = losses.mark_refetched(conn, dataset.name, start, end, context.run_id)
+        if refetched:
+            context.log.info(f"{dataset.table}: the hours of {refetched} lost Kafka messages "
+                             "re-fetched from the source")
+            metadata["lost_messages_refetched"] = dg.MetadataValue.int(refetched)
         metadata["source"] = dg.MetadataValue.text(fetched.source)
         metadata["rejected_rows"] = dg.MetadataValue.int(len(fetched.rejected))
         return dg.MaterializeResult(metadata=metadata)
@@ -203,7 +221,18 @@ def build_raw_checks(dataset: Dataset,
                       "by_rule": dg.MetadataValue.md(quality.markdown_table(counts, 40)),
                       "examples": dg.MetadataValue.md(quality.markdown_table(bad))})
 
-    return [_no_duplicates, _missing, _implausible]
+    @dg.asset_check(asset=asset, name="no_lost_messages",
+                    description="No Kafka message lost before ingestion whose hours were not "
+                                "re-fetched from the source yet (stream_losses).")
+    def _no_lost(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as conn:
+            open_ = losses.open_losses(conn, dataset.name)
+        return dg.AssetCheckResult(
+            passed=open_.empty,
+            metadata={"lost_messages": int(open_["messages"].sum()) if len(open_) else 0,
+                      "lost_ranges": dg.MetadataValue.md(quality.markdown_table(open_, 40))})
+
+    return [_no_duplicates, _missing, _implausible, _no_lost]
 
 
 raw_demand = build_raw_asset(DEMAND)

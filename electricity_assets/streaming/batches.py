@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from confluent_kafka import Consumer
 
 from electricity_assets.datasets import DATASETS, Dataset
+from electricity_assets.streaming.acks import Incarnation, acknowledged
 from electricity_assets.streaming.client import (
     OffsetRanges,
     end_offsets,
@@ -50,20 +51,31 @@ HourSpan = tuple[datetime, datetime]  # first and last hour, inclusive
 class TopicPosition:
     topic_id: str
     next_offsets: dict[int, int]
+    seen: dict[int, int] = field(default_factory=dict)  # end offsets at the last tick
+
+
+RETIRED_KEPT = 20  # old incarnations per topic whose late acknowledgements are still counted
 
 
 @dataclass
 class StreamCursor:
     topics: dict[str, TopicPosition] = field(default_factory=dict)
+    # topic -> id of a lost incarnation -> partition -> offsets accounted for (handed to a run,
+    # or counted as lost): what the producers acknowledged beyond is lost too.
+    retired: dict[str, dict[str, dict[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str | None) -> StreamCursor:
         if not text:
             return cls()
         try:
-            raw = json.loads(text)["topics"]
-            return cls({t: TopicPosition(v["id"], {int(p): int(o) for p, o in v["next"].items()})
-                        for t, v in raw.items()})
+            parsed = json.loads(text)
+            raw = parsed["topics"]
+            offsets = (lambda d: {int(p): int(o) for p, o in d.items()})  # noqa: E731
+            return cls({t: TopicPosition(v["id"], offsets(v["next"]), offsets(v.get("seen", {})))
+                        for t, v in raw.items()},
+                       {t: {i: offsets(ends) for i, ends in ids.items()}
+                        for t, ids in parsed.get("retired", {}).items()})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KafkaConfigError(
                 f"the sensor cursor is not valid ({exc}): reset it in the UI (sensor page -> "
@@ -71,10 +83,14 @@ class StreamCursor:
             ) from None
 
     def to_json(self) -> str:
-        topics = {t: {"id": pos.topic_id,
-                      "next": {str(p): o for p, o in sorted(pos.next_offsets.items())}}
+        ordered = (lambda d: {str(p): o for p, o in sorted(d.items())})  # noqa: E731
+        topics = {t: {"id": pos.topic_id, "next": ordered(pos.next_offsets),
+                      **({"seen": ordered(pos.seen)} if pos.seen else {})}
                   for t, pos in sorted(self.topics.items())}
-        return json.dumps({"topics": topics}, separators=(",", ":"))
+        retired = {t: {i: ordered(ends) for i, ends in ids.items()}
+                   for t, ids in sorted(self.retired.items()) if ids}
+        return json.dumps({"topics": topics, **({"retired": retired} if retired else {})},
+                          separators=(",", ":"))
 
 
 @dataclass
@@ -87,6 +103,9 @@ class Batch:
     latest_hour: datetime | None = None    # the last plausible hour when it was planned
     messages: int = 0
     spans: list[HourSpan] = field(default_factory=list)  # empty: no plausible, readable hour
+    # Offsets of a lost incarnation (the broker lost the topic before they were handed to a
+    # run): the run counts them as lost; `spans` are the hours they were about, when known.
+    lost: bool = False
 
     def kafka_offsets(self, dataset: Dataset) -> str:
         return format_offsets(self.topics[dataset.name], self.ranges.get(dataset.name, {}),
@@ -99,7 +118,7 @@ class Batch:
         for name in sorted(self.ranges):
             spans = ",".join(f"{p}:{s}-{e}" for p, (s, e) in sorted(self.ranges[name].items()))
             parts.append(f"{self.topics[name]}@{self.topic_ids[name][:12]}[{spans}]")
-        return "kafka|" + "|".join(parts)
+        return ("kafka-lost|" if self.lost else "kafka|") + "|".join(parts)
 
 
 def _allocate(backlog: Mapping[tuple[str, int], tuple[int, int]],
@@ -157,16 +176,21 @@ def plan_batches(settings: KafkaSettings, cursor_text: str | None,
     consumer = new_consumer(settings)
     try:
         position: dict[tuple[str, int], tuple[int, int]] = {}
+        seen: dict[str, dict[int, int]] = {}
         for name, topic in topics.items():
             known = cursor.topics.get(topic)
             if known is not None and known.topic_id != ids[name]:
-                logger.warning("topic %s was recreated (new topic id): reading it from the start",
-                               topic)
+                logger.warning("topic %s was recreated (new topic id; the broker lost it?): "
+                               "reading it from the start; offsets of the old one not ingested "
+                               "yet are counted as lost", topic)
+                _retire(cursor, topic, known)
                 known = None
+            seen[topic] = {}
             for partition, (low, end) in end_offsets(consumer, topic).items():
                 start = max(known.next_offsets.get(partition, low) if known else low, low)
                 position[(name, partition)] = (min(start, end), end)
-        batches: list[Batch] = []
+                seen[topic][partition] = end
+        batches: list[Batch] = _lost_batches(cursor, topics, ids, latest_hour)
         for _ in range(max_batches):
             chosen = _allocate(position, settings.max_batch_messages)
             if not chosen:
@@ -182,9 +206,59 @@ def plan_batches(settings: KafkaSettings, cursor_text: str | None,
         consumer.close()
     next_cursor = StreamCursor({
         topic: TopicPosition(ids[name], {p: s for (n, p), (s, _) in position.items()
-                                               if n == name})
-        for name, topic in topics.items()})
+                                               if n == name}, seen[topic])
+        for name, topic in topics.items()}, cursor.retired)
     return batches, next_cursor
+
+
+def _retire(cursor: StreamCursor, topic: str, known: TopicPosition) -> None:
+    """Keep the lost incarnation, accounted up to what was handed to runs: the rest it was seen
+    to hold, and what producers acknowledged in it, is lost (`_lost_batches`)."""
+    retired = cursor.retired.setdefault(topic, {})
+    retired[known.topic_id] = dict(known.next_offsets)
+    while len(retired) > RETIRED_KEPT:
+        del retired[next(iter(retired))]
+
+
+def _lost_batches(cursor: StreamCursor, topics: dict[str, str], ids: dict[str, str],
+                  latest_hour: datetime | None) -> list[Batch]:
+    """One batch per lost incarnation with offsets not accounted for yet: those seen by the
+    sensor before the topic was lost and those the producers acknowledged (`acks`)."""
+    acked = acknowledged()
+    batches = []
+    for name, topic in topics.items():
+        for old_id, accounted in cursor.retired.get(topic, {}).items():
+            known = cursor.topics.get(topic)
+            seen = known.seen if known is not None and known.topic_id == old_id else {}
+            incarnation = acked.get(topic, {}).get(old_id, Incarnation())
+            ranges: OffsetRanges = {}
+            for partition in sorted({*accounted, *seen, *incarnation.ends}):
+                start = accounted.get(partition, 0)
+                end = max(seen.get(partition, 0), incarnation.ends.get(partition, 0))
+                if end > start:
+                    ranges[partition] = (start, end)
+                    accounted[partition] = end
+            if not ranges:
+                continue
+            lost = sum(e - s for s, e in ranges.values())
+            logger.warning("topic %s incarnation %s: %d acknowledged or seen messages were lost "
+                           "before ingestion (%s): counted by a run, hours re-fetched", topic,
+                           old_id[:12], lost, ranges)
+            # One run for the datasets' losses together (one incarnation per dataset per run).
+            batch = next((b for b in batches if name not in b.ranges), None)
+            if batch is None:
+                batch = Batch(topics=topics, topic_ids=dict(ids), ranges={},
+                              latest_hour=latest_hour, lost=True)
+                batches.append(batch)
+            batch.topic_ids[name] = old_id
+            batch.ranges[name] = ranges
+            batch.messages += lost
+            if incarnation.first_hour and incarnation.last_hour:
+                first, last = incarnation.first_hour, incarnation.last_hour
+                if batch.spans:
+                    first, last = min(first, batch.spans[0][0]), max(last, batch.spans[0][1])
+                batch.spans = [(first, last)]
+    return batches
 
 
 def _scan_hours(consumer: Consumer, batch: Batch) -> None:

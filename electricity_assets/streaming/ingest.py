@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
+from confluent_kafka import Consumer
 
 from electricity_assets import storage
 from electricity_assets.datasets import Dataset
@@ -38,7 +40,7 @@ from electricity_assets.streaming.client import (
     topic_ids,
 )
 from electricity_assets.streaming.messages import decode, rows_frame
-from electricity_assets.streaming.settings import KafkaSettings
+from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class IngestResult:
     hours: list[datetime] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)  # dead-letter reason -> count
     lost: list[LostRange] = field(default_factory=list)
+    topic_id: str | None = None  # the incarnation the offsets were planned on
 
     @property
     def first_hour(self) -> datetime | None:
@@ -154,7 +157,7 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
     if latest_hour is None:
         latest_hour = latest_plausible_hour(current_time())
     topic, ranges, topic_id = parse_offsets(kafka_offsets)
-    result = IngestResult(topic=topic)
+    result = IngestResult(topic=topic, topic_id=topic_id)
     storage.ensure_tables(conn, [dataset.table, "dead_letters"])  # even for an empty range
     # The incarnation the offsets belong to: in the dead letters' key, so the same offsets of a
     # recreated topic are new letters. Configs planned without it ask the broker.
@@ -164,7 +167,7 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
     reasons: Counter[str] = Counter()
     consumer = new_consumer(settings)
     try:
-        readable, result.lost = split_lost(consumer, settings, topic, ranges, topic_id)
+        readable, result.lost = _split_lost_waiting(consumer, settings, topic, ranges, topic_id)
         for lost in result.lost:
             logger.warning("topic %s partition %d: offsets %d..%d lost (%s): they were never "
                            "ingested", topic, lost.partition, lost.start, lost.end - 1,
@@ -187,6 +190,25 @@ def ingest_offsets(conn: duckdb.DuckDBPyConnection, dataset: Dataset, kafka_offs
                 result.messages, result.rows_written, result.dead_letters,
                 result.rows_other_runs)
     return result
+
+
+BROKER_WAIT_S = 30.0  # a restarting broker (the stack restarts a dead one in ~2 s)
+
+
+def _split_lost_waiting(consumer: Consumer, settings: KafkaSettings, topic: str,
+                        ranges: OffsetRanges, topic_id: str | None
+                        ) -> tuple[OffsetRanges, list[LostRange]]:
+    """`split_lost`, waiting up to BROKER_WAIT_S for a broker that does not answer: a run that
+    failed here would leave its lost offsets counted nowhere once its retries ran out."""
+    deadline = time.monotonic() + BROKER_WAIT_S
+    while True:
+        try:
+            return split_lost(consumer, settings, topic, ranges, topic_id)
+        except KafkaConfigError as exc:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("topic %s: %s; retrying", topic, exc)
+            time.sleep(1.0)
 
 
 def _write_chunk(conn: duckdb.DuckDBPyConnection, dataset: Dataset, topic: tuple[str, str],

@@ -9,31 +9,55 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from electricity_assets.datasets import DATASETS, Dataset
 from electricity_assets.sources.bundled import read_bundled
-from electricity_assets.streaming.client import ensure_topics, new_producer
-from electricity_assets.streaming.messages import encode_frame
+from electricity_assets.streaming.acks import AckLedger
+from electricity_assets.streaming.client import ensure_topics, new_producer, topic_ids
+from electricity_assets.streaming.messages import encode_frame, message_hour
 from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher:
-    """A producer that surfaces delivery failures instead of dropping messages silently."""
+    """A producer that surfaces delivery failures instead of dropping messages silently, and
+    records what the broker acknowledged per topic incarnation (`acks.AckLedger`)."""
 
-    def __init__(self, settings: KafkaSettings, **overrides: object) -> None:
+    def __init__(self, settings: KafkaSettings, ledger: AckLedger | None = None,
+                 **overrides: object) -> None:
         self.settings = settings
         self.producer: Producer = new_producer(settings, **overrides)
         self.delivered = 0
         self.failures: list[str] = []
+        self.ledger = ledger if ledger is not None else AckLedger()
+        self._topic_ids: dict[str, str] = {}
 
-    def _on_delivery(self, error: KafkaError | None, _msg: object) -> None:
-        if error is None:
-            self.delivered += 1
-        elif len(self.failures) < 10:
-            self.failures.append(error.str())
+    def _topic_id(self, topic: str, refresh: bool = False) -> str:
+        if refresh or topic not in self._topic_ids:
+            try:
+                found = topic_ids(self.settings, [topic])[topic]
+            except Exception as exc:  # noqa: BLE001 - the broker is down: keep the last id
+                logger.warning("cannot describe topic %s: %s", topic, exc)
+                found = None
+            if found is not None:
+                self._topic_ids[topic] = found
+        return self._topic_ids.get(topic, "unknown")
+
+    def _on_delivery(self, error: KafkaError | None, msg: Message) -> None:
+        if error is not None:
+            if len(self.failures) < 10:
+                self.failures.append(error.str())
+            return
+        self.delivered += 1
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        topic_id = self._topic_id(topic)
+        if offset < self.ledger.end(topic, topic_id, partition):
+            # An offset acknowledged before, again: the broker lost the topic and it was
+            # recreated (a new id); what the old one held is accounted under the old id.
+            topic_id = self._topic_id(topic, refresh=True)
+        self.ledger.record(topic, topic_id, partition, offset, message_hour(msg.value()))
 
     def publish(self, topic: str, messages: Iterable[tuple[bytes, bytes]]) -> int:
         sent = 0
@@ -49,6 +73,7 @@ class Publisher:
             if sent % 5000 == 0:
                 self.producer.poll(0)
         self.producer.poll(0)
+        self.ledger.write()  # the acknowledgements so far, for the sensor's accounting
         return sent
 
     def publish_frame(self, dataset: Dataset, frame: pd.DataFrame, source: str) -> int:
@@ -56,6 +81,7 @@ class Publisher:
 
     def flush(self, timeout_s: float = 60.0) -> None:
         left = self.producer.flush(timeout_s)
+        self.ledger.write()
         if left or self.failures:
             raise KafkaConfigError(
                 f"{left} messages not delivered to {self.settings.bootstrap_servers} within "
