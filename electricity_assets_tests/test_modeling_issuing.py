@@ -156,7 +156,10 @@ def _table(db: Path, table: str = "demand_forecasts") -> pd.DataFrame:
 
 
 def _materialize(world: dict, db: Path) -> dg.ExecuteInProcessResult:
-    return dg.materialize([demand_forecasts], resources=_resources(world, db), tags={
+    from electricity_assets.assets.models import every_region_forecast
+
+    return dg.materialize([demand_forecasts, every_region_forecast],
+                          resources=_resources(world, db), tags={
         "dagster/asset_partition_range_start": WINDOW[0],
         "dagster/asset_partition_range_end": WINDOW[1]})
 
@@ -205,6 +208,9 @@ def test_a_corrupt_champion_stops_its_region_only_and_keeps_its_forecasts(
     assert "FLA" in meta["skipped_regions"].value and "CAL" in meta["regions"].value
     reasons = _table(db, "forecast_skips").set_index("region")["reason"]
     assert "could not be loaded" in reasons["FLA"].iloc[0]
+    (check,) = result.get_asset_check_evaluations()  # the failing check names the region
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["skipped_regions"].value == "FLA, ZZZ"
     # FLA's stored forecasts are kept; CAL's were re-issued.
     fla = ["region", "issue_utc", "horizon_h", "forecast_mwh"]
     pd.testing.assert_frame_equal(after[after["region"] == "FLA"][fla].reset_index(drop=True),

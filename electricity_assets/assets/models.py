@@ -173,4 +173,26 @@ def champions_beat_seasonal_naive(mlflow: MLflowResource) -> dg.AssetCheckResult
 
 
 model_assets = [trained_models, demand_forecasts, day_ahead_forecasts]
-model_asset_checks = [champions_beat_seasonal_naive]
+@dg.asset_check(
+    asset=demand_forecasts, name="every_region_forecast",
+    description=("The newest issue forecast every region: fails naming each region it skipped "
+                 "and why (champion missing or unloadable: error; a late input: warning)."))
+def every_region_forecast(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:
+    from electricity_assets.modeling import issuing
+
+    with duckdb.get_connection() as conn:
+        issue_utc, skipped = issuing.newest_issue_skips(conn)
+    # A missing or broken model needs someone to act; a late feed may arrive on its own.
+    model_failed = skipped["reason"].str.contains("champion|model", regex=True)
+    return dg.AssetCheckResult(
+        passed=skipped.empty,
+        severity=(dg.AssetCheckSeverity.ERROR if model_failed.any()
+                  else dg.AssetCheckSeverity.WARN),
+        description=("every region forecast" if skipped.empty else
+                     "no forecast for " + ", ".join(skipped["region"])),
+        metadata={"issue_utc": str(issue_utc), "skipped_regions": ", ".join(skipped["region"])
+                  or "none", "model_failures": int(model_failed.sum()),
+                  "reasons": dg.MetadataValue.md(quality.markdown_table(skipped, max_rows=40))})
+
+
+model_asset_checks = [champions_beat_seasonal_naive, every_region_forecast]

@@ -331,3 +331,16 @@ def day_ahead_scores(conn: duckdb.DuckDBPyConnection, first: date, end: date) ->
         FROM day_ahead_forecasts f JOIN a USING (region, period_utc)
         WHERE f.target_date >= ? AND f.target_date < ? AND a.actual > 0 AND a.df > 0
         GROUP BY f.region ORDER BY f.region""", [first, end]).df()
+
+
+def newest_issue_skips(conn: duckdb.DuckDBPyConnection
+                       ) -> tuple[datetime | None, pd.DataFrame]:
+    """The newest issue time and the regions it skipped with their reasons."""
+    for table in (storage.DEMAND_FORECASTS, storage.FORECAST_SKIPS):
+        storage.ensure_table(conn, table)
+    (newest,) = conn.execute("""SELECT max(i) FROM (
+        SELECT max(issue_utc) AS i FROM demand_forecasts
+        UNION ALL SELECT max(issue_utc) FROM forecast_skips)""").fetchone()
+    skipped = conn.execute("SELECT region, reason FROM forecast_skips WHERE issue_utc = ? "
+                           "ORDER BY region", [newest]).df()
+    return newest, skipped
