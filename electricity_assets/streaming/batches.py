@@ -224,7 +224,7 @@ def _lost_batches(cursor: StreamCursor, topics: dict[str, str], ids: dict[str, s
                   latest_hour: datetime | None) -> list[Batch]:
     """One batch per lost incarnation with offsets not accounted for yet: those seen by the
     sensor before the topic was lost and those the producers acknowledged (`acks`)."""
-    acked = acknowledged()
+    acked = acknowledged() if any(cursor.retired.values()) else {}
     batches = []
     for name, topic in topics.items():
         for old_id, accounted in cursor.retired.get(topic, {}).items():
@@ -255,6 +255,8 @@ def _lost_batches(cursor: StreamCursor, topics: dict[str, str], ids: dict[str, s
             batch.messages += lost
             if incarnation.first_hour and incarnation.last_hour:
                 first, last = incarnation.first_hour, incarnation.last_hour
+                if latest_hour is not None:  # a message about 2999 is a dead letter, not a span
+                    last = max(min(last, latest_hour), first)
                 if batch.spans:
                     first, last = min(first, batch.spans[0][0]), max(last, batch.spans[0][1])
                 batch.spans = [(first, last)]
