@@ -46,6 +46,12 @@ def param_date(name: str) -> date | None:
         return None
 
 
+def clip_dates(start: date, end: date, first: date, last: date) -> tuple[date, date] | None:
+    """[start, end] cut to the data's [first, last]; None when they do not overlap."""
+    lo, hi = max(start, first), min(end, last)
+    return (lo, hi) if lo <= hi else None
+
+
 def local_window(start_day: date, end_day: date, tz: str) -> tuple[datetime, datetime]:
     """Local dates [start_day, end_day] inclusive as the UTC [start, end) window."""
     start = pd.Timestamp(datetime.combine(start_day, datetime.min.time()), tz=tz)

@@ -153,6 +153,28 @@ def test_region_page_defaults_and_writes_its_state_to_the_url(live_db: Path) -> 
     assert at.table[3].value.loc["model", "hours"] == 48
 
 
+def test_a_url_range_partly_outside_the_data_is_clipped_to_it_and_said(live_db: Path) -> None:
+    """The README's link outlives the data it was made on: keep what overlaps, say so."""
+    serving.publish_snapshot()
+    span = queries.load_region_span("CAL")
+    first, last = (pd.Timestamp(t).tz_convert("America/Los_Angeles").date()
+                   for t in (span.first, span.last))
+    at = _open({"region": "CAL", "start": "2020-03-25", "end": "2020-06-30"}, REGION_PAGE)
+    assert at.date_input(key="dates").value == (date(2020, 3, 25), last)
+    assert at.query_params == {"region": "CAL", "start": "2020-03-25", "end": last.isoformat()}
+    assert (f"The link's dates 2020-03-25 .. 2020-06-30 reach outside the data ({first} .. "
+            f"{last}): showing 2020-03-25 .. {last}.") in _texts(at)
+    at = _open({"region": "CAL", "start": "2019-12-01", "end": "2020-03-01"}, REGION_PAGE)
+    assert at.date_input(key="dates").value == (first, date(2020, 3, 1))
+    # No overlap at all: the default range, and the page says so too.
+    at = _open({"region": "CAL", "start": "2021-01-01", "end": "2021-01-07"}, REGION_PAGE)
+    assert at.query_params == {"region": "CAL", "start": "2020-03-18", "end": "2020-04-01"}
+    assert "showing 2020-03-18 .. 2020-04-01" in _texts(at)
+    # A range inside the data says nothing.
+    at = _open({"region": "CAL", "start": "2020-03-25", "end": "2020-03-27"}, REGION_PAGE)
+    assert "reach outside the data" not in _texts(at)
+
+
 def test_region_page_downloads_the_forecasts_and_metrics(live_db: Path) -> None:
     serving.publish_snapshot()
     at = _open({"region": "CAL", "start": "2020-03-30", "end": "2020-03-31"}, REGION_PAGE)

@@ -40,8 +40,14 @@ def pick_window(span: queries.RegionSpan, tz: str) -> tuple[datetime, datetime] 
     end_default = min(pd.Timestamp(focus).tz_convert(tz).date(), last) if focus else last
     default = (max(end_default - timedelta(days=DEFAULT_DAYS), first), end_default)
     start_q, end_q = ui.param_date("start"), ui.param_date("end")
-    if start_q and end_q and first <= start_q <= end_q <= last:
-        default = (start_q, end_q)
+    if start_q and end_q and start_q <= end_q:
+        clipped = ui.clip_dates(start_q, end_q, first, last)
+        if clipped != (start_q, end_q):
+            # A shared link outlives the data it was made on: say what is shown instead.
+            shown = clipped or default
+            st.info(f"The link's dates {start_q} .. {end_q} reach outside the data "
+                    f"({first} .. {last}): showing {shown[0]} .. {shown[1]}.")
+        default = clipped or default
     picked = st.sidebar.date_input("Date range (local dates)", value=default, min_value=first,
                                    max_value=last, key="dates")
     if not isinstance(picked, tuple | list) or len(picked) != 2:
