@@ -12,6 +12,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 
 
+# Fixtures that start a server: a test using one (directly or through another fixture) is an
+# `integration` test, so `./dev test -m "not integration"` leaves it out without anyone marking
+# it. Modules that start servers themselves (streamlit, dagster daemon, the stack, Chromium,
+# PostgreSQL) say so with a `pytestmark` line.
+SERVER_FIXTURES = frozenset({"kafka_broker", "postgres"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"

@@ -18,6 +18,7 @@ from electricity_assets import serving
 from electricity_assets_tests.dashboard_seed import seeded_database
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration  # streamlit run + headless Chromium
 
 if find_chromium() is None and not os.environ.get("CI"):
     pytest.skip("chromium is not installed (./dev installs it; CI requires it)",

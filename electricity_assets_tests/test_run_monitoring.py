@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from electricity_assets.run_launcher import run_worker
 from electricity_assets.stack import process_tree
 
+pytestmark = pytest.mark.integration  # a dagster daemon and run workers
 SLOW_RUNS = Path(__file__).parent / "fixtures" / "slow_runs.py"
 BOUND_S = 120.0  # issue 19: a killed run failed within 2 minutes
 DAGSTER = [sys.executable, "-m", "dagster"]

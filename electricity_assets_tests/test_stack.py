@@ -59,6 +59,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.integration
 def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home: Path) -> None:
     dash_port, kafka_port = _free_port(), _free_port()
     env = {**os.environ, "KAFKA_BROKER_PORT": str(kafka_port)}
@@ -104,6 +105,7 @@ def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home:
     assert (isolated_home / "dagster_home" / "dagster.yaml").exists()
 
 
+@pytest.mark.integration
 def test_stack_postgres_runs_dagster_storage_on_a_local_server_and_stops_it() -> None:
     import shutil
     import tempfile
@@ -178,6 +180,7 @@ def _stop_seconds(pid: int, sig: signal.Signals) -> tuple[float, set[int]]:
     ("broker,dagster,dashboard,mlflow", signal.SIGINT),
     ("broker,dashboard", signal.SIGHUP),
 ])
+@pytest.mark.integration
 def test_a_background_stack_stops_everything_within_10_s(
         isolated_home: Path, services: str, sig: signal.Signals) -> None:
     env = {**os.environ, "KAFKA_BROKER_PORT": str(_free_port())}
@@ -201,6 +204,7 @@ def test_a_background_stack_stops_everything_within_10_s(
     assert "stack stopped in" in out.read_text()
 
 
+@pytest.mark.integration
 def test_a_killed_broker_is_reported_restarted_and_reaped(isolated_home: Path) -> None:
     """Issue 19 point 5: kill -9 the bundled broker; the stack says so on the console and in
     broker.log, leaves no zombie, and a broker answers again on the same address."""

@@ -23,6 +23,7 @@ from electricity_assets.streaming.producer import Publisher
 from electricity_assets.streaming.settings import KafkaSettings
 from electricity_assets_tests.test_streaming_sensor import build_defs, execute, tick
 
+pytestmark = pytest.mark.integration  # a broker of its own, killed mid-test
 HOURS = [datetime(2020, 1, 15, h, tzinfo=UTC) for h in range(7)]
 
 
