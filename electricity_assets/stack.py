@@ -211,6 +211,15 @@ def build_services(ports: dict[str, int], logs: Path) -> list[Service]:
     return services
 
 
+def mlflow_link_env(services: list[Service]) -> dict[str, str]:
+    """MLFLOW_UI_URL for the services: the MLflow UI this stack starts, on whatever port it got,
+    so run links in asset metadata open it. A value the user set wins."""
+    mlflow = next((s for s in services if s.name == "mlflow"), None)
+    if mlflow is None or settings.env("MLFLOW_UI_URL"):
+        return {}
+    return {"MLFLOW_UI_URL": mlflow.url}
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="electricity-stack", description=__doc__.split("\n")[0])
     parser.add_argument("--dagster-port", type=int, default=3000)
@@ -325,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              "dashboard": port_or_free(args.dashboard_port),
              "mlflow": port_or_free(args.mlflow_port)}
     services = [s for s in build_services(ports, logs) if s.name in wanted]
+    env.update(mlflow_link_env(services))
     stack = Stack(services, env)
 
     def on_signal(signum: int, _frame: object) -> None:

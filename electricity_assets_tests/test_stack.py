@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from electricity_assets.seed import seed_plan
-from electricity_assets.stack import alive, process_tree
+from electricity_assets.stack import alive, build_services, mlflow_link_env, process_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,6 +43,25 @@ def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_f
     assert seed_plan(start)[0].command()[-2:] == ["--partition-range",
                                                   "2020-01-02-23:00...2020-03-25-22:00"]
     assert seed_plan(start)[4].command()[-2:] == ["--partition", "2020-03-08"]
+
+
+def test_mlflow_links_point_at_the_port_the_stack_gave_the_mlflow_ui(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from electricity_assets.modeling.registry import MlflowConfig
+    from electricity_assets.resources import build_resources
+
+    ports = {"dagster": 3123, "dashboard": 8123, "mlflow": 5123}
+    services = build_services(ports, tmp_path)
+    for name, value in mlflow_link_env(services).items():
+        monkeypatch.setenv(name, value)  # as the stack hands it to dagster and its run workers
+    assert build_resources()["mlflow"].ui_url == "http://127.0.0.1:5123"
+    assert MlflowConfig.from_settings().ui_url == "http://127.0.0.1:5123"
+    # A URL the user set wins; a remote tracking server (no local UI) sets nothing.
+    monkeypatch.setenv("MLFLOW_UI_URL", "https://mlflow.example")
+    assert mlflow_link_env(services) == {}
+    monkeypatch.delenv("MLFLOW_UI_URL")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.example:80")
+    assert mlflow_link_env(build_services(ports, tmp_path)) == {}
 
 
 def _free_port() -> int:
