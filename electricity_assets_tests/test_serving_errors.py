@@ -147,6 +147,10 @@ def test_api_mode_without_data_names_the_exact_backfill(
     shown = " ".join(w.value for w in at.warning)
     assert selection in shown and "raw_demand, raw_weather" in shown
     assert "electricity-stack" not in shown  # which seeds nothing in api mode
+    # A command that works as shown from the repository root (bare `dagster` has no DAGSTER_HOME).
+    assert ("`./dev dagster asset materialize -m electricity_assets.definitions --select "
+            f'raw_demand,raw_weather,demand_features,weather_features --partition-range "{first}'
+            f'...{last}"`') in shown
 
     assert seed.seed([]) == 0
     out = capsys.readouterr().out
