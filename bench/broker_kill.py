@@ -31,7 +31,7 @@ import pandas as pd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=400.0, help="messages per second")
     parser.add_argument("--kill-at", type=float, default=12.0)
     parser.add_argument("--stream-for", type=float, default=30.0)

@@ -158,7 +158,7 @@ def browser_loads(label: str, app: Path, pages: list[tuple[str, str, dict]], wor
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duckdb", help="measure a copy of an existing database instead")
     parser.add_argument("--home", help="measure an existing ELECTRICITY_HOME in place (e.g. "
                         ".local after `./dev run` seeded it: real forecasts and model card)")
