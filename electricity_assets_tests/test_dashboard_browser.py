@@ -108,13 +108,14 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    # .streamlit/config.toml: a viewer's toolbar, no "Deploy" button.
+    assert "Deploy" not in overview["text"] + clicked["text"]
     for text in OVERVIEW_TEXTS:
         assert text in overview["text"], f"{text!r} missing from the overview"
     for text in REGION_TEXTS:
         assert text in region["text"], f"{text!r} missing from the region page"
     assert address == "?region=TEX&start=2020-03-20&end=2020-04-01"
     assert "Latest 24 forecast hours" in clicked["text"]
-    assert "Deploy" not in overview["text"]  # .streamlit/config.toml: a viewer's toolbar
     assert region["text"].count("Mar 2") > 10  # the date range's days on the chart axis
     for page in (overview, region):
         assert "Traceback" not in page["text"] and "Error" not in page["text"].replace(
