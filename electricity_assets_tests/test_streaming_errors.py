@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from electricity_assets.streaming.broker import free_port
 
 TICK = """
@@ -93,6 +95,7 @@ def _tls_listener(key: Path, cert: Path) -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.integration  # a TLS listener on loopback
 def test_a_tls_failure_says_authentication_failed_in_the_tick(tmp_path: Path) -> None:
     server_key, server_cert = _self_signed(tmp_path, "127.0.0.1")
     _, other_ca = _self_signed(tmp_path, "other-ca")  # a wrong KAFKA_SSL_CA_LOCATION
