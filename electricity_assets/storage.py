@@ -372,6 +372,18 @@ def replace_source_window(conn: duckdb.DuckDBPyConnection, table: Table | str,
     gone = f"NOT EXISTS (SELECT 1 FROM _incoming i WHERE {_match(own, 'i', 'e')})"
     conn.register("_incoming", frame)
     try:
+        first_load = not conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {every.name} WHERE period_utc >= $start "
+            "AND period_utc < $end LIMIT 1)", {"start": start, "end": end}).fetchone()[0]
+        if first_load:  # no source holds the window yet (seed, new hours): the pull is the pick
+            with transaction(conn):
+                conn.execute(f"INSERT INTO {every.name} ({listed}) SELECT {listed} FROM _incoming")
+                conn.execute(f"DELETE FROM {raw.name} WHERE period_utc >= ? AND period_utc < ?",
+                             [start, end])
+                conn.execute(f"INSERT INTO {raw.name} ({', '.join(raw.column_names)}) "
+                             f"SELECT {', '.join(raw.column_names)} FROM {every.name} "
+                             "WHERE period_utc >= ? AND period_utc < ?", [start, end])
+            return len(frame)
         with transaction(conn):
             # The keys whose raw pick may change: new or changed rows, and rows the pull no
             # longer has.

@@ -51,9 +51,12 @@ BULK = {  # 400,000 rows appended to one table, in blocks written after the inta
                   "to_hours(range // 50) AS period_utc, 'D' AS type, range::DOUBLE AS value_mwh, "
                   "'bundled' AS source, now() AS ingested_at FROM range(400000)",
     "demand_forecasts": "SELECT 'CAL' AS region, TIMESTAMPTZ '2021-01-01 00:00+00' + "
-                        "to_hours(range) AS period_utc, range::DOUBLE AS forecast_mwh, 'm' AS "
-                        "model_name, '1' AS model_version, now() AS issued_at, now() AS "
-                        "created_at FROM range(400000)",
+                        "to_hours(range // 48) AS issue_utc, (range % 48 + 1)::INTEGER AS "
+                        "horizon_h, TIMESTAMPTZ '2021-01-01 00:00+00' + to_hours(range // 48 "
+                        "+ range % 48) AS period_utc, range::DOUBLE AS forecast_mwh, 'm' AS "
+                        "model_name, '1' AS model_version, now() AS data_until_utc, "
+                        "'w' AS weather_input, now() AS created_at "
+                        "FROM range(400000)",
 }
 
 

@@ -77,7 +77,9 @@ def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: Electri
         "for early stopping and conformal P10/P90, then refitted on all hours. Logged to MLflow "
         "and registered as demand-<REGION>; a version becomes `champion` only if it beats the "
         "current champion on the validation hours after the champion's training data, "
-        "otherwise `challenger`."
+        "otherwise `challenger`. Also (config `horizons`) the multi-horizon family "
+        "demand-horizons-<REGION>: forecasts 1-48 h ahead from each issue hour, P10/P90 per "
+        "horizon bucket, the same champion rule (metadata `horizons_*`)."
     ),
 )
 def trained_models(context: dg.AssetExecutionContext, config: TrainedModelsConfig,

@@ -150,11 +150,11 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 with duckdb.get_connection() as conn:  # the ledger the check and re-fetch read
                     count = losses.record_losses(conn, dataset.name, result.topic,
                                                  result.topic_id, result.lost,
-                                                 losses.hour_range(start, end), context.run_id)
+                                                 losses.hour_range(start, end), context.run.run_id)
                 context.log.warning(f"{dataset.table}: {count} Kafka messages lost before "
                                     f"ingestion (never written); their hours are re-fetched "
                                     f"from the source (refetch_lost_hours):\n{lost}")
-                context.instance.add_run_tags(context.run_id,
+                context.instance.add_run_tags(context.run.run_id,
                                               {f"{LOST_TAG}.{dataset.table}": str(count)})
                 metadata["lost_offsets"] = dg.MetadataValue.md(
                     f"| partition | offsets | why |\n|---|---|---|\n{lost}")
@@ -172,7 +172,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
         with duckdb.get_connection() as conn:
             written = write_window(conn, dataset, fetched, start, end)
             metadata = _window_metadata(context, conn, dataset, start, end, written)
-            refetched = losses.mark_refetched(conn, dataset.name, start, end, context.run_id)
+            refetched = losses.mark_refetched(conn, dataset.name, start, end, context.run.run_id)
         if refetched:
             context.log.info(f"{dataset.table}: the hours of {refetched} lost Kafka messages "
                              "re-fetched from the source")

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from electricity_assets.features.issue import issue_frame
@@ -144,8 +143,9 @@ def run_horizon_backtest(conn: duckdb.DuckDBPyConnection, end: datetime, weeks: 
         expost = issue_frame(conn, issues, regions, exante=False)
         keep = (exante["period_utc"] < end_ts).to_numpy()  # nothing scored from `end` on
         exante, expost = exante[keep], expost[keep]
-        assert (exante[["region", "issue_utc", "horizon_h"]].to_numpy()
-                == expost[["region", "issue_utc", "horizon_h"]].to_numpy()).all()
+        keys = ["region", "issue_utc", "horizon_h"]
+        if not exante[keys].reset_index(drop=True).equals(expost[keys].reset_index(drop=True)):
+            raise RuntimeError("ex-ante and ex-post issue frames differ in their rows")
         for region, rows in exante.groupby("region", sort=True):
             by_region.setdefault(str(region), []).append(
                 (origin.to_pydatetime(), rows, expost.loc[rows.index]))
@@ -195,7 +195,3 @@ def parse_horizons(text: str) -> list[int]:
         raise ValueError(f"--horizons {text!r}: whole hours between 1 and 48, comma-separated")
     return values
 
-
-def mean_by(summary: pd.DataFrame, column: str = "model_mdape") -> pd.Series:
-    return summary.groupby("horizon_h", sort=False)[column].mean().astype(float).round(3).pipe(
-        lambda s: s.where(np.isfinite(s)))
