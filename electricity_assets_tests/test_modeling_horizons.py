@@ -150,6 +150,23 @@ def test_interval_per_horizon_bucket(models: dict) -> None:
     assert validation["issue_utc"].min() >= pd.Timestamp(model.train_end)
 
 
+def test_interval_per_horizon_widens_within_a_bucket(models: dict) -> None:
+    """One band per bucket covered 96 % of hours 1 h ahead and 66 % 6 h ahead: each horizon
+    now has its own offsets (its residuals and its neighbours' in the bucket)."""
+    model = models["CAL"]
+    per_horizon = model.predictor.horizon_offsets
+    assert len(per_horizon) >= 40  # horizons with too few residuals keep their bucket's band
+    width = {h: high - low for h, (low, high) in per_horizon.items()}
+    # The error grows within a bucket, most of all 1-6 h ahead.
+    assert [width[h] for h in range(1, 7)] == sorted(width[h] for h in range(1, 7))
+    validation = model.validation
+    inside = ((validation["demand_mwh"] >= validation["p10_mwh"])
+              & (validation["demand_mwh"] <= validation["p90_mwh"]))
+    for h in (2, 5, 14, 23, 26, 47):
+        share = inside[validation["horizon_h"] == h].mean()
+        assert 0.6 <= share <= 0.95, (h, share)
+
+
 def test_registry_family_and_champion_rule(models: dict, tmp_path: Path) -> None:
     config = MlflowConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
     first = horizons.log_and_register_horizon(models["CAL"], config)
