@@ -307,3 +307,32 @@ def test_a_new_champion_is_copied_once_and_then_read_from_the_copy(world: dict,
     again, _ = champion_cache.resolve(["CAL", "FLA"], Counting(), home)
     assert loads == ["CAL", "FLA"]  # the second resolve asked for the aliases only
     assert {r: c.version for r, c in again.items()} == {r: c.version for r, c in first.items()}
+
+
+def test_a_deleted_champion_skips_its_region_and_keeps_its_stored_forecasts(
+        world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adversarial run's second repro: with a region's champion gone, re-running the
+    forecasts deleted that region's stored forecasts."""
+    from mlflow import MlflowClient
+
+    db = tmp_path / "deleted.duckdb"
+    shutil.copy(world["db"], db)
+    monkeypatch.setenv("CHAMPION_INDEX_MAX_AGE_MINUTES", "0")  # always ask the registry
+    assert _materialize(world, db).success
+    before = _table(db)
+    uri = world["mlflow"].tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("demand-horizons-FLA", "champion").version
+    client.delete_registered_model_alias("demand-horizons-FLA", "champion")
+    try:
+        result = _materialize(world, db)
+    finally:
+        client.set_registered_model_alias("demand-horizons-FLA", "champion", version)
+    assert result.success
+    after = _table(db)
+    fla = ["region", "issue_utc", "horizon_h", "forecast_mwh"]
+    pd.testing.assert_frame_equal(after[after["region"] == "FLA"][fla].reset_index(drop=True),
+                                  before[before["region"] == "FLA"][fla].reset_index(drop=True))
+    reasons = _table(db, "forecast_skips").set_index("region")["reason"]
+    assert "no champion for demand-horizons-FLA" in reasons["FLA"].iloc[0]
+    assert len(after[after["region"] == "CAL"]) == 144
