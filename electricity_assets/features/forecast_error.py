@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,32 @@ class WeatherErrorModel:
     lead_growth_hours: float = 20.0
 
 
+AR1_BLOCK = 256
+
+
+def ar1_filter(shocks: np.ndarray, phi: float) -> np.ndarray:
+    """y[t] = shocks[t] + phi * y[t - 1]: the AR(1) recursion, in blocks of matrix products
+    (numpy only: scipy.signal's lfilter cost every Dagster process ~1.9 s of import)."""
+    k = np.arange(AR1_BLOCK)
+    lags = k[:, None] - k[None, :]
+    weights = np.where(lags >= 0, phi ** np.clip(lags, 0, None), 0.0)  # phi^(i-j), i >= j
+    carry_weights = phi ** (k + 1)
+    out = np.empty(len(shocks))
+    carry = 0.0
+    for start in range(0, len(shocks), AR1_BLOCK):
+        block = shocks[start:start + AR1_BLOCK]
+        m = len(block)
+        values = weights[:m, :m] @ block + carry * carry_weights[:m]
+        out[start:start + m] = values
+        carry = values[-1]
+    return out
+
+
 def _ar1(rng: np.random.Generator, n: int, sd: float, phi: float) -> np.ndarray:
     """A stationary AR(1) path of length n with marginal standard deviation `sd`."""
     shocks = rng.standard_normal(n) * sd * np.sqrt(1 - phi ** 2)
     shocks[0] = rng.standard_normal() * sd  # start in the stationary distribution
-    return lfilter([1.0], [1.0, -phi], shocks)
+    return ar1_filter(shocks, phi)
 
 
 ERROR_EPOCH = pd.Timestamp("2015-01-01", tz="UTC")
@@ -60,7 +80,7 @@ def _ar1_from(rng: np.random.Generator, n: int, sd: float, phi: float) -> np.nda
     start = rng.standard_normal() * sd
     shocks = rng.standard_normal(n) * sd * np.sqrt(1 - phi ** 2)
     shocks[0] = start
-    return lfilter([1.0], [1.0, -phi], shocks)
+    return ar1_filter(shocks, phi)
 
 
 def lead_time_error(keys: pd.DataFrame, model: WeatherErrorModel | None = None) -> pd.DataFrame:
