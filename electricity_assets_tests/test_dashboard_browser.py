@@ -95,8 +95,11 @@ def test_overview_and_a_region_open_from_urls_in_chromium(
             # A region's link in the table opens its page.
             cdp.call("Runtime.evaluate", expression=(
                 "document.querySelector('table.scoreboard a[href=\"region?region=NW\"]').click()"))
+            # Waits for a text below the first chart too: the "Next hours" chart alone is
+            # drawn while the rest of the page still streams in.
             _, clicked = wait_for_page(cdp, "", min_charts=0, min_svg_charts=1,
-                                       expect_texts=("NW - Northwest: actual vs forecasts",),
+                                       expect_texts=("NW - Northwest: actual vs forecasts",
+                                                     "Latest 24 forecast hours"),
                                        navigate=False)
             _, region = wait_for_page(
                 cdp, url + "/region?region=TEX&start=2020-03-20&end=2020-04-01", min_charts=0,
