@@ -204,18 +204,6 @@ def load_horizon_champion(region: str, config: MlflowConfig) -> tuple[str, Horiz
     return str(version.version), loaded.unwrap_python_model().predictor
 
 
-def load_horizon_champions(regions: list[str], config: MlflowConfig
-                           ) -> tuple[dict[str, tuple[str, HorizonPredictor]], dict[str, str]]:
-    """Every region's champion that exists, and why the others have none."""
-    models, missing = {}, {}
-    for region in regions:
-        try:
-            models[region] = load_horizon_champion(region, config)
-        except LookupError as exc:
-            missing[region] = str(exc)
-    return models, missing
-
-
 @dataclass
 class HorizonReport:
     registrations: list[Registration] = field(default_factory=list)

@@ -39,7 +39,6 @@ from electricity_assets.modeling.horizon_registry import (
     HorizonReport,
     horizon_training_frame,
     load_horizon_champion,
-    load_horizon_champions,
     log_and_register_horizon,
     register_horizons,
     train_and_register_horizons,
@@ -49,7 +48,7 @@ __all__ = [
     "BUCKETS", "COLUMNS", "FEATURE_COLUMNS", "HORIZON_HOURS", "ISSUE_COLUMNS", "HorizonConfig",
     "HorizonModel", "HorizonPredictor", "HorizonReport", "IssueBatch", "bucket_of",
     "day_ahead_slice", "forecast_issue", "horizon_model_name", "horizon_training_frame",
-    "issue_frame", "load_horizon_champion", "load_horizon_champions", "log_and_register_horizon",
+    "issue_frame", "load_horizon_champion", "log_and_register_horizon",
     "predict_horizons", "register_horizons", "train_and_register_horizons",
     "train_horizon_model", "training_issues",
 ]
