@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Fixtures that start a server: a test using one (directly or through another fixture) is an
 # `integration` test, so `./dev test -m "not integration"` leaves it out without anyone marking
 # it. Modules that start servers themselves (streamlit, dagster daemon, the stack, Chromium,
-# PostgreSQL) say so with a `pytestmark` line.
+# PostgreSQL) say so with a `pytestmark` line; a test that runs another program (a bench, a CLI,
+# a second writer process) carries `@pytest.mark.integration` with the reason beside it.
 SERVER_FIXTURES = frozenset({"kafka_broker", "postgres"})
 
 

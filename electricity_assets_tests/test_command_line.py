@@ -46,6 +46,7 @@ def test_only_the_listed_warnings_are_silenced() -> None:
     assert quiet_warnings_env("error").endswith(",error")
 
 
+@pytest.mark.integration  # each bench program in a process of its own
 @pytest.mark.parametrize("bench", ["dashboard_load.py", "broker_kill.py"])  # whose text was cut
 def test_bench_help_says_what_it_does_in_whole_sentences(bench: str) -> None:
     done = subprocess.run([sys.executable, str(REPO / "bench" / bench), "--help"],
@@ -56,6 +57,7 @@ def test_bench_help_says_what_it_does_in_whole_sentences(bench: str) -> None:
     assert description.endswith((".", ")")), description
 
 
+@pytest.mark.integration  # a second pytest collecting the suite
 def test_integration_marks_every_test_that_starts_a_server() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "integration",

@@ -159,6 +159,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration  # a backfill writer in a second process
 def test_dashboard_reads_while_a_backfill_writes(live_db: Path) -> None:
     """Reader + snapshot publisher in this process, a backfill writer in another: none fails."""
     serving.publish_snapshot()

@@ -219,6 +219,7 @@ def test_day_ahead_slice_is_local_day_d_issued_the_morning_before() -> None:
     assert horizon.min() >= 1 and horizon.max() <= horizons.HORIZON_HOURS
 
 
+@pytest.mark.integration  # the benchmark program, in a process of its own
 def test_benchmark_by_horizon_writes_the_issue_csv(world: dict, tmp_path: Path) -> None:
     import os
     import subprocess

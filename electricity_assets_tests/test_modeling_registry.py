@@ -219,6 +219,7 @@ def test_a_week_partition_trains_only_on_data_before_its_end(workspace: dict) ->
     assert pd.Timestamp(validation_end) <= pd.Timestamp("2020-03-22T00:00Z")
 
 
+@pytest.mark.integration  # the benchmark program, in a process of its own
 def test_benchmark_runs_on_a_foreign_folder_without_touching_the_user_state(
         workspace: dict, tmp_path: Path) -> None:
     user_home = tmp_path / "user_home"

@@ -38,6 +38,7 @@ def _tick(env: dict[str, str]) -> tuple[str, list[str]]:
     return done.stdout.strip(), noise
 
 
+@pytest.mark.integration  # a sensor tick in a process of its own
 def test_a_down_broker_skips_the_tick_with_at_most_one_line_of_librdkafka_noise() -> None:
     out, noise = _tick({"KAFKA_BROKER_ADDRESS": f"127.0.0.1:{free_port()}"})
     assert out.startswith("SkipReason cannot list topics") and "KAFKA_BROKER_ADDRESS" in out
