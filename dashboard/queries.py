@@ -604,8 +604,12 @@ def load_region_span(region: str) -> RegionSpan | None:
                           forecast_horizon(conn, region), next_day(conn, region))
 
 
+MAX_HOURLY_POINTS = 24 * 35
+"""Above this many hours the demand chart shows DuckDB's daily means instead of every hour."""
+
+
 def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",
-                max_hourly_points: int = 24 * 35) -> WindowView:
+                max_hourly_points: int = MAX_HOURLY_POINTS) -> WindowView:
     with serving.read_connection() as conn:
         series = demand_series(conn, region, start, end)
         daily = len(series) > max_hourly_points

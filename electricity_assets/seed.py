@@ -23,7 +23,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -93,7 +92,7 @@ def _publish() -> None:
         print(f"seed: snapshot not published: {exc}", flush=True)
 
 
-def seed(argv: Sequence[str] | None = None) -> int:
+def seed() -> int:
     """Run the seed plan on the stack's instance, publishing the snapshot after each step."""
     home = settings.local_home()
     if settings.source_mode() != "bundled":
@@ -125,4 +124,4 @@ def seed(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(seed(sys.argv[1:]))
+    sys.exit(seed())
