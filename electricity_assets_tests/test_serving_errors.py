@@ -134,7 +134,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
     """api mode seeds nothing: dashboard and stack say what to backfill, not 'run the stack'."""
     from datetime import UTC, datetime
 
-    from electricity_assets import seed
+    from devstack import seed
     from electricity_assets.api_backfill import backfill_range
 
     monkeypatch.setenv("ELECTRICITY_SOURCE", "api")

@@ -1,6 +1,6 @@
 """The first-run seed: the bundled history through real Dagster runs, so the catalog shows it.
 
-Run by the stack in the background (`python -m electricity_assets.seed`, progress in
+Run by the stack in the background (`python -m devstack.seed`, progress in
 logs/seed.log) when ELECTRICITY_HOME has no `seeded.json` and the source is the replay. Every
 step is a `dagster asset materialize` run on the stack's instance (visible in Runs, each
 partition recorded), up to the replay clock's start R, ordered so the dashboard has data early:
