@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from electricity_assets import serving
+from electricity_assets import serving, storage
 from electricity_assets.assets.raw import lost_messages
 from electricity_assets.datasets import DATASETS
 from electricity_assets.jobs import (
@@ -149,7 +149,7 @@ def _refresh_served_champions(context: dg.RunStatusSensorContext) -> None:
     config = MlflowConfig(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root())
     try:
         with serving.read_connection() as conn:
-            regions = serving.demand_regions(conn)
+            regions = storage.demand_regions(conn)
         champions, _ = champion_cache.resolve(regions, issuing.MlflowChampions(lambda: config),
                                               settings.local_home())
     except Exception as exc:  # noqa: BLE001 - the runs fall back to the registry themselves

@@ -52,14 +52,6 @@ class IssueBatch:
     skipped: pd.DataFrame  # SKIP_COLUMNS: region, issue_utc, reason, created_at
 
 
-def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every region with demand rows (never a fixed list: a new balancing area is forecast once
-    it has a model)."""
-    ensure_exists(conn, "raw_demand")
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
-
-
 class MlflowChampions:
     """The multi-horizon family in MLflow, as `champion_cache` asks it (MLflow imported only
     when asked). `config()` gives the MlflowConfig."""
