@@ -17,7 +17,7 @@ import pytest
 from electricity_assets.features import issue as issue_features
 from electricity_assets.modeling import horizons
 from electricity_assets.modeling.registry import CHALLENGER, CHAMPION, MlflowConfig
-from electricity_assets.modeling.workspace import build_workspace
+from bench.lib.workspace import build_workspace
 from electricity_assets_tests.test_modeling_training import write_sample
 
 CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
