@@ -28,10 +28,10 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devstack.postgres import LocalPostgres, write_instance_yaml  # noqa: E402
 from electricity_assets.datasets import DATASETS  # noqa: E402
 from electricity_assets.ingest import ingest_window  # noqa: E402
 from electricity_assets.partitions import hourly_partitions  # noqa: E402
-from electricity_assets.postgres import LocalPostgres, write_instance_yaml  # noqa: E402
 from electricity_assets.settings import PACKAGE_DATA_DIR, dagster_process_env  # noqa: E402
 from electricity_assets.sources.bundled import bundled_coverage  # noqa: E402
 from electricity_assets.sources.select import SourceConfig  # noqa: E402

@@ -42,13 +42,13 @@ def main() -> None:
     os.environ["DUCKDB_PATH"] = f"{home}/bench.duckdb"
     os.environ.pop("KAFKA_BROKER_ADDRESS", None)
 
+    from devstack.stack import Stack
     from electricity_assets import definitions
     from electricity_assets.assets.raw import lost_messages, raw_assets
     from electricity_assets.datasets import DEMAND, WEATHER
     from electricity_assets.sensors import kafka_stream_sensor, refetch_lost_hours
     from electricity_assets.settings import PACKAGE_DATA_DIR
     from electricity_assets.sources.bundled import read_bundled
-    from electricity_assets.stack import Stack
     from electricity_assets.streaming.broker import free_port, start_broker
     from electricity_assets.streaming.client import ensure_topics
     from electricity_assets.streaming.producer import Publisher

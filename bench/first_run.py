@@ -29,9 +29,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devstack.seed import SEED_MARKER, seed_plan  # noqa: E402
 from electricity_assets import replay_clock  # noqa: E402
 from electricity_assets.partitions import hourly_partitions  # noqa: E402
-from electricity_assets.seed import SEED_MARKER, seed_plan  # noqa: E402
 
 
 def expected_partitions(replay_start: datetime) -> dict[str, set[str]]:
@@ -72,7 +72,7 @@ def main() -> None:
     for name in ("DAGSTER_HOME", "DUCKDB_PATH", "SERVING_DUCKDB_PATH", "DAGSTER_POSTGRES_URL"):
         env.pop(name, None)
     dagster_port, dashboard_port, mlflow_port = args.ports.split(",")
-    command = [sys.executable, "-m", "electricity_assets.stack", "--dagster-port", dagster_port,
+    command = [sys.executable, "-m", "devstack.stack", "--dagster-port", dagster_port,
                "--dashboard-port", dashboard_port, "--mlflow-port", mlflow_port,
                *(["--postgres"] if args.postgres else [])]
     launched, launched_at = time.monotonic(), datetime.now(UTC)

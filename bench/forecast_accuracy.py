@@ -34,6 +34,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.lib` importable
+
 
 def utc_end(text: str) -> datetime:
     """`--end` value: a date or ISO time, UTC unless it carries an offset."""
@@ -125,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ELECTRICITY_DATA_DIR"] = str(args.data_dir.resolve())
         print(f"temporary workspace: {home}")
 
+    from bench.lib.workspace import build_workspace
     from electricity_assets import settings
     from electricity_assets.features import model_frame, with_forecast_weather
     from electricity_assets.modeling import backtest
-    from electricity_assets.modeling.workspace import build_workspace
 
     db_path = settings.duckdb_path()
     started = time.perf_counter()
@@ -172,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backtest {result.run_id}: {args.weeks} weeks, refit every {args.refit_weeks} "
               f"week(s), training+backtest {seconds:.1f} s")
         if args.compare_global:
+            from bench.lib.global_model import backtest_global
+
             shared = frame[~frame["region"].isin(list(result.failed))]
             started_global = time.perf_counter()
-            global_result = backtest.backtest_global(shared, args.weeks, args.refit_weeks,
-                                                     end=end)
+            global_result = backtest_global(shared, args.weeks, args.refit_weeks, end=end)
             print(f"\nglobal model ({time.perf_counter() - started_global:.1f} s), same window; "
                   "not stored:")
             print(backtest.format_table(global_result.summary))

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # `bench.lib` importable
 FIRST_LIVE_HOUR = datetime(2020, 3, 30, 6, tzinfo=UTC)
 
 
@@ -52,9 +53,9 @@ def build_defs():
 
 
 def seed(home: Path, until: datetime) -> None:
+    from bench.lib.workspace import build_workspace
     from electricity_assets.modeling import champion_cache, horizons, issuing
     from electricity_assets.modeling.registry import MlflowConfig
-    from electricity_assets.modeling.workspace import build_workspace
     from electricity_assets.settings import (
         PACKAGE_DATA_DIR,
         mlflow_artifact_root,

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `bench.lib` importable
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -28,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import duckdb
 
+    from bench.lib.workspace import build_workspace
     from electricity_assets import settings
     from electricity_assets.features import model_frame, with_forecast_weather
     from electricity_assets.modeling.registry import MlflowConfig
     from electricity_assets.modeling.retrain import retrain_all
-    from electricity_assets.modeling.workspace import build_workspace
 
     data_dir = (args.data_dir or settings.PACKAGE_DATA_DIR).resolve()
     started = time.perf_counter()

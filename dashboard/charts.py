@@ -13,8 +13,6 @@ ACTUAL_COLOUR = "#222222"
 MODEL_COLOUR = "#1f77b4"
 BAND_COLOUR = "rgba(31,119,180,0.18)"
 DF_COLOUR = "#ff7f0e"
-# Above this many hours the demand chart shows DuckDB's daily means instead of every hour.
-MAX_HOURLY_POINTS = 24 * 35
 
 
 def _local(times: pd.Series, tz: str) -> pd.Series:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from electricity_assets import serving
+from electricity_assets.modeling import metrics
 from electricity_assets.regions import NEIGHBOUR_RADIUS_KM, get_region
 from electricity_assets.replay_clock import current_time
 
@@ -113,7 +114,7 @@ def demand_series(conn: Conn, region: str, start: datetime, end: datetime) -> pd
 
 
 def error_metrics(series: pd.DataFrame, common_hours: bool = True) -> pd.DataFrame:
-    """MdAPE, MAPE and MAE of model, EIA DF and seasonal naive.
+    """MdAPE, MAPE and MAE of model, EIA DF and seasonal naive (`modeling.metrics`' rule).
 
     With `common_hours` (and any model forecast in range) all three are scored on the hours the
     model covers, so the rows compare like with like. Hours with no positive actual are left out
@@ -125,15 +126,9 @@ def error_metrics(series: pd.DataFrame, common_hours: bool = True) -> pd.DataFra
     rows = []
     for label, column in (("model", "forecast_mwh"), ("EIA day-ahead (DF)", "eia_df_mwh"),
                           ("seasonal naive (t-168 h)", "naive_mwh")):
-        both = scored[["actual_mwh", column]].dropna()
-        if both.empty:
-            rows.append({"forecast": label, "hours": 0, "MdAPE %": np.nan, "MAPE %": np.nan,
-                         "MAE MWh": np.nan})
-            continue
-        error = both[column] - both["actual_mwh"]
-        ape = (error.abs() / both["actual_mwh"]) * 100
-        rows.append({"forecast": label, "hours": len(both), "MdAPE %": float(ape.median()),
-                     "MAPE %": float(ape.mean()), "MAE MWh": float(error.abs().mean())})
+        m = metrics.error_metrics(scored["actual_mwh"], scored[column])
+        rows.append({"forecast": label, "hours": m["hours"], "MdAPE %": m["mdape"],
+                     "MAPE %": m["mape"], "MAE MWh": m["mae"]})
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
@@ -303,24 +298,28 @@ def _last_hours(conn: Conn) -> pd.DataFrame:
               WHERE type = 'D' AND value_mwh > 0 GROUP BY region) a ORDER BY a.region""")
 
 
+SCORE_COLUMNS = ["region", "window_start", "window_end", "model_hours", "model_mdape",
+                 "df_mdape", "naive_mdape", "coverage_p10_p90"]
+
+
 def recent_scores(conn: Conn, days: int = OVERVIEW_DAYS) -> pd.DataFrame:
     """Median APE of model, EIA DF and seasonal naive and the P10-P90 coverage, per region, over
     the `days` days that end at its last scored hour (its last actual hour if it has no forecast).
 
     The same rules as `error_metrics`: hours with a positive actual; with any model forecast in
-    the window all three are scored on the model's hours only.
+    the window all three are scored on the model's hours only. SQL picks the hours, the scores
+    are `modeling.metrics`' (one rule for every error figure).
     """
     ends = _last_hours(conn)
     ends["window_end"] = ends["last_scored"].fillna(ends["last_actual"]) + pd.Timedelta(hours=1)
     if ends.empty:
-        return pd.DataFrame(columns=["region", "window_start", "window_end", "model_hours",
-                                     "model_mdape", "df_mdape", "naive_mdape", "coverage_p10_p90"])
+        return pd.DataFrame(columns=SCORE_COLUMNS)
     ends["window_start"] = ends["window_end"] - pd.Timedelta(days=days)
     since = ends["window_start"].min() - pd.Timedelta(hours=SEASONAL_LAG_HOURS)
     forecast_cols, forecast_join = _forecast_columns(conn)
     conn.register("_windows", ends[["region", "window_start", "window_end"]])
     try:
-        return _q(conn, f"""
+        hours = _q(conn, f"""
             WITH d AS (
                 SELECT region, period_utc,
                        max(value_mwh) FILTER (WHERE type = 'D') AS actual_mwh,
@@ -335,22 +334,28 @@ def recent_scores(conn: Conn, days: int = OVERVIEW_DAYS) -> pd.DataFrame:
                   AND n.period_utc = d.period_utc - INTERVAL {SEASONAL_LAG_HOURS} HOUR
                 {forecast_join}
                 WHERE d.actual_mwh > 0
-            ), s AS (
-                SELECT * FROM (SELECT *, bool_or(forecast_mwh IS NOT NULL)
-                               OVER (PARTITION BY region) AS has_model FROM h)
-                WHERE forecast_mwh IS NOT NULL OR NOT has_model
             )
-            SELECT region, min(window_start) AS window_start, min(window_end) AS window_end,
-                   count(forecast_mwh) AS model_hours,
-                   median(abs(forecast_mwh - actual_mwh) / actual_mwh * 100) AS model_mdape,
-                   median(abs(eia_df_mwh - actual_mwh) / actual_mwh * 100) AS df_mdape,
-                   median(abs(naive_mwh - actual_mwh) / actual_mwh * 100) AS naive_mdape,
-                   avg(CASE WHEN p10_mwh IS NOT NULL AND p90_mwh IS NOT NULL
-                       THEN (actual_mwh BETWEEN p10_mwh AND p90_mwh)::INT END) * 100
-                       AS coverage_p10_p90
-            FROM s GROUP BY region ORDER BY region""", [since])
+            SELECT * FROM (SELECT *, bool_or(forecast_mwh IS NOT NULL)
+                           OVER (PARTITION BY region) AS has_model FROM h)
+            WHERE forecast_mwh IS NOT NULL OR NOT has_model
+            ORDER BY region""", [since])
     finally:
         conn.unregister("_windows")
+    return pd.DataFrame([_scores(region, rows) for region, rows in hours.groupby("region")],
+                        columns=SCORE_COLUMNS)
+
+
+def _scores(region: str, rows: pd.DataFrame) -> dict:
+    """One overview row: the region's window and its scores over the hours `rows`."""
+    mdape = {who: metrics.error_metrics(rows["actual_mwh"], rows[column])["mdape"]
+             for who, column in (("model", "forecast_mwh"), ("df", "eia_df_mwh"),
+                                 ("naive", "naive_mwh"))}
+    return {"region": region, "window_start": rows["window_start"].min(),
+            "window_end": rows["window_end"].min(),
+            "model_hours": int(rows["forecast_mwh"].notna().sum()),
+            **{f"{who}_mdape": value for who, value in mdape.items()},
+            "coverage_p10_p90": metrics.interval_coverage(rows["actual_mwh"], rows["p10_mwh"],
+                                                          rows["p90_mwh"])}
 
 
 def latest_backtests(conn: Conn) -> pd.DataFrame:
@@ -599,8 +604,12 @@ def load_region_span(region: str) -> RegionSpan | None:
                           forecast_horizon(conn, region), next_day(conn, region))
 
 
+MAX_HOURLY_POINTS = 24 * 35
+"""Above this many hours the demand chart shows DuckDB's daily means instead of every hour."""
+
+
 def load_window(region: str, start: datetime, end: datetime, tz: str = "UTC",
-                max_hourly_points: int = 24 * 35) -> WindowView:
+                max_hourly_points: int = MAX_HOURLY_POINTS) -> WindowView:
     with serving.read_connection() as conn:
         series = demand_series(conn, region, start, end)
         daily = len(series) > max_hourly_points

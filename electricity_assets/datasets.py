@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from electricity_assets import storage
+
 
 @dataclass(frozen=True)
 class ReplayFile:
@@ -21,10 +23,18 @@ class ReplayFile:
 @dataclass(frozen=True)
 class Dataset:
     name: str                       # "demand" | "weather"
-    table: str                      # DuckDB table
-    key_columns: tuple[str, ...]    # primary key, always starting with region
+    raw_table: storage.Table        # the DuckDB table (its primary key starts with region)
     value_columns: tuple[str, ...]  # measured columns
     replay_files: tuple[ReplayFile, ...]  # files inside the replay data folder
+
+    @property
+    def table(self) -> str:
+        return self.raw_table.name
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The table's primary key (declared once, in `storage`)."""
+        return self.raw_table.primary_key
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -43,8 +53,7 @@ class Dataset:
 
 DEMAND = Dataset(
     name="demand",
-    table="raw_demand",
-    key_columns=("region", "period_utc", "type"),
+    raw_table=storage.RAW_DEMAND,
     value_columns=("value_mwh",),
     replay_files=(ReplayFile("eia930_hourly.csv.gz", "bundled"),),
 )
@@ -53,8 +62,7 @@ DEMAND = Dataset(
 # derived from its stations in `features/weather.py`.
 WEATHER = Dataset(
     name="weather",
-    table="raw_weather",
-    key_columns=("region", "station", "period_utc"),
+    raw_table=storage.RAW_WEATHER,
     value_columns=("temperature_c", "dewpoint_c", "relative_humidity", "wind_speed_kmh",
                    "precipitation_mm"),
     replay_files=(

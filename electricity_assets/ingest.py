@@ -1,6 +1,6 @@
 """Raw ingestion: a window of one dataset from its source into its DuckDB table.
 
-The one bulk-ingest path: the raw assets, the seed, the backtest workspace and the backfill
+The one bulk-ingest path: the raw assets, the seed, the benchmarks' workspace and the backfill
 benchmark all write through `write_window`, which stamps the rows and replaces exactly
 [start, end) of the rows of the sources it loaded (re-running never duplicates, and rows of
 other sources, e.g. streamed ones, are kept: `storage.replace_source_window`).

@@ -20,6 +20,15 @@ from electricity_assets.storage import REGION_MEAN_STATION
 # negative value, or a zero demand is not physical for a whole region; weather bounds are
 # beyond any recorded US extreme. A weather station the region catalogue does not list is kept
 # (filed under the region its file names) and flagged: no other region's weather uses it.
+WEATHER_BOUNDS: dict[str, tuple[int, int]] = {
+    "temperature_c": (-60, 60), "dewpoint_c": (-70, 40), "relative_humidity": (0, 100),
+    "wind_speed_kmh": (0, 250), "precipitation_mm": (0, 300)}
+"""Physical bounds of a weather reading (inclusive): a value outside is flagged by the raw
+check and ignored by the weather features."""
+_WEATHER_LABELS = {"temperature_c": ("temperature", "C"), "dewpoint_c": ("dew point", "C"),
+                   "relative_humidity": ("humidity", "%"), "wind_speed_kmh": ("wind speed", "km/h"),
+                   "precipitation_mm": ("precipitation", "mm")}
+
 IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
     "demand": {
         "negative value": "value_mwh < 0",
@@ -29,11 +38,9 @@ IMPLAUSIBLE_RULES: dict[str, dict[str, str]] = {
     },
     "weather": {
         "station not in the region catalogue": "NOT is_catalogue_station",
-        "temperature outside -60..60 C": "temperature_c NOT BETWEEN -60 AND 60",
-        "dew point outside -70..40 C": "dewpoint_c NOT BETWEEN -70 AND 40",
-        "humidity outside 0..100 %": "relative_humidity NOT BETWEEN 0 AND 100",
-        "wind speed outside 0..250 km/h": "wind_speed_kmh NOT BETWEEN 0 AND 250",
-        "precipitation outside 0..300 mm": "precipitation_mm NOT BETWEEN 0 AND 300",
+        **{f"{what} outside {low}..{high} {unit}": f"{column} NOT BETWEEN {low} AND {high}"
+           for column, (low, high) in WEATHER_BOUNDS.items()
+           for what, unit in [_WEATHER_LABELS[column]]},
     },
 }
 

@@ -33,8 +33,7 @@ def hourly_cron(minutes: int) -> str:
     return "5 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
 
 
-def due_hours(tick_time: datetime, minutes: int, speed: float, now: datetime
-              ) -> tuple[datetime, datetime]:
+def due_hours(minutes: int, speed: float, now: datetime) -> tuple[datetime, datetime]:
     """First and last hour partition (start times) due at a tick.
 
     `now` is the data clock at the tick; the range covers the data hours that elapsed during one
@@ -49,7 +48,7 @@ def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     mode = settings.source_mode()
     speed = replay_clock.replay_clock().speed if mode == "bundled" else 1.0
     now = replay_clock.current_time(tick_time)
-    first, last = due_hours(tick_time, settings.schedule_every_minutes(), speed, now)
+    first, last = due_hours(settings.schedule_every_minutes(), speed, now)
     if first < pd.Timestamp(hourly_partitions.start).to_pydatetime():
         return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC is before the first partition")
     fmt = hourly_partitions.fmt

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from electricity_assets import serving
+from electricity_assets import serving, storage
 from electricity_assets.assets.raw import lost_messages
 from electricity_assets.datasets import DATASETS
 from electricity_assets.jobs import (
@@ -42,6 +42,7 @@ from electricity_assets.partitions import hourly_partitions
 from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.replay_clock import current_time
 from electricity_assets.resources import KafkaResource
+from electricity_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from electricity_assets.streaming.batches import Batch, HourSpan, plan_batches
 from electricity_assets.streaming.settings import BrokerUnavailable
 
@@ -75,8 +76,8 @@ def _run_request(batch: Batch, span: HourSpan | None, first_key: str,
             {name: batch.kafka_offsets(DATASETS[name]) for name in batch.topics},
             span, batch.latest_hour),
         tags={
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end,
+            RANGE_START_TAG: start,
+            RANGE_END_TAG: end,
             "kafka/messages": str(batch.messages),
             **({"kafka/lost_batch": "true"} if batch.lost else {}),
             # Retried runs re-read the same offsets (needs `run_retries: enabled` in dagster.yaml).
@@ -111,8 +112,7 @@ def kafka_stream_sensor(context: dg.SensorEvaluationContext,
             if not batch.spans:  # no producer said which hours: the recent ones
                 batch.spans = [lost_hours_fallback(current_time())]
         batch_requests = run_requests_for(batch, first_key, last_key)
-        ranges = ", ".join(f"{r.tags['dagster/asset_partition_range_start']}.."
-                           f"{r.tags['dagster/asset_partition_range_end']}"
+        ranges = ", ".join(f"{r.tags[RANGE_START_TAG]}..{r.tags[RANGE_END_TAG]}"
                            for r in batch_requests)
         context.log.info(f"batch of {batch.messages} messages, partitions {ranges}, "
                          f"offsets {batch.run_key}")
@@ -149,7 +149,7 @@ def _refresh_served_champions(context: dg.RunStatusSensorContext) -> None:
     config = MlflowConfig(settings.mlflow_tracking_uri(), settings.mlflow_artifact_root())
     try:
         with serving.read_connection() as conn:
-            regions = serving.demand_regions(conn)
+            regions = storage.demand_regions(conn)
         champions, _ = champion_cache.resolve(regions, issuing.MlflowChampions(lambda: config),
                                               settings.local_home())
     except Exception as exc:  # noqa: BLE001 - the runs fall back to the registry themselves
@@ -180,15 +180,15 @@ def refetch_lost_hours(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg
     lost = lost_messages(run.tags)
     if not lost:
         return dg.SkipReason(f"run {run.run_id} lost no message")
-    start = run.tags.get("dagster/asset_partition_range_start")
-    end = run.tags.get("dagster/asset_partition_range_end")
+    start = run.tags.get(RANGE_START_TAG)
+    end = run.tags.get(RANGE_END_TAG)
     if start is None or end is None:
         return dg.SkipReason(f"run {run.run_id} has no partition range to re-fetch")
     context.log.warning(f"run {run.run_id} lost {lost} Kafka messages: "
                         f"re-fetching {start}..{end} from the source")
     return dg.RunRequest(run_key=f"refetch-{run.run_id}", tags={
-        "dagster/asset_partition_range_start": start,
-        "dagster/asset_partition_range_end": end,
+        RANGE_START_TAG: start,
+        RANGE_END_TAG: end,
         "electricity/refetch_of": run.run_id})
 
 

@@ -242,15 +242,6 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
     return pd.DataFrame(rows, columns=columns)
 
 
-def demand_regions(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every region with demand rows in the snapshot (or live file) `conn` reads."""
-    if not _existing_tables(conn, conn.execute("SELECT current_database()").fetchone()[0]
-                            ) >= {"raw_demand"}:
-        return []
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT region FROM raw_demand ORDER BY 1").fetchall()]
-
-
 def no_data_message(path: Path | None = None) -> str:
     """What to do when there is nothing to show: depends on where the data comes from."""
     if settings.source_mode() == "api":

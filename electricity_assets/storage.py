@@ -272,6 +272,17 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection,
         ensure_table(conn, table)
 
 
+def demand_regions(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every region with demand rows, sorted (never a fixed list: a new balancing area counts
+    once it has rows); none before `raw_demand` exists. Reads only: the snapshot too."""
+    if RAW_DEMAND.name not in {r[0] for r in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = current_schema()").fetchall()}:
+        return []
+    return [r[0] for r in conn.execute(
+        f"SELECT DISTINCT region FROM {RAW_DEMAND.name} ORDER BY region").fetchall()]
+
+
 @contextmanager
 def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN, then COMMIT if the block succeeds or ROLLBACK if it raises."""

@@ -11,12 +11,12 @@ import duckdb
 import pandas as pd
 import pytest
 
+from bench.lib.workspace import build_workspace
 from dashboard import queries
 from electricity_assets import serving
 from electricity_assets.assets.backtest import forecast_backtest
 from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.modeling import backtest
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB
 from electricity_assets_tests.test_modeling_training import write_sample
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from electricity_assets.cli import quiet_warnings_env
+from devstack.cli import quiet_warnings_env
 
 REPO = Path(__file__).resolve().parent.parent
-WRAPPER = [sys.executable, "-m", "electricity_assets.cli", "dagster"]
+WRAPPER = [sys.executable, "-m", "devstack.cli", "dagster"]
 SERVER_TESTS = ["test_streaming_sensor.py", "test_streaming_errors.py", "test_postgres_instance.py",
                 "test_streaming_losses.py", "test_run_monitoring.py", "test_stack.py"]
 

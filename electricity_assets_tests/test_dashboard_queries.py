@@ -17,6 +17,7 @@ import pytest
 
 from dashboard import queries
 from electricity_assets import serving
+from electricity_assets.modeling import metrics
 from electricity_assets_tests.dashboard_seed import FORECAST_START, SEED_END, seeded_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,6 +103,35 @@ def test_df_error_on_real_data_equals_the_one_computed_from_the_raw_rows(live_db
     assert hours > 300
     assert (df["hours"], df["MdAPE %"], df["MAPE %"], df["MAE MWh"]) == (
         hours, pytest.approx(mdape), pytest.approx(mape), pytest.approx(mae))
+
+
+def test_dashboard_figures_are_modeling_metrics_on_the_same_hours(live_db: Path) -> None:
+    """The region page and the overview score with `modeling.metrics`, the rule training, the
+    registry and the backtests use: on the same hours they show the same figures."""
+    series = queries.load_window("CAL", FORECAST_START, SEED_END).series
+    hours = series[series["actual_mwh"] > 0].dropna(
+        subset=["forecast_mwh", "eia_df_mwh", "naive_mwh"])
+    expected = metrics.compare(hours.rename(columns={"actual_mwh": "demand_mwh",
+                                                     "eia_df_mwh": "df_mwh"}))
+    table = queries.error_metrics(hours).set_index("forecast")
+    for who, label in (("model", "model"), ("df", "EIA day-ahead (DF)"),
+                       ("naive", "seasonal naive (t-168 h)")):
+        row = table.loc[label]
+        assert row["hours"] == expected[who]["hours"] > 300
+        assert (row["MdAPE %"], row["MAPE %"], row["MAE MWh"]) == (
+            expected[who]["mdape"], expected[who]["mape"], expected[who]["mae"])
+
+    with serving.read_connection() as conn:
+        overview = queries.overview_table(conn).set_index("region").loc["CAL"]
+    window = queries.load_window("CAL", overview["window_start"].to_pydatetime(),
+                                 overview["window_end"].to_pydatetime()).series
+    scored = window[(window["actual_mwh"] > 0) & window["forecast_mwh"].notna()]
+    assert overview["model_hours"] == len(scored) > 150
+    for who, column in (("model", "forecast_mwh"), ("df", "eia_df_mwh"), ("naive", "naive_mwh")):
+        assert overview[f"{who}_mdape"] == metrics.error_metrics(
+            scored["actual_mwh"], scored[column])["mdape"]
+    assert overview["coverage_p10_p90"] == metrics.interval_coverage(
+        scored["actual_mwh"], scored["p10_mwh"], scored["p90_mwh"])
 
 
 def test_freshness_is_judged_against_the_given_clock(live_db: Path) -> None:

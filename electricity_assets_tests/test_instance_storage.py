@@ -11,13 +11,13 @@ import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from electricity_assets.assets.raw import raw_asset_checks, raw_assets
-from electricity_assets.instance_storage import (
+from devstack.instance_storage import (
     TESTED_DAGSTER,
     BatchedSqliteEventLogStorage,
     ElectricitySqliteStorage,
     untested_dagster,
 )
+from electricity_assets.assets.raw import raw_asset_checks, raw_assets
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets.settings import PACKAGE_DATA_DIR
 
@@ -131,7 +131,7 @@ def test_installed_dagster_is_a_tested_version() -> None:
     import dagster
 
     assert untested_dagster() is None, (
-        f"Dagster {dagster.__version__} is installed, but electricity_assets/instance_storage.py "
+        f"Dagster {dagster.__version__} is installed, but devstack/instance_storage.py "
         f"subclasses private Dagster internals tested with {', '.join(TESTED_DAGSTER)} only: run "
         "this module's tests on the new version, fix what broke, add it to TESTED_DAGSTER and "
         "pyproject.toml's pins")

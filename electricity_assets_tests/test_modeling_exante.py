@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.lib.workspace import build_workspace
 from electricity_assets import storage
 from electricity_assets.features import (
     FORECAST_PREFIX,
@@ -17,7 +18,6 @@ from electricity_assets.features import (
 from electricity_assets.features.forecast_error import WeatherErrorModel, weather_error
 from electricity_assets.modeling import backtest
 from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets_tests.test_modeling_training import write_sample
 
 FAST = TrainingConfig(min_train_hours=24 * 21, num_boost_round=300)

@@ -6,6 +6,7 @@ without), real DuckDB files and a real (temporary, sqlite) MLflow store."""
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.lib.workspace import build_workspace
 from electricity_assets.features import issue as issue_features
-from electricity_assets.modeling import horizons
+from electricity_assets.modeling import horizons, issuing
+from electricity_assets.modeling.champion_cache import Champion
 from electricity_assets.modeling.registry import CHALLENGER, CHAMPION, MlflowConfig
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets_tests.test_modeling_training import write_sample
 
 CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
@@ -191,12 +193,20 @@ def test_forecast_issue_skips_a_missing_anchor_with_its_reason(world: dict, mode
         # FLA's hour before the issue never arrived; CAL's did.
         conn.execute("DELETE FROM raw_demand WHERE region = 'FLA' AND period_utc = ?",
                      [issue - timedelta(hours=1)])
-        served = {r: ("3", m) for r, m in models.items()}
-        batch = horizons.forecast_issue(conn, issue + timedelta(minutes=20), served)
-    assert list(batch.rows.columns) == horizons.ISSUE_COLUMNS
-    assert set(batch.skipped) == {"FLA", "ZZZ"}
-    assert "anchor hour 2020-03-27 23:00 UTC is missing" in batch.skipped["FLA"]
-    assert "no model" in batch.skipped["ZZZ"]
+        served = {r: Champion(horizons.horizon_model_name(r), "3", m.predictor)
+                  for r, m in models.items()}
+
+        def outlook(start: datetime, end: datetime) -> pd.DataFrame:
+            return conn.execute("SELECT * FROM raw_weather WHERE period_utc >= ? AND "
+                                "period_utc < ?", [start, end]).df()
+
+        batch = issuing.forecast_issues(lambda: nullcontext(conn), [issue], served, {}, outlook,
+                                        simulate_error=True)
+    assert list(batch.rows.columns) == issuing.COLUMNS
+    skipped = dict(zip(batch.skipped["region"], batch.skipped["reason"], strict=True))
+    assert set(skipped) == {"FLA", "ZZZ"}
+    assert "anchor hour 2020-03-27 23:00 UTC is missing" in skipped["FLA"]
+    assert "no model" in skipped["ZZZ"]
     cal = batch.rows
     assert list(cal["horizon_h"]) == list(range(1, 49))
     assert (cal["period_utc"] == [pd.Timestamp(issue) + pd.Timedelta(hours=h - 1)

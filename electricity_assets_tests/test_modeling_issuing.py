@@ -15,11 +15,11 @@ import duckdb
 import pandas as pd
 import pytest
 
+from bench.lib.workspace import build_workspace
 from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.datasets import WEATHER
 from electricity_assets.modeling import champion_cache, horizons, issuing
 from electricity_assets.modeling.registry import MlflowConfig
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets.sources.select import SourceConfig, load_window
 from electricity_assets_tests.test_modeling_training import write_sample

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.lib.workspace import build_workspace
 from electricity_assets import settings
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
 from electricity_assets.features.weather import Z_COLUMNS
 from electricity_assets.modeling import backtest
 from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets_tests.test_modeling_training import write_sample
 
 FAST = TrainingConfig(min_train_hours=24 * 21, num_boost_round=300)

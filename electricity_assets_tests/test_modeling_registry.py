@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from bench.lib.workspace import build_workspace
 from electricity_assets.assets.forecasts import demand_forecasts
 from electricity_assets.assets.models import model_asset_checks, trained_models
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
@@ -28,7 +29,6 @@ from electricity_assets.modeling.registry import (
     tracking,
 )
 from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
-from electricity_assets.modeling.workspace import build_workspace
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
 from electricity_assets_tests.test_modeling_training import write_sample
 

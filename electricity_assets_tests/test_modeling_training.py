@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.lib.global_model import backtest_global
+from bench.lib.workspace import build_workspace
 from electricity_assets import settings
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS, model_frame
 from electricity_assets.modeling import backtest
@@ -19,7 +21,6 @@ from electricity_assets.modeling.training import (
     predict_frame,
     train_region,
 )
-from electricity_assets.modeling.workspace import build_workspace
 
 WINDOW = ("2020-01-25", "2020-04-02")
 
@@ -173,7 +174,7 @@ def test_too_little_data_fails_that_region_only(frame: pd.DataFrame,
 
 
 def test_global_model_backtests_every_region_it_was_trained_on(frame: pd.DataFrame) -> None:
-    result = backtest.backtest_global(frame[frame["region"] != "ZZZ"], weeks=1,
+    result = backtest_global(frame[frame["region"] != "ZZZ"], weeks=1,
                                       config=TrainingConfig(min_train_hours=24 * 21))
     assert list(result.summary["region"]) == ["CAL", "FLA"]
     assert (result.summary["hours"] == 168).all()
@@ -197,3 +198,11 @@ def test_backtest_window_can_end_in_the_past_without_seeing_later_data(
     table = backtest.format_windows([past.summary, alone.summary])
     assert "[2020-03-20, 2020-03-27)" in table
     assert "mean of windows" in table
+
+
+def test_both_backtests_refit_every_refit_weeks_up_to_the_end() -> None:
+    start = pd.Timestamp("2020-03-01", tz="UTC")
+    end = start + pd.Timedelta(weeks=3)
+    assert list(backtest.fold_windows(start, end, 3, 2)) == [
+        (start, start + pd.Timedelta(weeks=2)), (start + pd.Timedelta(weeks=2), end)]
+    assert list(backtest.fold_windows(start, end, 3, 1))[-1] == (start + pd.Timedelta(weeks=2), end)

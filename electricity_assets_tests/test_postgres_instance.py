@@ -18,9 +18,9 @@ import dagster as dg
 import pytest
 from dagster_postgres import PostgresEventLogStorage
 
+from devstack.postgres import LocalPostgres, write_instance_yaml
 from electricity_assets import settings
 from electricity_assets.assets.raw import raw_asset_checks, raw_assets
-from electricity_assets.postgres import LocalPostgres, write_instance_yaml
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
 from electricity_assets_tests.test_streaming_sensor import END, START, build_defs, publish
 

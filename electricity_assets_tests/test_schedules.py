@@ -37,7 +37,7 @@ def _defs() -> dg.Definitions:
 def test_due_hours_cover_one_tick_of_data_time_plus_the_previous_hour(
         minutes: int, speed: float, hours: int) -> None:
     now = datetime(2020, 3, 20, 5, 7, tzinfo=UTC)
-    first, last = due_hours(now, minutes, speed, now)
+    first, last = due_hours(minutes, speed, now)
     assert last == datetime(2020, 3, 20, 4, tzinfo=UTC)  # the hour 04:00-05:00 is complete
     assert last - first == timedelta(hours=hours - 1)
 

@@ -134,7 +134,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
     """api mode seeds nothing: dashboard and stack say what to backfill, not 'run the stack'."""
     from datetime import UTC, datetime
 
-    from electricity_assets import seed
+    from devstack import seed
     from electricity_assets.api_backfill import backfill_range
 
     monkeypatch.setenv("ELECTRICITY_SOURCE", "api")
@@ -155,7 +155,7 @@ def test_api_mode_without_data_names_the_exact_backfill(
             f'raw_demand,raw_weather,demand_features,weather_features --partition-range "{first}'
             f'...{last}"`') in shown
 
-    assert seed.seed([]) == 0
+    assert seed.seed() == 0
     out = capsys.readouterr().out
     assert selection in out and "seeding" not in out
     assert not (isolated_home / "electricity.duckdb").exists()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from electricity_assets.seed import seed_plan
-from electricity_assets.stack import alive, build_services, mlflow_link_env, process_tree
+from devstack.seed import seed_plan
+from devstack.stack import alive, build_services, mlflow_link_env, process_tree
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_stack_starts_prints_urls_and_stops_everything_on_sigterm(isolated_home:
     env.pop("KAFKA_BROKER_ADDRESS", None)
     env.pop("DAGSTER_HOME", None)  # the stack derives it from the tmp ELECTRICITY_HOME
     proc = subprocess.Popen(
-        [sys.executable, "-m", "electricity_assets.stack", "--services", "broker,dashboard",
+        [sys.executable, "-m", "devstack.stack", "--services", "broker,dashboard",
          "--no-seed", "--dashboard-port", str(dash_port), "--startup-timeout", "60"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -139,7 +139,7 @@ def test_stack_postgres_runs_dagster_storage_on_a_local_server_and_stops_it() ->
     for name in ("DAGSTER_HOME", "DAGSTER_POSTGRES_URL"):
         env.pop(name, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "electricity_assets.stack", "--services", "none", "--no-seed",
+        [sys.executable, "-m", "devstack.stack", "--services", "none", "--no-seed",
          "--postgres"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True)
     try:
@@ -167,7 +167,7 @@ def _start_in_background(services: str, env: dict[str, str], out: Path) -> int:
     """`nohup electricity-stack ... &` from a script: it starts with SIGINT and SIGHUP ignored."""
     ports = " ".join(f"--{name}-port {_free_port()}" for name in ("dagster", "dashboard",
                                                                   "mlflow"))
-    command = (f"nohup {sys.executable} -m electricity_assets.stack --services {services} "
+    command = (f"nohup {sys.executable} -m devstack.stack --services {services} "
                f"--no-seed {ports} --startup-timeout 120 > {out} 2>&1 & echo $!")
     started = subprocess.run(["bash", "-c", command], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=30, check=True)

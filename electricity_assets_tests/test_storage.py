@@ -3,6 +3,8 @@ transaction() commits or rolls back as a whole."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -56,3 +58,26 @@ def test_replace_window_of_an_undeclared_table_names_the_fix(duckdb_path: str) -
     with duckdb.connect(duckdb_path) as conn, pytest.raises(KeyError, match="storage.Table"):
         storage.replace_window(conn, "no_such_table", pd.DataFrame(), pd.Timestamp(0, tz="UTC"),
                                pd.Timestamp(1, tz="UTC"))
+
+
+def test_demand_regions_are_the_regions_with_rows_and_none_before_the_table(
+        tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "regions.duckdb")) as conn:
+        assert storage.demand_regions(conn) == []
+        assert conn.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)
+        storage.ensure_table(conn, storage.RAW_DEMAND)
+        conn.execute("INSERT INTO raw_demand (region, period_utc, type, value_mwh, source, "
+                     "ingested_at) VALUES ('TEX', now(), 'D', 1, 'bundled', now()), "
+                     "('CAL', now(), 'DF', 2, 'bundled', now()), "
+                     "('TEX', now() - INTERVAL 1 HOUR, 'D', 3, 'bundled', now())")
+        assert storage.demand_regions(conn) == ["CAL", "TEX"]
+
+
+def test_raw_datasets_take_their_keys_from_the_table_declarations() -> None:
+    from electricity_assets.datasets import DATASETS
+
+    for dataset in DATASETS.values():
+        table = storage.TABLES[dataset.table]
+        assert dataset.key_columns == table.primary_key
+        assert dataset.columns == tuple(c for c in table.column_names
+                                        if c not in ("source", "ingested_at", "published_at"))

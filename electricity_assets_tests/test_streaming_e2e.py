@@ -64,10 +64,10 @@ def stream_once(defs: dg.Definitions, instance: dg.DagsterInstance,
 def test_a_live_hour_issues_and_a_late_hour_re_issues_what_missed_it(
         kafka_settings: KafkaSettings, duckdb_path: str, isolated_home,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.lib.workspace import build_workspace
     from electricity_assets import definitions
     from electricity_assets.modeling import horizons
     from electricity_assets.modeling.registry import MlflowConfig
-    from electricity_assets.modeling.workspace import build_workspace
 
     monkeypatch.setenv("DUCKDB_PATH", duckdb_path)
     monkeypatch.setenv("ELECTRICITY_REPLAY_START", CLOCK.isoformat())

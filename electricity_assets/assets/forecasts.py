@@ -72,7 +72,7 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         return load_window(WEATHER, first, last, weather_source).rows
 
     with duckdb.get_connection() as conn:
-        regions = issuing.regions_with_demand(conn)
+        regions = storage.demand_regions(conn)
     champions, model_skips = champion_cache.load_champions(
         regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home(),
         settings.champion_index_max_age())
@@ -151,7 +151,7 @@ def day_ahead_forecasts(context: dg.AssetExecutionContext, config: DayAheadConfi
     start, end = context.partition_time_window
     days = pd.date_range(start, end, freq="D", inclusive="left").date
     with duckdb.get_connection() as conn:
-        regions = issuing.regions_with_demand(conn)
+        regions = storage.demand_regions(conn)
         parts, skipped = [], {}
         for day in days:
             rows, missing = issuing.day_ahead_rows(conn, day, regions, config.issue_local_hour)

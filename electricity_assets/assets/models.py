@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from electricity_assets import quality, settings
+from electricity_assets import quality, settings, storage
 from electricity_assets.assets.forecasts import day_ahead_forecasts, demand_forecasts
 from electricity_assets.features import model_frame, with_forecast_weather
 from electricity_assets.partitions import HISTORY_START, weekly_partitions
@@ -56,7 +56,7 @@ def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: Electri
     from electricity_assets.modeling import champion_cache, issuing
 
     with duckdb.get_connection() as conn:
-        regions = issuing.regions_with_demand(conn)
+        regions = storage.demand_regions(conn)
     champions, skipped = champion_cache.resolve(
         regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home())
     context.log.info("serving champions: " + ", ".join(

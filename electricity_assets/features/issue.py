@@ -36,6 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from electricity_assets import storage
 from electricity_assets.features import demand, weather
 from electricity_assets.features.calendar import CALENDAR_SQL, holiday_flags, region_timezones
 from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
@@ -223,10 +224,7 @@ def issue_times(issues: Sequence[datetime] | pd.DatetimeIndex) -> pd.DatetimeInd
 
 
 def _regions(conn: duckdb.DuckDBPyConnection, regions: Sequence[str] | None) -> list[str]:
-    if regions is not None:
-        return sorted(set(regions))
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
+    return sorted(set(regions)) if regions is not None else storage.demand_regions(conn)
 
 
 def _demand_rows(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex,

@@ -47,6 +47,7 @@ import pandas as pd
 
 from electricity_assets import storage
 from electricity_assets.features.common import ensure_exists, to_utc, utc_hour
+from electricity_assets.quality import WEATHER_BOUNDS as BOUNDS  # outside: ignored here
 from electricity_assets.regions import get_region, station_regions
 
 TABLE = "weather_features"
@@ -65,9 +66,6 @@ LOOKBACK = timedelta(hours=max(EWM_HOURS) * EWM_SPAN)
 
 MEASURED = ("temperature_c", "dewpoint_c", "relative_humidity", "wind_speed_kmh",
             "precipitation_mm")
-# Physical bounds: a value outside is flagged in raw and ignored here.
-BOUNDS = {"temperature_c": (-60, 60), "dewpoint_c": (-70, 40), "relative_humidity": (0, 100),
-          "wind_speed_kmh": (0, 250), "precipitation_mm": (0, 300)}
 Z_COLUMNS = {  # measured column -> z-score column
     "temperature_c": "temperature_z",
     "dewpoint_c": "dewpoint_z",

@@ -36,8 +36,6 @@ from electricity_assets.modeling.training import (
     TrainingConfig,
     evaluation_frame,
     predict_frame,
-    predict_global,
-    train_global,
     train_region,
 )
 
@@ -57,6 +55,15 @@ class BacktestResult:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+def fold_windows(start: datetime, end: datetime, weeks: int, refit_weeks: int
+                 ) -> Iterator[tuple[datetime, datetime]]:
+    """The rolling origins of both backtests: (origin, until) every `refit_weeks` weeks of the
+    `weeks` weeks from `start`; a refit at `origin` forecasts [origin, until), cut at `end`."""
+    for k in range(0, weeks, refit_weeks):
+        origin = start + timedelta(weeks=k)
+        yield origin, min(origin + timedelta(weeks=refit_weeks), end)
+
+
 def folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | None = None
           ) -> Iterator[tuple[datetime, pd.DataFrame, pd.DataFrame]]:
     """Rolling origins over the `weeks` weeks that end at `end` (default: after the last demand
@@ -74,9 +81,7 @@ def folds(frame: pd.DataFrame, weeks: int, refit_weeks: int, end: datetime | Non
     # The stored weather statistics may cover scored hours (their cut-off is fixed, the window
     # is not): refit them on the hours before the window, fixed across it as in production.
     frame = refit_z_scores(frame, test_start)
-    for k in range(0, weeks, refit_weeks):
-        origin = test_start + timedelta(weeks=k)
-        until = min(origin + timedelta(weeks=refit_weeks), test_end)
+    for origin, until in fold_windows(test_start, test_end, weeks, refit_weeks):
         yield (origin, frame[frame["period_utc"] < origin],
                frame[(frame["period_utc"] >= origin) & (frame["period_utc"] < until)])
 
@@ -97,19 +102,6 @@ def backtest_region(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
         parts.append(evaluation_frame(rows, exante).assign(
             origin=origin, forecast_expost_mwh=expost["forecast_mwh"]))
     return pd.concat(parts, ignore_index=True)
-
-
-def backtest_global(frame: pd.DataFrame, weeks: int = 8, refit_weeks: int = 1,
-                    config: TrainingConfig | None = None, end: datetime | None = None
-                    ) -> BacktestResult:
-    """The same backtest with one global model (region as a categorical feature)."""
-    parts = []
-    for origin, history, rows in folds(frame, weeks, refit_weeks, end):
-        model = train_global(history, config)
-        parts.append(evaluation_frame(rows, predict_global(model, forecast_inputs(rows)))
-                     .assign(origin=origin))
-    hourly = pd.concat(parts, ignore_index=True)
-    return BacktestResult(summary=summarise(hourly), hourly=hourly)
 
 
 def summarise(hourly: pd.DataFrame) -> pd.DataFrame:

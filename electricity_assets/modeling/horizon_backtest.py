@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from electricity_assets.features.issue import issue_frame
+from electricity_assets.modeling.backtest import fold_windows
 from electricity_assets.modeling.horizon_model import (
     HorizonConfig,
     day_ahead_slice,
@@ -135,9 +136,7 @@ def run_horizon_backtest(conn: duckdb.DuckDBPyConnection, end: datetime, weeks: 
     start = end_ts - timedelta(weeks=weeks)
     train = horizon_training_frame(conn, end_ts, config, regions)  # cut per fold below
     by_region: dict[str, list] = {}
-    for k in range(0, weeks, refit_weeks):
-        origin = start + timedelta(weeks=k)
-        until = min(origin + timedelta(weeks=refit_weeks), end_ts)
+    for origin, until in fold_windows(start, end_ts, weeks, refit_weeks):
         issues = pd.date_range(origin, until - timedelta(hours=1), freq="h")
         exante = issue_frame(conn, issues, regions, exante=True)
         expost = issue_frame(conn, issues, regions, exante=False)

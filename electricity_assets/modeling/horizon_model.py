@@ -202,7 +202,7 @@ def usable_features(frame: pd.DataFrame) -> list[str]:
 
 def trainable(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows a model learns from: a target, a level, and the anchor hour just before the issue
-    (the only case `forecast_issue` serves)."""
+    (the only case `issuing.forecast_issues` serves)."""
     on_time = frame["data_until_utc"] == frame["issue_utc"] - pd.Timedelta(hours=1)
     return frame[frame["demand_mwh"].notna() & base_of(frame).notna() & on_time]
 
@@ -383,20 +383,6 @@ def day_ahead_slice(region: str, day: date, issue_local_hour: int = 9
     end = pd.Timestamp(day + timedelta(days=1)).tz_localize(tz).tz_convert("UTC")
     hours = pd.date_range(start + pd.Timedelta(hours=1), end, freq="h")
     return issue, hours
-
-
-# ---- serving: one issue for every region -------------------------------------------------------
-
-ISSUE_COLUMNS = ["region", "issue_utc", "horizon_h", "period_utc", "forecast_mwh", "p10_mwh",
-                 "p90_mwh", "model_name", "model_version", "data_until_utc", "weather_input"]
-
-
-@dataclass
-class IssueBatch:
-    issue_utc: datetime
-    rows: pd.DataFrame  # columns ISSUE_COLUMNS
-    skipped: dict[str, str] = field(default_factory=dict)  # region -> why it has no rows
-    notes: dict[str, str] = field(default_factory=dict)    # region -> hours left out and why
 
 
 def horizon_model_name(region: str) -> str:

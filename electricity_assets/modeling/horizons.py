@@ -6,8 +6,8 @@
   region, P10/P90 per horizon bucket (`modeling.horizon_model`);
 - `train_and_register_horizons(conn, cutoff, config)`, `load_horizon_champion(region, config)`:
   MLflow family `demand-horizons-<REGION>` (`modeling.horizon_registry`);
-- `forecast_issue(conn, issue_utc, models, outlook=..., simulate_error=...)`: every region's
-  next 48 hours from one issue, skipped regions with their reason (`modeling.horizon_issue`);
+- `issuing.forecast_issues(...)`: every region's next 48 hours from each issue of a window,
+  skipped regions with their reason (`modeling.issuing`);
 - `day_ahead_slice(region, day, issue_local_hour)`: the day-ahead product's issue and hours.
 
 `horizon_h` h: `period_utc = issue_utc + (h - 1) hours`; h = 1 is the first hour not known when
@@ -20,14 +20,11 @@ from electricity_assets.features.issue import (
     HORIZON_HOURS,
     issue_frame,
 )
-from electricity_assets.modeling.horizon_issue import forecast_issue
 from electricity_assets.modeling.horizon_model import (
     BUCKETS,
-    ISSUE_COLUMNS,
     HorizonConfig,
     HorizonModel,
     HorizonPredictor,
-    IssueBatch,
     bucket_of,
     day_ahead_slice,
     horizon_model_name,
@@ -45,9 +42,9 @@ from electricity_assets.modeling.horizon_registry import (
 )
 
 __all__ = [
-    "BUCKETS", "COLUMNS", "FEATURE_COLUMNS", "HORIZON_HOURS", "ISSUE_COLUMNS", "HorizonConfig",
-    "HorizonModel", "HorizonPredictor", "HorizonReport", "IssueBatch", "bucket_of",
-    "day_ahead_slice", "forecast_issue", "horizon_model_name", "horizon_training_frame",
+    "BUCKETS", "COLUMNS", "FEATURE_COLUMNS", "HORIZON_HOURS", "HorizonConfig",
+    "HorizonModel", "HorizonPredictor", "HorizonReport", "bucket_of",
+    "day_ahead_slice", "horizon_model_name", "horizon_training_frame",
     "issue_frame", "load_horizon_champion", "log_and_register_horizon",
     "predict_horizons", "register_horizons", "train_and_register_horizons",
     "train_horizon_model", "training_issues",

@@ -31,6 +31,7 @@ from electricity_assets import storage
 from electricity_assets.features import issue, weather
 from electricity_assets.features.common import ensure_exists, to_utc
 from electricity_assets.modeling.champion_cache import Champion
+from electricity_assets.modeling.metrics import error_metrics
 from electricity_assets.sources.http import SourceError
 
 logger = logging.getLogger(__name__)
@@ -50,14 +51,6 @@ Outlook = Callable[[datetime, datetime], pd.DataFrame]
 class IssueBatch:
     rows: pd.DataFrame     # COLUMNS
     skipped: pd.DataFrame  # SKIP_COLUMNS: region, issue_utc, reason, created_at
-
-
-def regions_with_demand(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every region with demand rows (never a fixed list: a new balancing area is forecast once
-    it has a model)."""
-    ensure_exists(conn, "raw_demand")
-    return [r[0] for r in conn.execute(
-        "SELECT DISTINCT region FROM raw_demand ORDER BY region").fetchall()]
 
 
 class MlflowChampions:
@@ -319,18 +312,22 @@ def day_ahead_rows(conn: duckdb.DuckDBPyConnection, day: date, regions: Sequence
 
 def day_ahead_scores(conn: duckdb.DuckDBPyConnection, first: date, end: date) -> pd.DataFrame:
     """Per region: median APE of the day-ahead product and of EIA's DF on the same hours of the
-    days [first, end) (hours with an actual and a DF only)."""
-    return conn.execute("""
+    days [first, end) (hours with an actual and a DF only), by `metrics.error_metrics`."""
+    hours = conn.execute("""
         WITH a AS (SELECT region, period_utc,
                           max(value_mwh) FILTER (WHERE type = 'D') AS actual,
                           max(value_mwh) FILTER (WHERE type = 'DF') AS df
                    FROM raw_demand GROUP BY ALL)
-        SELECT f.region, count(*) AS hours,
-               round(median(abs(f.forecast_mwh - a.actual) / a.actual * 100), 2) AS model_mdape,
-               round(median(abs(a.df - a.actual) / a.actual * 100), 2) AS df_mdape
+        SELECT f.region, f.forecast_mwh, a.actual, a.df
         FROM day_ahead_forecasts f JOIN a USING (region, period_utc)
         WHERE f.target_date >= ? AND f.target_date < ? AND a.actual > 0 AND a.df > 0
-        GROUP BY f.region ORDER BY f.region""", [first, end]).df()
+        ORDER BY f.region""", [first, end]).df()
+    return pd.DataFrame(
+        [{"region": region, "hours": len(rows),
+          "model_mdape": round(error_metrics(rows["actual"], rows["forecast_mwh"])["mdape"], 2),
+          "df_mdape": round(error_metrics(rows["actual"], rows["df"])["mdape"], 2)}
+         for region, rows in hours.groupby("region", sort=True)],
+        columns=["region", "hours", "model_mdape", "df_mdape"])
 
 
 def newest_issue_skips(conn: duckdb.DuckDBPyConnection

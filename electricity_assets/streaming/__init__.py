@@ -3,5 +3,5 @@
 Data flow: producers publish one message per (region, hour[, type]) keyed by region; the sensor in
 `electricity_assets/sensors.py` only reads offsets and hours, then requests a run that carries the
 offset range; the raw assets call `ingest.ingest_offsets` to re-read exactly that range and upsert
-it. No module here imports Dagster except `job.py`.
+it. No module here imports Dagster.
 """

@@ -135,7 +135,7 @@ class ElectricitySqliteStorage(DagsterSqliteStorage):
         untested = untested_dagster()
         if untested:
             logger.warning(
-                "Dagster %s: electricity_assets.instance_storage was tested with %s only; using "
+                "Dagster %s: devstack.instance_storage was tested with %s only; using "
                 "the stock sqlite event log (one transaction per event: slow for long ranged "
                 "runs, and a ranged run with checks fails past 4,095 partitions)",
                 untested, ", ".join(TESTED_DAGSTER))

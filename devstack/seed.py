@@ -1,6 +1,6 @@
 """The first-run seed: the bundled history through real Dagster runs, so the catalog shows it.
 
-Run by the stack in the background (`python -m electricity_assets.seed`, progress in
+Run by the stack in the background (`python -m devstack.seed`, progress in
 logs/seed.log) when ELECTRICITY_HOME has no `seeded.json` and the source is the replay. Every
 step is a `dagster asset materialize` run on the stack's instance (visible in Runs, each
 partition recorded), up to the replay clock's start R, ordered so the dashboard has data early:
@@ -23,7 +23,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -93,7 +92,7 @@ def _publish() -> None:
         print(f"seed: snapshot not published: {exc}", flush=True)
 
 
-def seed(argv: Sequence[str] | None = None) -> int:
+def seed() -> int:
     """Run the seed plan on the stack's instance, publishing the snapshot after each step."""
     home = settings.local_home()
     if settings.source_mode() != "bundled":
@@ -125,4 +124,4 @@ def seed(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(seed(sys.argv[1:]))
+    sys.exit(seed())

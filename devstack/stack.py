@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devstack.seed import SEED_MARKER
 from electricity_assets import replay_clock, settings
-from electricity_assets.seed import SEED_MARKER
 
-logger = logging.getLogger("electricity_assets.stack")
+logger = logging.getLogger("devstack.stack")
 
 STOP_GRACE_S = 6.0  # SIGTERM, then SIGKILL: the whole stop stays under 10 s
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -175,7 +175,7 @@ def prepare_dagster_home(home: Path, postgres: bool = False) -> Path:
     its storage switched to Postgres (DAGSTER_POSTGRES_URL) when `postgres`.
 
     A DAGSTER_HOME set by the user keeps its own dagster.yaml if it has one."""
-    from electricity_assets.postgres import write_instance_yaml
+    from devstack.postgres import write_instance_yaml
 
     dagster_home = settings.dagster_home()
     dagster_home.mkdir(parents=True, exist_ok=True)
@@ -346,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, on_signal)
     try:
         if postgres and not settings.dagster_postgres_url():
-            from electricity_assets.postgres import LocalPostgres
+            from devstack.postgres import LocalPostgres
 
             stack.postgres = LocalPostgres(home / "postgres", port_or_free(
                 settings.local_postgres_port()), logs / "postgres.log").start()
@@ -368,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seeding:
             # At once, not after the health checks: its runs need no service, and the
             # dashboard gets data sooner.
-            stack.seeder = Service("seed", [sys.executable, "-m", "electricity_assets.seed"],
+            stack.seeder = Service("seed", [sys.executable, "-m", "devstack.seed"],
                                    None, None, logs / "seed.log")
             stack.seeder.start(env, settings.PROJECT_ROOT)
             print(f"first run: seeding the bundled history in the background "
