@@ -12,7 +12,8 @@ was last handled, it was materialised before (new hours are the schedule's and t
 its hour has ended on the data clock (offline: the replay clock; the hourly partitions run to the
 wall clock, years past the replayed data) and lies within REISSUE_LOOKBACK of it (a backfill of
 history does not re-issue years of forecast vintages), and neither it nor its inputs are being
-written. A new champion (`trained_models`) re-issues only the newest issue: what is served.
+written. A new champion (`trained_models`) re-issues only the newest issue: what is served; a
+refit of the weather statistics re-issues nothing (backfill a window to recompute it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class EndedOnDataClock(dg.AutomationCondition):
 
 
 MODEL = dg.AssetSelection.assets("trained_models")
+# A refit of the weather statistics applies from the next materialisation on: re-issuing past
+# hours with statistics fitted after them would rewrite forecast vintages with later knowledge.
+WEATHER_STATISTICS = dg.AssetSelection.assets("weather_station_offsets", "weather_normalisation")
 
 
 def reissue_on_late_inputs() -> dg.AutomationCondition:
@@ -77,7 +81,8 @@ def reissue_on_late_inputs() -> dg.AutomationCondition:
     # later issues J+1..J+360 read J too. A partition the same run wrote after its input is
     # reset by since_last_handled (it was updated later than the input).
     updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
-    data_changed = updated.ignore(MODEL).with_label("an input hour it read changed")
+    data_changed = updated.ignore(MODEL | WEATHER_STATISTICS).with_label(
+        "an input hour it read changed")
     model_changed = (updated.allow(MODEL) & EndedOnDataClock(1)).with_label(
         "a new model, newest issue")
     return (

@@ -31,7 +31,8 @@ class ForecastBacktestConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["demand_features", "weather_features"],
+    deps=["demand_features", "weather_features", "weather_station_offsets",
+          "weather_normalisation"],  # the ex-ante weather of the frame (with_forecast_weather)
     group_name="modeling",
     kinds={"lightgbm", "duckdb"},
     owners=OWNERS,

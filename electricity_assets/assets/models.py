@@ -66,7 +66,8 @@ def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: Electri
 
 
 @dg.asset(
-    deps=["demand_features", "weather_features"],
+    deps=["demand_features", "weather_features", "weather_station_offsets",
+          "weather_normalisation"],  # the ex-ante weather of the frame (with_forecast_weather)
     partitions_def=weekly_partitions,
     group_name="modeling",
     kinds={"lightgbm", "mlflow"},
