@@ -5,7 +5,8 @@ logs/seed.log) when ELECTRICITY_HOME has no `seeded.json` and the source is the 
 step is a `dagster asset materialize` run on the stack's instance (visible in Runs, each
 partition recorded), up to the replay clock's start R, ordered so the dashboard has data early:
 1. raw demand + weather for the recent hours the features need as lookback (~83 days);
-2. demand + weather features for the last 48 hours; the dashboard shows actuals from here;
+2. the weather statistics (station offsets, z-score mean/std), then demand + weather features
+   for the last 48 hours; the dashboard shows actuals from here;
 3. raw demand + weather for the rest of the bundled history, from its first hour (one ranged
    run, ~2 minutes: a materialisation event per hourly partition and asset);
 4. features for the ELECTRICITY_SEED_FEATURE_DAYS (400) before that;
@@ -32,6 +33,9 @@ SEED_MARKER = "seeded.json"
 RECENT_HOURS = 48
 RAW = ["raw_demand", "raw_weather"]
 FEATURES = ["demand_features", "weather_features"]
+# Fitted once, in the first features run, on the raw rows loaded by then (latest demand hour
+# - 8 weeks); the later, longer feature runs reuse them.
+WEATHER_STATISTICS = ["weather_station_offsets", "weather_normalisation"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def seed_plan(replay_start: datetime, feature_days: int = 400, forecast_days: in
     week = retrain_partition_key(issues_from)
     steps = [
         SeedStep(RAW, span(recent_raw, replay_start)),
-        SeedStep(FEATURES, span(recent, replay_start)),
+        SeedStep([*WEATHER_STATISTICS, *FEATURES], span(recent, replay_start)),
         SeedStep(RAW, span(first, recent_raw)) if recent_raw > first else None,
         SeedStep(FEATURES, span(hour(timedelta(days=feature_days)), recent)),
         SeedStep(["trained_models"], week) if week else None,

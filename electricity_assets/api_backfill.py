@@ -33,12 +33,14 @@ def backfill_hint(now: datetime, dagster_url: str = "the Dagster UI") -> str:
     first, last = backfill_range(now)
     return (
         "No data yet: api mode (EIA_API_KEY set) seeds nothing. Backfill the history in "
-        f"{dagster_url}: Assets -> tick raw_demand, raw_weather, demand_features and "
-        "weather_features -> Materialize selected -> Partition range "
+        f"{dagster_url}: Assets -> tick raw_demand, raw_weather, weather_station_offsets, "
+        "weather_normalisation, demand_features and weather_features -> Materialize selected "
+        "-> Partition range "
         f"{first} ... {last} -> Launch (one run per asset range); then materialise "
         "trained_models for its newest complete week and demand_forecasts for the last 7 days. "
         "The same from a shell in the repository (`./dev dagster` sets DAGSTER_HOME): "
         "`./dev dagster asset materialize -m electricity_assets.definitions "
-        "--select raw_demand,raw_weather,demand_features,weather_features --partition-range "
+        "--select raw_demand,raw_weather,weather_station_offsets,weather_normalisation,"
+        "demand_features,weather_features --partition-range "
         f'"{first}...{last}"`. The hourly schedule keeps it current from then on.'
     )

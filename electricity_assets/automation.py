@@ -9,10 +9,11 @@ condition below on `demand_features`, `weather_features` and `demand_forecasts`,
 
 A partition is re-materialised when an upstream partition it depends on was updated since it
 was last handled, it was materialised before (new hours are the schedule's and the stream's),
-its hour has ended on the data clock (offline: the replay clock; the hourly partitions run to the
-wall clock, years past the replayed data) and lies within REISSUE_LOOKBACK of it (a backfill of
+its hour has ended on the data clock (offline: the replay clock, which may run past the last
+partition: the end of the replayed data) and lies within REISSUE_LOOKBACK of it (a backfill of
 history does not re-issue years of forecast vintages), and neither it nor its inputs are being
-written. A new champion (`trained_models`) re-issues only the newest issue: what is served.
+written. A new champion (`trained_models`) re-issues only the newest issue: what is served; a
+refit of the weather statistics re-issues nothing (backfill a window to recompute it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def ended_partition_keys(partitions_def: dg.TimeWindowPartitionsDefinition, hour
     most `hours` back (hourly or daily partitions alike). A lead makes a partition due before
     its window ends (the day-ahead product of day D is due on D-1)."""
     now = now + lead
+    if partitions_def.end is not None:  # offline the partitions end with the replayed data
+        now = min(now, partitions_def.end)
     start = max(now - timedelta(hours=hours) - timedelta(days=1),
                 pd.Timestamp(partitions_def.start).to_pydatetime())
     if start >= now:
@@ -68,6 +71,9 @@ class EndedOnDataClock(dg.AutomationCondition):
 
 
 MODEL = dg.AssetSelection.assets("trained_models")
+# A refit of the weather statistics applies from the next materialisation on: re-issuing past
+# hours with statistics fitted after them would rewrite forecast vintages with later knowledge.
+WEATHER_STATISTICS = dg.AssetSelection.assets("weather_station_offsets", "weather_normalisation")
 
 
 def reissue_on_late_inputs() -> dg.AutomationCondition:
@@ -77,7 +83,8 @@ def reissue_on_late_inputs() -> dg.AutomationCondition:
     # later issues J+1..J+360 read J too. A partition the same run wrote after its input is
     # reset by since_last_handled (it was updated later than the input).
     updated = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
-    data_changed = updated.ignore(MODEL).with_label("an input hour it read changed")
+    data_changed = updated.ignore(MODEL | WEATHER_STATISTICS).with_label(
+        "an input hour it read changed")
     model_changed = (updated.allow(MODEL) & EndedOnDataClock(1)).with_label(
         "a new model, newest issue")
     return (

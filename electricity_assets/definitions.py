@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from electricity_assets.assets.backtest import backtest_assets
+from electricity_assets.assets.catalog import catalog_specs
 from electricity_assets.assets.features import feature_assets
 from electricity_assets.assets.freshness import freshness_checks
 from electricity_assets.assets.models import model_asset_checks, model_assets
@@ -25,7 +26,8 @@ from electricity_assets.sensors import (
     reissue_after_late_inputs,
 )
 
-assets: list = [*raw_assets, *feature_assets, *model_assets, *backtest_assets]
+assets: list = [*raw_assets, *feature_assets, *model_assets, *backtest_assets,
+                 *catalog_specs]
 asset_checks: list = [*raw_asset_checks, *freshness_checks, *model_asset_checks]
 jobs: list = [hourly_forecast_job, retrain_job, stream_ingest_job, raw_checks_job]
 schedules: list = [hourly_forecast_schedule, retrain_schedule]

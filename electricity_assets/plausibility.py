@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 
 from electricity_assets.datasets import Dataset
+from electricity_assets.history import HISTORY_START
 
 MAX_DEMAND_MWH = 2_000_000.0  # US48 peaks near 750,000 MWh in an hour
 
@@ -33,7 +34,6 @@ VALUE_BOUNDS: dict[str, tuple[float, float]] = {
     "precipitation_mm": (0.0, 500.0),
 }
 
-FIRST_HOUR = datetime(2015, 7, 1, 5, tzinfo=UTC)  # partitions.HISTORY_START
 # Day-ahead forecasts are 1-2 days ahead; offline, the bundled history holds 7 more days after
 # the replay clock's default start, which `electricity-replay` may publish at once.
 MAX_AHEAD = timedelta(days=8)
@@ -46,9 +46,9 @@ def latest_plausible_hour(now: datetime) -> datetime:
 
 def hour_reason(hour: datetime, latest: datetime) -> str | None:
     """Why `hour` cannot be ingested, or None when it is plausible."""
-    if hour < FIRST_HOUR:
+    if hour < HISTORY_START:
         return (f"implausible period_utc: before the first hourly partition "
-                f"{FIRST_HOUR:%Y-%m-%dT%H:%MZ}")
+                f"{HISTORY_START:%Y-%m-%dT%H:%MZ}")
     if hour > latest:
         return (f"implausible period_utc: more than {MAX_AHEAD.days} days after the data "
                 f"clock's now (latest plausible hour {latest:%Y-%m-%dT%H:%MZ})")

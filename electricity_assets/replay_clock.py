@@ -68,15 +68,13 @@ class ReplayClock:
 
 
 def _default_replay_start() -> datetime:
-    from electricity_assets.datasets import DEMAND
-    from electricity_assets.sources.bundled import bundled_coverage
+    from electricity_assets.history import replay_data_end
 
-    coverage = bundled_coverage(DEMAND, settings.data_dir())
-    if coverage is None:
+    last = replay_data_end(settings.data_dir())
+    if last is None:
         raise ReplayClockError(
             f"the replay folder {settings.data_dir()} has no demand rows: set "
             "ELECTRICITY_REPLAY_START or point ELECTRICITY_DATA_DIR at real data")
-    last = pd.Timestamp(coverage[1]).tz_convert("UTC").floor("h").to_pydatetime()
     return last - DEFAULT_LOOKBACK
 
 

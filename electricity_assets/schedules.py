@@ -51,6 +51,12 @@ def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     first, last = due_hours(settings.schedule_every_minutes(), speed, now)
     if first < pd.Timestamp(hourly_partitions.start).to_pydatetime():
         return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC is before the first partition")
+    if hourly_partitions.end is not None:  # offline: the last partition ends the replayed data
+        final = pd.Timestamp(hourly_partitions.end).to_pydatetime() - timedelta(hours=1)
+        if first > final:
+            return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC is past the replayed "
+                                 f"data (last partition {final:%Y-%m-%d %H:%M})")
+        last = min(last, final)
     fmt = hourly_partitions.fmt
     start_key, end_key = first.strftime(fmt), last.strftime(fmt)
     return dg.RunRequest(
@@ -75,6 +81,7 @@ def retrain_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     key = retrain_partition_key(now)
     if key is None:
         return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC: no complete week yet")
+    key = min(key, weekly_partitions.get_last_partition_key())  # past the replayed data: its last
     return dg.RunRequest(run_key=key, partition_key=key,
                          tags={"data_clock_utc": now.isoformat(),
                                "electricity/kind": "training"})

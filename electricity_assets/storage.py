@@ -448,3 +448,15 @@ def upsert_published(conn: duckdb.DuckDBPyConnection, table: Table | str,
     finally:
         conn.unregister("_incoming")
     return len(frame)
+
+
+def replace_table(conn: duckdb.DuckDBPyConnection, table: Table | str,
+                  frame: pd.DataFrame) -> int:
+    """Replace every row of `table` by `frame` (a fitted statistic: the whole table is one
+    fit); inside `transaction`, to replace tables fitted together at once. Returns the rows."""
+    table = resolve_table(table)
+    ensure_table(conn, table)
+    conn.execute(f"DELETE FROM {table.name}")
+    if len(frame):
+        insert_frame(conn, table.name, frame)
+    return len(frame)

@@ -97,3 +97,16 @@ def test_the_partitions_ended_on_the_clock_for_hourly_and_daily_assets() -> None
         "2020-03-25-20:00", "2020-03-25-21:00", "2020-03-25-22:00"]
     daily = dg.DailyPartitionsDefinition(start_date="2015-07-02")
     assert ended_partition_keys(daily, 72, now) == ["2020-03-22", "2020-03-23", "2020-03-24"]
+
+
+def test_a_refit_of_the_weather_statistics_re_issues_nothing(defs: dg.Definitions) -> None:
+    """A refit applies from the next materialisation: re-issuing past hours with statistics
+    fitted after them would rewrite served forecasts with later knowledge."""
+    with dg.instance_for_test() as instance:
+        _history(instance)
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        for table in ("weather_station_offsets", "weather_normalisation"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(table))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                   cursor=first.cursor)
+        assert result.total_requested == 0

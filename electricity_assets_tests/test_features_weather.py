@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from electricity_assets import storage
-from electricity_assets.assets.features import feature_assets
+from electricity_assets.assets.features import feature_assets, weather_statistics
 from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.features import (
     FEATURE_COLUMNS,
@@ -19,7 +19,7 @@ from electricity_assets.features import (
     compute_demand_features,
     compute_weather_features,
     default_normalisation_cutoff,
-    fit_weather_normalisation,
+    fit_weather_statistics,
     model_frame,
     weather_normalisation,
 )
@@ -54,6 +54,15 @@ def hourly_weather(region: str, hours: int, temperature=lambda i: 10.0 + (i % 24
     ], columns=list(WEATHER.columns))
 
 
+def fit(conn: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd.DataFrame:
+    """Fit and store the weather statistics as the `weather_statistics` asset does."""
+    fitted = fit_weather_statistics(conn, cutoff)
+    with storage.transaction(conn):
+        storage.replace_table(conn, weather_schema.OFFSETS_SCHEMA, fitted.offsets)
+        storage.replace_table(conn, weather_schema.NORMALISATION_SCHEMA, fitted.normalisation)
+    return fitted.normalisation
+
+
 def at(frame: pd.DataFrame, region: str, hours: int) -> pd.Series:
     rows = frame[(frame["region"] == region)
                  & (frame["period_utc"] == pd.Timestamp(START + timedelta(hours=hours)))]
@@ -67,8 +76,8 @@ def test_degree_hours_heat_index_lags_and_trailing_means(duckdb_path: str) -> No
         # 90 F at 50 % humidity: the NWS table gives a heat index of 95 F (35 C).
         conn.execute("UPDATE raw_weather SET temperature_c = 32.2222 "
                      "WHERE period_utc = ?", [START + timedelta(hours=100)])
-        frame = compute_weather_features(conn, START, START + timedelta(days=8),
-                                         normalisation_cutoff=START + timedelta(days=7))
+        fit(conn, START + timedelta(days=7))
+        frame = compute_weather_features(conn, START, START + timedelta(days=8))
     assert list(frame.columns) == list(COLUMNS)
     assert len(frame) == 24 * 8 - 1  # one row per hour that has weather
     cold, warm = at(frame, "TEX", 0), at(frame, "TEX", 23)  # 10 C and 33 C
@@ -89,7 +98,7 @@ def test_z_scores_use_statistics_from_before_the_cutoff_only(duckdb_path: str) -
     cutoff = START + timedelta(days=10)
     with open_db(duckdb_path) as conn:
         write(conn, "raw_weather", hourly_weather("CAL", 24 * 20))
-        stats = fit_weather_normalisation(conn, cutoff).set_index(["region", "variable"])
+        stats = fit(conn, cutoff).set_index(["region", "variable"])
         training = np.array([10.0 + (i % 24) for i in range(24 * 10)])
         assert stats.loc[("CAL", "temperature_c"), "mean"] == pytest.approx(training.mean())
         assert stats.loc[("CAL", "temperature_c"), "std"] == pytest.approx(training.std(ddof=1))
@@ -119,7 +128,15 @@ def test_default_cutoff_holds_out_the_last_eight_weeks_of_demand(duckdb_path: st
             columns=list(DEMAND.columns)))
         write(conn, "raw_weather", hourly_weather("CAL", 24 * 100))
         assert default_normalisation_cutoff(conn) == pd.Timestamp(last - timedelta(weeks=8))
-        compute_weather_features(conn, START, START + timedelta(days=1))  # fits once
+        before = compute_weather_features(conn, START, START + timedelta(days=1))
+        assert weather_normalisation(conn).empty  # the features never fit (nor write) anything
+        assert before["temperature_z"].isna().all()
+    # The fit is a materialisation of its own asset, upstream of the features.
+    result = dg.materialize([weather_statistics],
+                            resources={"duckdb": ElectricityDuckDB(database=duckdb_path)})
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "weather_station_offsets", "weather_normalisation"}
+    with open_db(duckdb_path) as conn:
         stats = weather_normalisation(conn)
     assert (stats["cutoff_utc"] == pd.Timestamp(last - timedelta(weeks=8))).all()
     assert (stats["n_rows"] == (100 - 56) * 24).all()
@@ -165,6 +182,9 @@ def test_assets_materialise_a_real_window_idempotently(duckdb_path: str) -> None
     events = {e.asset_key.to_user_string(): e.materialization.metadata
               for e in result.get_asset_materialization_events()}
     assert events["demand_features"]["dagster/row_count"].value == 12
+    # Fitted in the same run, upstream (on nothing here: the cut-off, 8 weeks before the last
+    # demand hour, precedes this window's weather).
+    assert events["weather_normalisation"]["cutoff_utc"].value == "2020-01-05T23:00:00+00:00"
     # CAL CAR CENT MIDA MIDW NW TEN TEX from stations and points, US48 from all of them, and
     # FLA NE NY SE SW from their neighbours' stations.
     assert events["weather_features"]["dagster/row_count"].value == 14
@@ -202,8 +222,8 @@ def test_a_second_source_taking_over_causes_no_step(duckdb_path: str) -> None:
             .assign(wind_speed_kmh=np.nan),  # NOAA LCD has no wind
             station_rows("CAL", SAN_JOSE, "open_meteo", range(24 * 10, 24 * 40),
                          lambda i: weather(i) - 5.0)]))
-        frame = cal(compute_weather_features(conn, START, START + timedelta(days=40),
-                                             normalisation_cutoff=START + timedelta(days=30)))
+        fit(conn, START + timedelta(days=30))
+        frame = cal(compute_weather_features(conn, START, START + timedelta(days=40)))
         offsets = weather_station_offsets(conn)
     truth = pd.Series([weather(i) for i in range(24 * 40)],
                       index=[pd.Timestamp(START + timedelta(hours=i)) for i in range(24 * 40)])
@@ -232,8 +252,8 @@ def test_a_missing_station_does_not_shift_the_region(duckdb_path: str) -> None:
         storage.upsert(conn, "raw_weather", pd.concat([
             station_rows("MIDW", "724340", "noaa_lcd", range(0, 24 * 20),
                          lambda i: weather(i) + 4.0), detroit]))
-        frame = compute_weather_features(conn, START, START + timedelta(days=20),
-                                         normalisation_cutoff=START + timedelta(days=20))
+        fit(conn, START + timedelta(days=20))
+        frame = compute_weather_features(conn, START, START + timedelta(days=20))
     midw = frame[frame["region"] == "MIDW"].set_index("period_utc")["temperature_c"]
     at_gaps = midw.loc[[pd.Timestamp(START + timedelta(hours=h)) for h in gaps]]
     expected = np.array([weather(h) for h in gaps])
@@ -245,7 +265,7 @@ def test_recency_features_do_not_depend_on_the_materialised_window(duckdb_path: 
     with open_db(duckdb_path) as conn:
         write(conn, "raw_weather", hourly_weather("TEX", 24 * 120,
                                                   temperature=lambda i: 10 + (i % 24) + i / 500))
-        fit_weather_normalisation(conn, START + timedelta(days=60))
+        fit(conn, START + timedelta(days=60))
         whole = compute_weather_features(conn, START, START + timedelta(days=120))
         day = compute_weather_features(conn, START + timedelta(days=100),
                                        START + timedelta(days=101))
@@ -354,8 +374,8 @@ def test_a_region_with_only_borrowed_stations_gets_their_weather(duckdb_path: st
             station_rows(homes[s.station], s.station, "noaa_lcd", range(0, 24 * 20),
                          lambda i, k=k: 10.0 + (i % 24) + 2 * k)
             for k, s in enumerate(neighbours)]))
-        frame = compute_weather_features(conn, START, START + timedelta(days=20),
-                                         normalisation_cutoff=START + timedelta(days=20))
+        fit(conn, START + timedelta(days=20))
+        frame = compute_weather_features(conn, START, START + timedelta(days=20))
     se = frame[frame["region"] == "SE"].set_index("period_utc")
     assert len(se) == 24 * 20 and (se["weather_stations"] == 2).all()
     np.testing.assert_allclose(se["temperature_c"].to_numpy()[:24],

@@ -152,7 +152,8 @@ def test_api_mode_without_data_names_the_exact_backfill(
     assert "electricity-stack" not in shown  # which seeds nothing in api mode
     # A command that works as shown from the repository root (bare `dagster` has no DAGSTER_HOME).
     assert ("`./dev dagster asset materialize -m electricity_assets.definitions --select "
-            f'raw_demand,raw_weather,demand_features,weather_features --partition-range "{first}'
+            "raw_demand,raw_weather,weather_station_offsets,weather_normalisation,"
+            f'demand_features,weather_features --partition-range "{first}'
             f'...{last}"`') in shown
 
     assert seed.seed() == 0

@@ -28,7 +28,8 @@ def test_seed_plan_records_the_whole_history_through_dagster_runs_recent_hours_f
         # Raw for the features' lookback (81 days) + 48 h, then the last 48 h of features:
         # the dashboard has data before the long history run.
         (raw, "2020-01-02-23:00...2020-03-25-22:00"),
-        (features, "2020-03-23-23:00...2020-03-25-22:00"),
+        (["weather_station_offsets", "weather_normalisation", *features],
+         "2020-03-23-23:00...2020-03-25-22:00"),  # fitted once, on the raw loaded so far
         # Every earlier bundled hour, from the first partition, in one run.
         (raw, "2015-07-01-05:00...2020-01-02-22:00"),
         (features, "2019-02-19-23:00...2020-03-23-22:00"),

@@ -27,9 +27,17 @@ def test_every_table_asset_shows_the_columns_duckdb_creates(duckdb_path: str) ->
     from electricity_assets.features import demand, weather
 
     shown = _defined_tables()
+    from electricity_assets.streaming.losses import STREAM_LOSSES
+
     assert set(shown) == {"raw_demand", "raw_weather", "demand_features", "weather_features",
-                          "demand_forecasts", "day_ahead_forecasts", "forecast_backtest"}
-    tables = {**storage.TABLES, demand.TABLE: demand.SCHEMA, weather.TABLE: weather.SCHEMA}
+                          "demand_forecasts", "day_ahead_forecasts", "forecast_backtest",
+                          "weather_station_offsets", "weather_normalisation", "dead_letters",
+                          "raw_demand_by_source", "raw_weather_by_source", "forecast_skips",
+                          "stream_losses"}
+    tables = {**storage.TABLES, demand.TABLE: demand.SCHEMA, weather.TABLE: weather.SCHEMA,
+              weather.OFFSETS_TABLE: weather.OFFSETS_SCHEMA,
+              weather.NORMALISATION_TABLE: weather.NORMALISATION_SCHEMA,
+              STREAM_LOSSES.name: STREAM_LOSSES}
     assert demand_features.key.to_user_string() == demand.TABLE
     assert weather_features.key.to_user_string() == weather.TABLE
     with duckdb.connect(duckdb_path) as conn:

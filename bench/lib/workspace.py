@@ -52,6 +52,11 @@ def build_workspace(conn: duckdb.DuckDBPyConnection, data_dir: Path) -> tuple[da
     end += timedelta(hours=demand.FORECAST_HORIZON_HOURS)  # features exist a day past the data
     storage.replace_window(conn, demand.SCHEMA, demand.compute_demand_features(conn, start, end),
                            start, end)
+    cutoff = weather.default_normalisation_cutoff(conn)
+    if cutoff is not None:  # fit, then transform, as the weather_statistics asset does
+        fitted = weather.fit_weather_statistics(conn, cutoff)
+        storage.replace_table(conn, weather.OFFSETS_SCHEMA, fitted.offsets)
+        storage.replace_table(conn, weather.NORMALISATION_SCHEMA, fitted.normalisation)
     storage.replace_window(conn, weather.SCHEMA,
                            weather.compute_weather_features(conn, start, end), start, end)
     return start, end

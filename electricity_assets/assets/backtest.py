@@ -5,7 +5,7 @@ weeks); this asset runs it over the last few weeks of the features in DuckDB, re
 and appends one row per region under a new run id to the `forecast_backtest` table.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +14,7 @@ from pydantic import Field
 from electricity_assets import quality, storage
 from electricity_assets.assets.metadata import column_schema
 from electricity_assets.features import model_frame, with_forecast_weather
-from electricity_assets.partitions import HISTORY_START
+from electricity_assets.history import HISTORY_START
 from electricity_assets.resources import ElectricityDuckDB
 
 OWNERS = ["team:forecasting"]
@@ -31,7 +31,8 @@ class ForecastBacktestConfig(dg.Config):
 
 
 @dg.asset(
-    deps=["demand_features", "weather_features"],
+    deps=["demand_features", "weather_features", "weather_station_offsets",
+          "weather_normalisation"],  # the ex-ante weather of the frame (with_forecast_weather)
     group_name="modeling",
     kinds={"lightgbm", "duckdb"},
     owners=OWNERS,
@@ -56,7 +57,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastBacktes
         end = latest.astimezone(UTC) + timedelta(hours=1)
         start = (end - timedelta(days=config.history_days + 7 * config.weeks)
                  if config.history_days else
-                 datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
+                 HISTORY_START)
         # Weather as a day-ahead forecast would have it: the scores are ex-ante.
         frame = with_forecast_weather(conn, model_frame(conn, start, end))
     result = backtest.run_backtest(frame, weeks=config.weeks, refit_weeks=config.refit_weeks,

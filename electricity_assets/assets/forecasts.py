@@ -43,6 +43,7 @@ def _hours_back(span: timedelta) -> int:
         # the hour before it.
         dg.AssetDep("trained_models", partition_mapping=dg.TimeWindowPartitionMapping(
             start_offset=-168, end_offset=-168)),
+        "weather_station_offsets",  # the region weather of an issue (features.issue)
     ],
     **HOURLY_WINDOWED,
     automation_condition=reissue_on_late_inputs(),

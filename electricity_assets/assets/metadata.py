@@ -15,9 +15,10 @@ MAX_TABLE_HOURS = 168
 
 
 def column_schema(table: storage.Table) -> dict[str, dg.TableSchema]:
-    """Definition metadata: the table's columns in the UI, from the DDL's own declaration."""
+    """Definition metadata: the table's columns in the UI, from the DDL's own declaration
+    (names unquoted: `"offset"` is quoted in SQL only because OFFSET is a keyword)."""
     return {"dagster/column_schema": dg.TableSchema(columns=[
-        dg.TableColumn(c.name, c.sql_type, description=c.description or None,
+        dg.TableColumn(c.name.strip('"'), c.sql_type, description=c.description or None,
                        constraints=dg.TableColumnConstraints(nullable=c.nullable))
         for c in table.columns])}
 

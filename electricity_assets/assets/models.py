@@ -16,7 +16,8 @@ from pydantic import Field
 from electricity_assets import quality, settings, storage
 from electricity_assets.assets.forecasts import day_ahead_forecasts, demand_forecasts
 from electricity_assets.features import model_frame, with_forecast_weather
-from electricity_assets.partitions import HISTORY_START, weekly_partitions
+from electricity_assets.history import HISTORY_START
+from electricity_assets.partitions import weekly_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource
 
 OWNERS = ["team:forecasting"]
@@ -45,7 +46,7 @@ def _window(conn, history_days: int, cutoff: datetime) -> tuple[datetime, dateti
                          "this partition first (e.g. a backfill in the UI)")
     end = latest.astimezone(UTC) + timedelta(hours=1)
     start = (end - timedelta(days=history_days) if history_days
-             else datetime.strptime(HISTORY_START, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC))
+             else HISTORY_START)
     return start, end
 
 
@@ -66,7 +67,8 @@ def _refresh_served_champions(context: dg.AssetExecutionContext, duckdb: Electri
 
 
 @dg.asset(
-    deps=["demand_features", "weather_features"],
+    deps=["demand_features", "weather_features", "weather_station_offsets",
+          "weather_normalisation"],  # the ex-ante weather of the frame (with_forecast_weather)
     partitions_def=weekly_partitions,
     group_name="modeling",
     kinds={"lightgbm", "mlflow"},

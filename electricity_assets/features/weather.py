@@ -28,10 +28,11 @@ temperature, degree hours and 24 h mean against 24 h earlier) say directly how t
 the ratio of demand to its level 24 h earlier, which the model predicts.
 
 **Normalisation** (no leakage): z-scores use per-region mean / std of the derived series before
-a cut-off (`weather_normalisation`), fitted together with the station offsets. They are fitted
-only when a cut-off is passed, or - when none exist - with the default cut-off: the latest demand
-hour minus 8 weeks, so the weeks that validation scores never inform them (the backtest refits
-the z-scores per window: `refit_z_scores`).
+a cut-off (`weather_normalisation`), fitted together with the station offsets by
+`fit_weather_statistics` (fit), which the `weather_statistics` asset stores; the features read
+the stored ones (transform). Its default cut-off is the latest demand hour minus 8 weeks, so the
+weeks that validation scores never inform them (the backtest refits the z-scores per window:
+`refit_z_scores`). Nothing here writes to DuckDB.
 
 Weather at hour t is an input for t: in replay the observation (an ex-post stand-in for a
 forecast; the backtest also scores it with simulated forecast error), live the Open-Meteo forecast.
@@ -40,6 +41,7 @@ forecast; the backtest also scores it with simulated forecast error), live the O
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -170,12 +172,16 @@ def _register_members(conn: duckdb.DuckDBPyConnection) -> None:
     conn.register("_weather_members", pd.DataFrame(members, columns=["region", "station"]))
 
 
-def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime
-                   ) -> pd.DataFrame:
+def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                   offsets: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each region's hourly weather (MEASURED + weather_stations, weather_source) derived from
-    its stations for start <= period_utc < end; one row per region and hour with any value."""
-    ensure_exists(conn, "raw_weather", OFFSETS_SCHEMA)
+    its stations for start <= period_utc < end; one row per region and hour with any value.
+    `offsets`: station offsets (`fit_station_offsets` rows); None: the stored ones."""
+    ensure_exists(conn, "raw_weather")
     _register_members(conn)
+    if offsets is None:
+        offsets = station_offsets(conn)
+    conn.register("_weather_offsets", offsets)
     # Summed in station order: DuckDB otherwise sums in parallel in no fixed order, and a
     # last-bit difference in a mean can move a LightGBM split, so two runs on the same data
     # would train different trees.
@@ -184,15 +190,15 @@ def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
         for c in MEASURED)
     frame = conn.execute(f"""
         WITH {_long_sql("period_utc >= $start AND period_utc < $end")},
-        fitted AS (SELECT DISTINCT region FROM {OFFSETS_TABLE}),
+        fitted AS (SELECT DISTINCT region FROM _weather_offsets),
         adjusted AS (
             SELECT l.region, l.station, l.period_utc, l.source, l.variable,
                    l.value + coalesce(om."offset", oa."offset", 0) AS value,
                    om."offset" IS NOT NULL OR oa."offset" IS NOT NULL OR f.region IS NULL AS used
             FROM long l
-            LEFT JOIN {OFFSETS_TABLE} om ON om.region = l.region AND om.station = l.station
+            LEFT JOIN _weather_offsets om ON om.region = l.region AND om.station = l.station
                 AND om.variable = l.variable AND om.month = month(timezone('UTC', l.period_utc))
-            LEFT JOIN {OFFSETS_TABLE} oa ON oa.region = l.region AND oa.station = l.station
+            LEFT JOIN _weather_offsets oa ON oa.region = l.region AND oa.station = l.station
                 AND oa.variable = l.variable AND oa.month = 0
             LEFT JOIN fitted f ON f.region = l.region
         )
@@ -204,6 +210,7 @@ def region_weather(conn: duckdb.DuckDBPyConnection, start: datetime, end: dateti
         HAVING count(*) FILTER (WHERE used) > 0
         ORDER BY region, period_utc
     """, {"start": utc_hour(start, "start"), "end": utc_hour(end, "end")}).df()
+    conn.unregister("_weather_offsets")
     return to_utc(frame)
 
 
@@ -346,37 +353,38 @@ def default_normalisation_cutoff(conn: duckdb.DuckDBPyConnection) -> datetime | 
     return pd.Timestamp(latest).tz_convert("UTC") - NORMALISATION_HOLDOUT
 
 
-def _replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    conn.execute(f"DELETE FROM {table}")
-    if len(frame):
-        storage.insert_frame(conn, table, frame)
+class WeatherStatistics(NamedTuple):
+    """What `fit_weather_statistics` fits: rows of OFFSETS_SCHEMA and NORMALISATION_SCHEMA."""
+
+    offsets: pd.DataFrame
+    normalisation: pd.DataFrame
 
 
-def fit_weather_normalisation(conn: duckdb.DuckDBPyConnection, cutoff: datetime) -> pd.DataFrame:
-    """Refit the station offsets and the per-region mean/std of the derived series on hours
-    before `cutoff` (both tables replaced together); returns the statistics."""
+def fit_weather_statistics(conn: duckdb.DuckDBPyConnection, cutoff: datetime
+                           ) -> WeatherStatistics:
+    """Fit the station offsets and the per-region mean/std of the derived series on hours before
+    `cutoff` (one cut-off for both, and every region: statistics of different cut-offs never
+    mix). Reads raw_weather; writes nothing."""
     cutoff_ts = pd.Timestamp(cutoff)
     if cutoff_ts.tzinfo is None:
         raise ValueError(f"cutoff={cutoff!r} is naive: pass a timezone-aware UTC datetime")
     cutoff_ts = cutoff_ts.tz_convert("UTC")
-    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA, OFFSETS_SCHEMA)
+    ensure_exists(conn, "raw_weather")
     offsets = fit_station_offsets(conn, cutoff_ts)
-    with storage.transaction(conn):
-        # One cut-off for every region: statistics from different cut-offs never mix.
-        _replace_table(conn, OFFSETS_TABLE, offsets)
-        (first,) = conn.execute("SELECT min(period_utc) FROM raw_weather").fetchone()
-        series = (region_weather(conn, pd.Timestamp(first).tz_convert("UTC").floor("h"),
-                                 cutoff_ts.ceil("h"))
-                  if first is not None else pd.DataFrame(columns=["region", *MEASURED]))
-        series = series[series["period_utc"] < cutoff_ts] if len(series) else series
-        long = series.melt(id_vars=["region"], value_vars=list(MEASURED), var_name="variable")
-        grouped = long.dropna().groupby(["region", "variable"])["value"]
-        stats = grouped.agg(mean="mean", std="std", n_rows="count").reset_index()
-        stats = stats[stats["n_rows"] >= NORMALISATION_MIN_ROWS].fillna({"std": 0.0})
-        stats["cutoff_utc"] = cutoff_ts
-        stats["fitted_at"] = pd.Timestamp(datetime.now(UTC))
-        _replace_table(conn, NORMALISATION_TABLE, stats)
-    return to_utc(stats.sort_values(["region", "variable"], ignore_index=True), "cutoff_utc")
+    (first,) = conn.execute("SELECT min(period_utc) FROM raw_weather").fetchone()
+    series = (region_weather(conn, pd.Timestamp(first).tz_convert("UTC").floor("h"),
+                             cutoff_ts.ceil("h"), offsets)
+              if first is not None else pd.DataFrame(columns=["region", *MEASURED]))
+    series = series[series["period_utc"] < cutoff_ts] if len(series) else series
+    long = series.melt(id_vars=["region"], value_vars=list(MEASURED), var_name="variable")
+    grouped = long.dropna().groupby(["region", "variable"])["value"]
+    stats = grouped.agg(mean="mean", std="std", n_rows="count").reset_index()
+    stats = stats[stats["n_rows"] >= NORMALISATION_MIN_ROWS].fillna({"std": 0.0})
+    stats["cutoff_utc"] = cutoff_ts
+    stats["fitted_at"] = pd.Timestamp(datetime.now(UTC))
+    return WeatherStatistics(
+        offsets, to_utc(stats.sort_values(["region", "variable"], ignore_index=True),
+                        "cutoff_utc"))
 
 
 def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
@@ -398,36 +406,33 @@ def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
     return frame.assign(**refitted)
 
 
+def _stored(conn: duckdb.DuckDBPyConnection, table: storage.Table, order: str) -> pd.DataFrame:
+    """The rows of `table`; without the table, none (typed as the table's columns)."""
+    (present,) = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+        "AND database_name = current_database() AND schema_name = current_schema()",
+        [table.name]).fetchone()
+    empty = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in table.columns)
+    relation = table.name if present else f"(SELECT {empty} WHERE false)"
+    return conn.execute(f"SELECT * FROM {relation} ORDER BY {order}").df()
+
+
 def weather_normalisation(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The stored z-score statistics (empty until fitted)."""
-    ensure_exists(conn, NORMALISATION_SCHEMA)
-    return to_utc(conn.execute(
-        f"SELECT * FROM {NORMALISATION_TABLE} ORDER BY region, variable").df(), "cutoff_utc")
+    """The stored z-score statistics (empty until `weather_statistics` is materialised)."""
+    return to_utc(_stored(conn, NORMALISATION_SCHEMA, "region, variable"), "cutoff_utc")
 
 
 def station_offsets(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """The stored station offsets (empty until fitted)."""
-    ensure_exists(conn, OFFSETS_SCHEMA)
-    return conn.execute(f"SELECT * FROM {OFFSETS_TABLE} ORDER BY ALL").df()
+    """The stored station offsets (empty until `weather_statistics` is materialised)."""
+    return _stored(conn, OFFSETS_SCHEMA, "ALL")
 
 
-def compute_weather_features(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
-                             normalisation_cutoff: datetime | None = None) -> pd.DataFrame:
-    """Weather features for start <= period_utc < end (columns: `COLUMNS`).
-
-    Pass `normalisation_cutoff` to (re)fit the station offsets and z-score statistics; otherwise
-    the stored ones are reused, and fitted with `default_normalisation_cutoff` only if none
-    exist yet.
-    """
+def compute_weather_features(conn: duckdb.DuckDBPyConnection, start: datetime, end: datetime
+                             ) -> pd.DataFrame:
+    """Weather features for start <= period_utc < end (columns: `COLUMNS`), with the stored
+    station offsets and z-score statistics (before any fit: plain station means, no z-scores)."""
     start_ts, end_ts = utc_hour(start, "start"), utc_hour(end, "end")
-    ensure_exists(conn, "raw_weather", NORMALISATION_SCHEMA, OFFSETS_SCHEMA)
-    if normalisation_cutoff is not None:
-        fit_weather_normalisation(conn, normalisation_cutoff)
-    elif conn.execute(f"SELECT count(*) FROM {NORMALISATION_TABLE}").fetchone()[0] == 0:
-        cutoff = default_normalisation_cutoff(conn)
-        if cutoff is not None:
-            fit_weather_normalisation(conn, cutoff)
-    series = region_weather(conn, start_ts - LOOKBACK, end_ts)
+    series = region_weather(conn, start_ts - LOOKBACK, end_ts, station_offsets(conn))
     return weather_feature_frame(series, start_ts, weather_normalisation(conn))
 
 
