@@ -16,6 +16,8 @@ from dagster_duckdb import DuckDBResource
 
 from electricity_assets import settings
 from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.replay_clock import DataClock
+from electricity_assets.sources.select import SourceConfig
 from electricity_assets.streaming.settings import DEFAULT_BROKER_ADDRESS, KafkaSettings
 
 
@@ -39,14 +41,32 @@ class ElectricityDuckDB(DuckDBResource):
 
 
 class SourceResource(dg.ConfigurableResource):
-    """Where raw rows come from: the offline replay folder or the live APIs."""
+    """Where raw rows come from (the offline replay folder or the live APIs) and the data clock
+    that goes with it (the replay clock or the wall clock)."""
 
     mode: str = "bundled"  # bundled | api
     data_dir: str = ""
+    home: str = ""  # where the replay clock keeps its state (empty: ELECTRICITY_HOME)
     eia_api_key: str | None = None
     eia_base_url: str = settings.EIA_BASE_URL
     open_meteo_archive_url: str = settings.OPEN_METEO_ARCHIVE_URL
     open_meteo_forecast_url: str = settings.OPEN_METEO_FORECAST_URL
+
+    def source_config(self) -> SourceConfig:
+        """What `sources.select.load_window` needs (the key resolved, never shown)."""
+        return SourceConfig(
+            mode=self.mode,
+            data_dir=Path(self.data_dir or settings.data_dir()),
+            eia_api_key=self.eia_api_key,
+            eia_base_url=self.eia_base_url,
+            open_meteo_archive_url=self.open_meteo_archive_url,
+            open_meteo_forecast_url=self.open_meteo_forecast_url,
+        )
+
+    def clock(self) -> DataClock:
+        """"Now" for the data this source serves."""
+        return DataClock(self.mode, Path(self.home) if self.home else None,
+                         Path(self.data_dir) if self.data_dir else None)
 
 
 class MLflowResource(dg.ConfigurableResource):

@@ -115,10 +115,11 @@ def retrain_cron() -> str:
     return env("ELECTRICITY_RETRAIN_CRON", "0 3 * * 0")
 
 
-def freshness_max_lag_hours() -> float:
-    """Allowed lag of a region's newest hour: 3 h offline, 6 h live (EIA publishes within ~2 h)."""
+def freshness_max_lag_hours(mode: str) -> float:
+    """Allowed lag of a region's newest hour in source `mode`: 3 h offline, 6 h live (EIA
+    publishes within ~2 h)."""
     text = env("ELECTRICITY_FRESHNESS_MAX_LAG_HOURS")
-    return float(text) if text else {"bundled": 3.0, "api": 6.0}[source_mode()]
+    return float(text) if text else {"bundled": 3.0, "api": 6.0}[mode]
 
 
 def seed_feature_days() -> int:
