@@ -129,19 +129,21 @@ class KafkaResource(dg.ConfigurableResource):
         )
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources from the environment (`settings`, `KafkaSettings.from_env`)."""
+def build_resources(config: settings.Settings | None = None
+                    ) -> dict[str, dg.ConfigurableResource]:
+    """The resources `config` describes (default: `Settings.from_env()`); secrets as EnvVars."""
+    config = config or settings.Settings.from_env()
     return {
-        "duckdb": ElectricityDuckDB(database=settings.duckdb_path()),
+        "duckdb": ElectricityDuckDB(database=config.duckdb_path),
         "source": SourceResource(
-            mode=settings.source_mode(),
-            data_dir=str(settings.data_dir()),
-            eia_api_key=dg.EnvVar("EIA_API_KEY") if settings.eia_api_key_set() else None,
+            mode=config.source_mode,
+            data_dir=str(config.data_dir),
+            eia_api_key=dg.EnvVar("EIA_API_KEY") if config.eia_api_key else None,
         ),
         "mlflow": MLflowResource(
-            tracking_uri=settings.mlflow_tracking_uri(),
-            artifact_root=settings.mlflow_artifact_root(),
-            ui_url=settings.mlflow_ui_url(),
+            tracking_uri=config.mlflow_tracking_uri,
+            artifact_root=config.mlflow_artifact_root,
+            ui_url=config.mlflow_ui_url,
         ),
-        "kafka": KafkaResource.from_settings(KafkaSettings.from_env()),
+        "kafka": KafkaResource.from_settings(config.kafka),
     }
