@@ -206,8 +206,8 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("ELECTRICITY_SEED_FORECAST_DAYS", "`7`",
              "first-run seed: days of forecasts before the replay start"),
     Variable("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS",
-             "on (the instance storage `dagster.yaml` selects turns it on; the stack also sets "
-             "`1`); `0` turns it off",
+             "on (the instance storage that `dagster.yaml` selects turns it on; the stack also "
+             "sets `1`); `0` turns it off",
              "Dagster: one planned event per asset for a ranged run instead of one per hour, so "
              "long backfills and stream runs start at once"),
     Variable("DAGSTER_EVENT_BATCH_SIZE", "`2000` (set by the stack for its Dagster processes)",
