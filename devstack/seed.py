@@ -99,7 +99,7 @@ def _publish() -> None:
 def seed() -> int:
     """Run the seed plan on the stack's instance, publishing the snapshot after each step."""
     home = settings.local_home()
-    if settings.source_mode() != "bundled":
+    if not replay_clock.data_clock().replaying:
         from electricity_assets.api_backfill import backfill_hint
 
         print(backfill_hint(datetime.now(UTC)), flush=True)

@@ -323,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
            "DAGSTER_HOME": str(prepare_dagster_home(home, postgres)), "PYTHONUNBUFFERED": "1"}
     os.environ.update({"ELECTRICITY_HOME": env["ELECTRICITY_HOME"],
                        "DAGSTER_HOME": env["DAGSTER_HOME"]})
-    if settings.source_mode() == "bundled":
+    data_clock = replay_clock.data_clock()
+    if data_clock.replaying:
         clock = replay_clock.replay_clock()  # persisted now, so every service reads one clock
         print(f"replay clock: {clock.now():%Y-%m-%d %H:%M} UTC of the bundled history, "
               f"x{clock.speed:g} ({home / replay_clock.STATE_FILE})")
@@ -363,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'' if stack.broker.managed else ' (external)'}", flush=True)
         for service in services:
             service.start(env, settings.PROJECT_ROOT)
-        seeding = (settings.source_mode() == "bundled" and not args.no_seed
+        seeding = (data_clock.replaying and not args.no_seed
                    and (args.reseed or not (home / SEED_MARKER).exists()))
         if seeding:
             # At once, not after the health checks: its runs need no service, and the
@@ -378,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             state = "up" if healthy else f"NOT RESPONDING (see {service.log_path})"
             print(f"  {service.name:<10} {service.url}  {state}", flush=True)
         print(f"logs: {logs}/*.log   Ctrl-C stops everything", flush=True)
-        if settings.source_mode() == "api" and not (home / SEED_MARKER).exists():
+        if not data_clock.replaying and not (home / SEED_MARKER).exists():
             from electricity_assets.api_backfill import backfill_hint
 
             dagster = next((s.url for s in services if s.name == "dagster"), None)

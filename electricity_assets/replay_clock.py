@@ -13,7 +13,9 @@ freshness check follow a clock that maps wall-clock time onto the bundled histor
 
 Unset values are persisted in `ELECTRICITY_HOME/replay_clock.json` on first use so every process
 (Dagster daemon, webserver, dashboard) reads the same clock. In api mode it is the wall clock.
-No Dagster imports: the dashboard uses this too.
+`DataClock` is "now" for either mode: assets ask `SourceResource.clock()`; code without a
+resource (schedules, sensors, automation conditions, the dashboard, the CLIs) asks `data_clock()`,
+the one place that builds it from the settings. No Dagster imports: the dashboard uses this too.
 """
 
 from __future__ import annotations
@@ -67,13 +69,13 @@ class ReplayClock:
                 "speed": self.speed}
 
 
-def _default_replay_start() -> datetime:
+def _default_replay_start(data_dir: Path) -> datetime:
     from electricity_assets.history import replay_data_end
 
-    last = replay_data_end(settings.data_dir())
+    last = replay_data_end(data_dir)
     if last is None:
         raise ReplayClockError(
-            f"the replay folder {settings.data_dir()} has no demand rows: set "
+            f"the replay folder {data_dir} has no demand rows: set "
             "ELECTRICITY_REPLAY_START or point ELECTRICITY_DATA_DIR at real data")
     return last - DEFAULT_LOOKBACK
 
@@ -93,8 +95,10 @@ def _speed() -> float:
     return speed
 
 
-def replay_clock(home: Path | None = None) -> ReplayClock:
-    """The clock from env vars, completed from (and persisted to) `replay_clock.json`."""
+def replay_clock(home: Path | None = None, data_dir: Path | None = None) -> ReplayClock:
+    """The clock from env vars, completed from (and persisted to) `replay_clock.json` under
+    `home` (default ELECTRICITY_HOME); with no start anywhere, 7 days before the last demand hour
+    of `data_dir` (default ELECTRICITY_DATA_DIR)."""
     path = (home or settings.local_home()) / STATE_FILE
     saved: dict = {}
     if path.exists():
@@ -105,7 +109,7 @@ def replay_clock(home: Path | None = None) -> ReplayClock:
     start_text = settings.replay_start_text() or saved.get("replay_start")
     anchor_text = settings.replay_anchor_text() or saved.get("anchor")
     start = (_parse_utc(start_text, "ELECTRICITY_REPLAY_START") if start_text
-             else _default_replay_start())
+             else _default_replay_start(data_dir or settings.data_dir()))
     anchor = (_parse_utc(anchor_text, "ELECTRICITY_REPLAY_ANCHOR") if anchor_text
               else datetime.now(UTC).replace(microsecond=0))
     clock = ReplayClock(start, anchor, _speed())
@@ -138,11 +142,35 @@ def advance_to(instant: datetime, home: Path | None = None) -> bool:
     return True
 
 
-def current_time(wall: datetime | None = None) -> datetime:
+@dataclass(frozen=True)
+class DataClock:
     """"Now" for the data: the replay clock in bundled mode, the wall clock in api mode."""
-    if settings.source_mode() == "bundled":
-        return replay_clock().now(wall)
-    return wall or datetime.now(UTC)
+    mode: str                    # bundled | api (the source's mode)
+    home: Path | None = None     # where the replay clock's state lives (ELECTRICITY_HOME)
+    data_dir: Path | None = None  # the replay folder (its last hour is the default start)
+
+    @property
+    def replaying(self) -> bool:
+        return self.mode == "bundled"
+
+    def now(self, wall: datetime | None = None) -> datetime:
+        if self.replaying:
+            return replay_clock(self.home, self.data_dir).now(wall)
+        return wall or datetime.now(UTC)
+
+    def speed(self) -> float:
+        """Data hours per wall-clock hour."""
+        return replay_clock(self.home, self.data_dir).speed if self.replaying else 1.0
+
+
+def data_clock() -> DataClock:
+    """The data clock as the settings configure it, for code that has no SourceResource."""
+    return DataClock(settings.source_mode(), settings.local_home(), settings.data_dir())
+
+
+def current_time(wall: datetime | None = None) -> datetime:
+    """`data_clock().now(wall)`."""
+    return data_clock().now(wall)
 
 
 def latest_complete_hour(now: datetime) -> datetime:

@@ -16,6 +16,8 @@ from dagster_duckdb import DuckDBResource
 
 from electricity_assets import settings
 from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.replay_clock import DataClock
+from electricity_assets.sources.select import SourceConfig
 from electricity_assets.streaming.settings import DEFAULT_BROKER_ADDRESS, KafkaSettings
 
 
@@ -39,14 +41,32 @@ class ElectricityDuckDB(DuckDBResource):
 
 
 class SourceResource(dg.ConfigurableResource):
-    """Where raw rows come from: the offline replay folder or the live APIs."""
+    """Where raw rows come from (the offline replay folder or the live APIs) and the data clock
+    that goes with it (the replay clock or the wall clock)."""
 
     mode: str = "bundled"  # bundled | api
     data_dir: str = ""
+    home: str = ""  # where the replay clock keeps its state (empty: ELECTRICITY_HOME)
     eia_api_key: str | None = None
     eia_base_url: str = settings.EIA_BASE_URL
     open_meteo_archive_url: str = settings.OPEN_METEO_ARCHIVE_URL
     open_meteo_forecast_url: str = settings.OPEN_METEO_FORECAST_URL
+
+    def source_config(self) -> SourceConfig:
+        """What `sources.select.load_window` needs (the key resolved, never shown)."""
+        return SourceConfig(
+            mode=self.mode,
+            data_dir=Path(self.data_dir or settings.data_dir()),
+            eia_api_key=self.eia_api_key,
+            eia_base_url=self.eia_base_url,
+            open_meteo_archive_url=self.open_meteo_archive_url,
+            open_meteo_forecast_url=self.open_meteo_forecast_url,
+        )
+
+    def clock(self) -> DataClock:
+        """"Now" for the data this source serves."""
+        return DataClock(self.mode, Path(self.home) if self.home else None,
+                         Path(self.data_dir) if self.data_dir else None)
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -109,19 +129,21 @@ class KafkaResource(dg.ConfigurableResource):
         )
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources from the environment (`settings`, `KafkaSettings.from_env`)."""
+def build_resources(config: settings.Settings | None = None
+                    ) -> dict[str, dg.ConfigurableResource]:
+    """The resources `config` describes (default: `Settings.from_env()`); secrets as EnvVars."""
+    config = config or settings.Settings.from_env()
     return {
-        "duckdb": ElectricityDuckDB(database=settings.duckdb_path()),
+        "duckdb": ElectricityDuckDB(database=config.duckdb_path),
         "source": SourceResource(
-            mode=settings.source_mode(),
-            data_dir=str(settings.data_dir()),
-            eia_api_key=dg.EnvVar("EIA_API_KEY") if settings.eia_api_key_set() else None,
+            mode=config.source_mode,
+            data_dir=str(config.data_dir),
+            eia_api_key=dg.EnvVar("EIA_API_KEY") if config.eia_api_key else None,
         ),
         "mlflow": MLflowResource(
-            tracking_uri=settings.mlflow_tracking_uri(),
-            artifact_root=settings.mlflow_artifact_root(),
-            ui_url=settings.mlflow_ui_url(),
+            tracking_uri=config.mlflow_tracking_uri,
+            artifact_root=config.mlflow_artifact_root,
+            ui_url=config.mlflow_ui_url,
         ),
-        "kafka": KafkaResource.from_settings(KafkaSettings.from_env()),
+        "kafka": KafkaResource.from_settings(config.kafka),
     }

@@ -45,10 +45,9 @@ def due_hours(minutes: int, speed: float, now: datetime) -> tuple[datetime, date
 
 
 def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
-    mode = settings.source_mode()
-    speed = replay_clock.replay_clock().speed if mode == "bundled" else 1.0
-    now = replay_clock.current_time(tick_time)
-    first, last = due_hours(settings.schedule_every_minutes(), speed, now)
+    clock = replay_clock.data_clock()
+    now = clock.now(tick_time)
+    first, last = due_hours(settings.schedule_every_minutes(), clock.speed(), now)
     if first < pd.Timestamp(hourly_partitions.start).to_pydatetime():
         return dg.SkipReason(f"data clock {now:%Y-%m-%d %H:%M} UTC is before the first partition")
     if hourly_partitions.end is not None:  # offline: the last partition ends the replayed data
@@ -61,7 +60,7 @@ def hourly_run_request(tick_time: datetime) -> dg.RunRequest | dg.SkipReason:
     start_key, end_key = first.strftime(fmt), last.strftime(fmt)
     return dg.RunRequest(
         run_key=f"{start_key}...{end_key}",
-        tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key, "source_mode": mode,
+        tags={RANGE_START_TAG: start_key, RANGE_END_TAG: end_key, "source_mode": clock.mode,
               "data_clock_utc": now.isoformat()},
     )
 

@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 
 from electricity_assets import settings
+from electricity_assets.replay_clock import data_clock
 
 T = TypeVar("T")
 
@@ -244,7 +245,7 @@ def collect_model_cards(regions: Sequence[str], tracking_uri: str | None = None)
 
 def no_data_message(path: Path | None = None) -> str:
     """What to do when there is nothing to show: depends on where the data comes from."""
-    if settings.source_mode() == "api":
+    if not data_clock().replaying:
         from electricity_assets.api_backfill import backfill_hint
 
         return backfill_hint(datetime.now(UTC))

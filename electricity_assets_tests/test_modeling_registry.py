@@ -25,8 +25,8 @@ from electricity_assets.modeling.registry import (
     CHAMPION,
     MlflowConfig,
     load_champion,
+    load_version,
     log_and_register,
-    tracking,
 )
 from electricity_assets.modeling.training import TrainingConfig, model_inputs, train_region
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
@@ -77,8 +77,8 @@ def test_champion_only_moves_when_the_new_version_wins(workspace: dict) -> None:
     # FLA in this sample has no weather: the card says so rather than showing a share.
     assert run.data.metrics["weather_inputs"] == 0 and run.data.metrics["weather_gain_pct"] == 0
     assert "feature_importance.png" in {a.path for a in client.list_artifacts(first.run_id)}
-    mlflow.set_tracking_uri(config.tracking_uri)
-    info = mlflow.models.get_model_info("models:/demand-FLA@champion")
+    info = mlflow.models.Model.load(mlflow.artifacts.download_artifacts(
+        client.get_model_version_download_uri("demand-FLA", "1"), tracking_uri=config.tracking_uri))
     assert info.signature is not None and "lag_24h" in info.signature.inputs.input_names()
     assert "EIA_API_KEY" not in str(run.data.params)
 
@@ -140,8 +140,7 @@ def test_a_refitted_champion_is_scored_only_after_its_training_data(
     second = log_and_register(new, config)
     after = new.validation[new.validation["period_utc"] >= pd.Timestamp(old.fit_end)]
     assert second.compared_hours == len(after) == 168
-    with tracking(config):
-        champion = mlflow.pyfunc.load_model(f"models:/demand-CAL/{first.version}")
+    champion = load_version(config, "demand-CAL", first.version)
     inputs = model_inputs(new.validation_features.loc[after.index], new.feature_columns)
     champion_mdape = compare(after.assign(
         forecast_mwh=champion.predict(inputs)["forecast_mwh"].to_numpy()))["model"]["mdape"]
@@ -151,6 +150,34 @@ def test_a_refitted_champion_is_scored_only_after_its_training_data(
     again = log_and_register(new if second.alias == CHAMPION else old, config)
     assert (again.compared_hours, again.alias) == (0, CHALLENGER)
     assert "no validation hour" in again.decision
+
+
+def test_two_stores_in_one_process_never_see_each_other(
+        workspace: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each registry call is bound to its own store: MLflow's process-wide URI (here pointing at a
+    third store) is neither read nor changed, and a champion of one store is not the other's."""
+    elsewhere = tmp_path / "global" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
+    mlflow.set_tracking_uri(f"sqlite:///{elsewhere}")
+    try:
+        a, b = _own_store(tmp_path / "a"), _own_store(tmp_path / "b")
+        rows = workspace["frame"][workspace["frame"]["region"] == "FLA"]
+        model = train_region(rows, NO_REFIT)
+        inflated = train_region(rows.assign(demand_mwh=rows["demand_mwh"] * 1.3), NO_REFIT)
+        assert log_and_register(model, a).version == "1"
+        assert log_and_register(inflated, b).version == "1"  # b's first: a's v1 is not its own
+        # Judged against a's champion (the same model: a tie), not b's (~30 % off: it would win).
+        again = log_and_register(model, a)
+        assert (again.alias, again.previous_mdape) == (CHALLENGER, again.mdape)
+        assert mlflow.get_tracking_uri() == f"sqlite:///{elsewhere}"
+        assert os.environ["MLFLOW_TRACKING_URI"] == f"sqlite:///{elsewhere}"
+        assert not elsewhere.exists()  # nothing was logged to, or even opened in, the global store
+        inputs = model_inputs(model.validation_features, model.feature_columns)
+        forecast = {name: load_champion("FLA", store)[1].predict(inputs)["forecast_mwh"]
+                    for name, store in (("a", a), ("b", b))}
+        assert (forecast["b"] / forecast["a"]).median() > 1.2  # each store serves its own model
+    finally:
+        mlflow.set_tracking_uri(None)
 
 
 def _asset_resources(workspace: dict, store: str) -> dict:

@@ -16,7 +16,6 @@ from pydantic import Field
 
 from electricity_assets import quality, settings, storage
 from electricity_assets.assets.metadata import column_schema, long_window
-from electricity_assets.assets.raw import source_config
 from electricity_assets.automation import day_ahead_when_issued, reissue_on_late_inputs
 from electricity_assets.datasets import WEATHER
 from electricity_assets.features import issue
@@ -67,7 +66,7 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
 
     start, end = context.partition_time_window
     issues = issuing.issues_of_window(start, end)
-    weather_source = source_config(source)
+    weather_source = source.source_config()
 
     def outlook(first: datetime, last: datetime) -> pd.DataFrame:
         return load_window(WEATHER, first, last, weather_source).rows
@@ -78,7 +77,7 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home(),
         settings.champion_index_max_age())
     batch = issuing.forecast_issues(duckdb.get_connection, issues, champions, model_skips,
-                                    outlook, simulate_error=source.mode == "bundled")
+                                    outlook, simulate_error=source.clock().replaying)
     with duckdb.get_connection() as conn:
         written = issuing.replace_issues(conn, batch, issues[0], issues[-1] + timedelta(hours=1),
                                          regions=sorted(champions))

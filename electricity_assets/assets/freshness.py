@@ -14,13 +14,13 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from electricity_assets import quality, replay_clock, settings
+from electricity_assets import quality, settings
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
-from electricity_assets.resources import ElectricityDuckDB
+from electricity_assets.resources import ElectricityDuckDB, SourceResource
 
 
-def max_lag() -> timedelta:
-    return timedelta(hours=settings.freshness_max_lag_hours())
+def max_lag(mode: str) -> timedelta:
+    return timedelta(hours=settings.freshness_max_lag_hours(mode))
 
 
 def latest_hours(conn: duckdb.DuckDBPyConnection, dataset: Dataset) -> pd.DataFrame:
@@ -44,9 +44,9 @@ def build_freshness_check(dataset: Dataset) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=dataset.table, name="freshness",
                     description=f"Every region's newest {dataset.name} hour is recent enough "
                                 "against the data clock (replay clock offline).")
-    def _freshness(duckdb: ElectricityDuckDB) -> dg.AssetCheckResult:
-        now = replay_clock.current_time()
-        allowed = max_lag()
+    def _freshness(duckdb: ElectricityDuckDB, source: SourceResource) -> dg.AssetCheckResult:
+        now = source.clock().now()
+        allowed = max_lag(source.mode)
         with duckdb.get_connection() as conn:
             frame = assess_freshness(latest_hours(conn, dataset), now, allowed)
         stale = frame[frame["stale"]]

@@ -9,7 +9,6 @@ are kept in `<table>_by_source`; the raw table holds, per key, the latest publis
 
 
 from datetime import datetime
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -19,8 +18,9 @@ from electricity_assets.assets.metadata import column_schema, long_window, windo
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
 from electricity_assets.ingest import write_window
 from electricity_assets.partitions import HOURLY_WINDOWED
+from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.resources import ElectricityDuckDB, KafkaResource, SourceResource
-from electricity_assets.sources.select import SourceConfig, load_window
+from electricity_assets.sources.select import load_window
 from electricity_assets.streaming import losses
 
 OWNERS = ["team:data-platform"]
@@ -77,17 +77,6 @@ class RawIngestConfig(dg.Config):
         return None if hour is None else datetime.fromisoformat(hour)
 
 
-def source_config(source: SourceResource) -> SourceConfig:
-    return SourceConfig(
-        mode=source.mode,
-        data_dir=Path(source.data_dir),
-        eia_api_key=source.eia_api_key,
-        eia_base_url=source.eia_base_url,
-        open_meteo_archive_url=source.open_meteo_archive_url,
-        open_meteo_forecast_url=source.open_meteo_forecast_url,
-    )
-
-
 def _window_metadata(context: dg.AssetExecutionContext, conn, dataset: Dataset,
                      start: datetime, end: datetime, rows: int) -> dict[str, dg.MetadataValue]:
     gaps = quality.missing_hours(conn, dataset, start, end)
@@ -134,9 +123,9 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
             from electricity_assets.streaming.ingest import ingest_offsets
 
             with duckdb.get_connection() as conn:
-                result = ingest_offsets(conn, dataset, config.kafka_offsets,
-                                        kafka.kafka_settings(), config.span(),
-                                        config.latest_hour())
+                result = ingest_offsets(
+                    conn, dataset, config.kafka_offsets, kafka.kafka_settings(), config.span(),
+                    config.latest_hour() or latest_plausible_hour(source.clock().now()))
                 metadata = _window_metadata(context, conn, dataset, start, end,
                                             result.rows_written)
             context.log.info(
@@ -161,7 +150,7 @@ def build_raw_asset(dataset: Dataset) -> dg.AssetsDefinition:
                 metadata["lost_messages"] = dg.MetadataValue.int(count)
             return dg.MaterializeResult(metadata=metadata)
 
-        fetched = load_window(dataset, start, end, source_config(source))
+        fetched = load_window(dataset, start, end, source.source_config())
         context.log.info(
             f"{dataset.table}: {len(fetched.rows):,} rows from {fetched.source} for "
             f"[{start.isoformat()}, {end.isoformat()})")

@@ -21,9 +21,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
 from electricity_assets.features.issue import issue_frame
 from electricity_assets.modeling.horizon_model import (
@@ -39,12 +37,13 @@ from electricity_assets.modeling.horizon_model import (
 )
 from electricity_assets.modeling.metrics import error_metrics
 from electricity_assets.modeling.registry import (
-    CHALLENGER,
     CHAMPION,
-    PIP_REQUIREMENTS,
     MlflowConfig,
     Registration,
-    tracking,
+    Scores,
+    load_version,
+    log_and_decide,
+    open_store,
 )
 from electricity_assets.modeling.training import InsufficientDataError
 
@@ -60,10 +59,6 @@ class HorizonForecaster(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
         return self.predictor.predict(pd.DataFrame(model_input).reset_index(drop=True))
-
-
-def horizon_champion_uri(region: str) -> str:
-    return f"models:/{horizon_model_name(region)}@{CHAMPION}"
 
 
 def _metrics(model: HorizonModel) -> dict[str, float]:
@@ -107,26 +102,6 @@ def _params(model: HorizonModel) -> dict[str, str]:
     return params
 
 
-@dataclass(frozen=True)
-class _ChampionScore:
-    version: str
-    fit_end: datetime | None
-    forecast_mwh: np.ndarray  # on every validation row of the new model
-
-
-def _champion(client: MlflowClient, model: HorizonModel) -> _ChampionScore | None:
-    name = horizon_model_name(model.region)
-    try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-    text = client.get_run(version.run_id).data.params.get("fit_end")
-    predictor = mlflow.pyfunc.load_model(horizon_champion_uri(model.region)).unwrap_python_model()
-    forecast = predictor.predictor.predict(model.validation_features.reset_index(drop=True))
-    return _ChampionScore(str(version.version), datetime.fromisoformat(text) if text else None,
-                          forecast["forecast_mwh"].to_numpy())
-
-
 def compared_rows(model: HorizonModel, champion_forecast: np.ndarray,
                   since: datetime | None) -> np.ndarray:
     """Validation rows both are scored on: issue at or after `since`, target and both
@@ -143,65 +118,45 @@ def log_and_register_horizon(model: HorizonModel, config: MlflowConfig,
                              tags: dict[str, str] | None = None) -> Registration:
     """Log one run, register a new `demand-horizons-<REGION>` version, set its alias."""
     name = horizon_model_name(model.region)
+    validation = model.validation
+    actual, own = validation["demand_mwh"], validation["forecast_mwh"].to_numpy()
+
+    def champion_forecast(champion: mlflow.pyfunc.PyFuncModel) -> np.ndarray:
+        predictor = champion.unwrap_python_model().predictor
+        return predictor.predict(model.validation_features.reset_index(drop=True))[
+            "forecast_mwh"].to_numpy()
+
+    def score(champion: np.ndarray | None, since: datetime | None) -> Scores:
+        if champion is None:
+            mask = actual.notna().to_numpy() & np.isfinite(own)
+            return Scores(error_metrics(actual[mask], own[mask])["mdape"], float("nan"), 0)
+        mask = compared_rows(model, champion, since)
+        if not mask.any():
+            return Scores(float("nan"), float("nan"), 0)
+        rows = actual.to_numpy()[mask]
+        return Scores(error_metrics(rows, own[mask])["mdape"],
+                      error_metrics(rows, champion[mask])["mdape"], int(mask.sum()))
+
     example = inputs(model.validation_features.head(5), model.predictor.input_columns)
-    forecaster = HorizonForecaster(model.predictor)
-    with tracking(config) as (client, experiment_id):
-        previous = _champion(client, model)
-        with mlflow.start_run(experiment_id=experiment_id,
-                              run_name=f"{name} {model.validation_end:%Y-%m-%d}") as run:
-            mlflow.set_tags({"region": model.region, "model_name": name, "family": "horizons",
-                             **(tags or {})})
-            mlflow.log_params(_params(model))
-            mlflow.log_metrics(_metrics(model))
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=forecaster,
-                signature=infer_signature(example, forecaster.predict(None, example)),
-                input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=name)
-            run_id = run.info.run_id
-        version = str(info.registered_model_version)
-        validation = model.validation
-        own = validation["forecast_mwh"].to_numpy()
-        if previous is None:
-            mask = validation["demand_mwh"].notna().to_numpy() & np.isfinite(own)
-            mdape = error_metrics(validation["demand_mwh"][mask], own[mask])["mdape"]
-            hours, previous_mdape, wins = 0, None, True
-        else:
-            mask = compared_rows(model, previous.forecast_mwh, previous.fit_end)
-            hours = int(mask.sum())
-            actual = validation["demand_mwh"].to_numpy()[mask]
-            mdape = error_metrics(actual, own[mask])["mdape"] if hours else float("nan")
-            previous_mdape = (error_metrics(actual, previous.forecast_mwh[mask])["mdape"]
-                              if hours else float("nan"))
-            wins = hours > 0 and mdape < previous_mdape
-        alias = CHAMPION if wins else CHALLENGER
-        client.set_registered_model_alias(name, alias, version)
-        client.set_model_version_tag(name, version, "validation_mdape",
-                                     f"{model.metrics['all']['model_mdape']:.3f}")
-        if previous is not None:
-            client.set_model_version_tag(
-                name, version, "champion_comparison",
-                f"v{version} {mdape:.3f} % vs v{previous.version} {previous_mdape:.3f} % on the "
-                f"{hours} validation rows issued after v{previous.version}'s training data")
-    registration = Registration(
-        region=model.region, model_name=name, version=version, alias=alias, run_id=run_id,
-        run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{run_id}", mdape=mdape,
-        previous_version=None if previous is None else previous.version,
-        previous_mdape=previous_mdape, compared_hours=hours)
-    logger.info("%s v%s: %s", name, version, registration.decision)
-    return registration
+    return log_and_decide(
+        config, name, region=model.region,
+        validation_mdape=model.metrics["all"]["model_mdape"],
+        compared_what="validation rows issued", champion_forecast=champion_forecast,
+        score=score, run_name=f"{name} {model.validation_end:%Y-%m-%d}",
+        tags={"region": model.region, "model_name": name, "family": "horizons", **(tags or {})},
+        params=_params(model), metrics=_metrics(model),
+        python_model=HorizonForecaster(model.predictor), example=example)
 
 
 def load_horizon_champion(region: str, config: MlflowConfig) -> tuple[str, HorizonPredictor]:
     """(version, predictor) of `demand-horizons-<region>@champion`; LookupError when none."""
-    with tracking(config) as (client, _):
-        try:
-            version = client.get_model_version_by_alias(horizon_model_name(region), CHAMPION)
-        except MlflowException as exc:
-            raise LookupError(f"no champion for {horizon_model_name(region)}: materialise "
-                              "trained_models first") from exc
-        loaded = mlflow.pyfunc.load_model(horizon_champion_uri(region))
-    return str(version.version), loaded.unwrap_python_model().predictor
+    name = horizon_model_name(region)
+    client, _ = open_store(config)
+    try:
+        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException as exc:
+        raise LookupError(f"no champion for {name}: materialise trained_models first") from exc
+    return version, load_horizon_version(name, version, config)
 
 
 @dataclass
@@ -277,7 +232,5 @@ def train_and_register_horizons(conn: duckdb.DuckDBPyConnection, cutoff: datetim
 
 
 def load_horizon_version(name: str, version: str, config: MlflowConfig) -> HorizonPredictor:
-    """The predictor of one registered version (`models:/<name>/<version>`)."""
-    with tracking(config):
-        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    return loaded.unwrap_python_model().predictor
+    """The predictor of one registered version."""
+    return load_version(config, name, version).unwrap_python_model().predictor

@@ -11,29 +11,32 @@ Aliases, never the deprecated registry stages.
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from tempfile import TemporaryDirectory
+from typing import Any, NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: training runs headless inside Dagster
 
 import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
+import mlflow.artifacts  # noqa: E402
 import mlflow.pyfunc  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-from mlflow.tracking._model_registry import utils as _registry_utils  # noqa: E402
-from mlflow.tracking._tracking_service import utils as _tracking_utils  # noqa: E402
+from mlflow.models import Model, infer_signature  # noqa: E402
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode  # noqa: E402
+from mlflow.tracking.context.registry import resolve_tags  # noqa: E402
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS  # noqa: E402
 
 from electricity_assets import settings  # noqa: E402
 from electricity_assets.features import WEATHER_FEATURE_COLUMNS  # noqa: E402
@@ -93,44 +96,110 @@ def model_name(region: str) -> str:
     return f"demand-{region}"
 
 
-def champion_uri(region: str) -> str:
-    return f"models:/{model_name(region)}@{CHAMPION}"
+def open_store(config: MlflowConfig) -> tuple[MlflowClient, str]:
+    """A client bound to `config`'s store (tracking and registry) and the experiment id.
 
-
-_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
-@contextmanager
-def tracking(config: MlflowConfig) -> Iterator[tuple[MlflowClient, str]]:
-    """Point MLflow at `config` (tracking + registry) and yield a client and the experiment id."""
+    Every call goes through this client: nothing reads or sets MLflow's process-wide URI, so two
+    stores in one process (tests, a bench beside the stack) never see each other's models."""
     if config.tracking_uri.startswith("sqlite:///"):
         Path(config.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                           exist_ok=True)
-    # MLflow keeps the URIs as process globals (and set_tracking_uri exports MLFLOW_TRACKING_URI,
-    # which `settings` reads): save and restore both globals and the environment exactly, or one
-    # config leaks into the next caller's registry look-ups.
-    saved_uris = (_tracking_utils._tracking_uri, _registry_utils._registry_uri)
-    saved_env = {k: os.environ.get(k) for k in _URI_ENV}
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.tracking_uri)
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    artifact_root = Path(config.artifact_root)
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    return client, client.create_experiment(config.experiment_name,
+                                            artifact_location=artifact_root.resolve().as_uri())
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    version: str  # the registered model version
+
+
+def log_model_run(client: MlflowClient, experiment_id: str, registered_name: str, *,
+                  run_name: str, tags: dict[str, str], params: dict[str, str],
+                  metrics: dict[str, float], python_model: mlflow.pyfunc.PythonModel,
+                  example: pd.DataFrame, figures: dict[str, plt.Figure] | None = None
+                  ) -> LoggedRun:
+    """One finished run with its params, metrics and figures, the pyfunc model logged as the
+    run's LoggedModel and registered as a new version of `registered_name`: what
+    `mlflow.start_run` + `mlflow.pyfunc.log_model(registered_model_name=...)` record, through
+    `client`."""
+    run_id = client.create_run(experiment_id, run_name=run_name,
+                               tags=resolve_tags(tags)).info.run_id
     try:
-        client = MlflowClient(config.tracking_uri, config.tracking_uri)
-        experiment = client.get_experiment_by_name(config.experiment_name)
-        if experiment is None:
-            artifact_root = Path(config.artifact_root)
-            artifact_root.mkdir(parents=True, exist_ok=True)
-            experiment_id = client.create_experiment(
-                config.experiment_name, artifact_location=artifact_root.resolve().as_uri())
-        else:
-            experiment_id = experiment.experiment_id
-        yield client, experiment_id
-    finally:
-        _tracking_utils._tracking_uri, _registry_utils._registry_uri = saved_uris
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        stamp = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0) for k, v in metrics.items()],
+                         params=[Param(k, v) for k, v in params.items()])
+        for path, figure in (figures or {}).items():
+            client.log_figure(run_id, figure, path)
+        model_id = _log_pyfunc(client, experiment_id, run_id, params, metrics, python_model,
+                               example)
+        version = _register(client, registered_name, model_id, run_id)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id)
+    return LoggedRun(run_id, version)
+
+
+def _log_pyfunc(client: MlflowClient, experiment_id: str, run_id: str, params: dict[str, str],
+                metrics: dict[str, float], python_model: mlflow.pyfunc.PythonModel,
+                example: pd.DataFrame) -> str:
+    """The run's LoggedModel `model` (its params, metrics, signature and input example); id."""
+    logged = client.create_logged_model(experiment_id, name="model", source_run_id=run_id,
+                                        params=params, tags=resolve_tags())
+    try:
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        stamp = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, v, stamp, 0, model_id=logged.model_id,
+                                                 run_id=run_id) for k, v in metrics.items()])
+        with TemporaryDirectory() as tmp:
+            path = str(Path(tmp) / "model")
+            mlflow.pyfunc.save_model(
+                path, python_model=python_model, input_example=example,
+                signature=infer_signature(example, python_model.predict(None, example)),
+                pip_requirements=PIP_REQUIREMENTS,
+                mlflow_model=Model(artifact_path=logged.artifact_location,
+                                   model_uuid=logged.model_id, run_id=run_id,
+                                   model_id=logged.model_id))
+            client.log_model_artifacts(logged.model_id, path)
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return logged.model_id
+
+
+def _register(client: MlflowClient, name: str, model_id: str, run_id: str) -> str:
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    # The source is the logged model's artifact location, not `models:/<model_id>`: MLflow's
+    # SQL registry resolves that URI through the process-wide tracking URI, not this client's.
+    source = client.get_logged_model(model_id).artifact_location
+    version = str(client.create_model_version(name, source, run_id=run_id,
+                                              model_id=model_id).version)
+    # The logged model's page lists the versions registered from it.
+    client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(
+        [{"name": name, "version": version}])})
+    return version
+
+
+def load_version(config: MlflowConfig, name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
+    """Registered version `name`/`version`, downloaded through a client bound to `config`."""
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    uri = client.get_model_version_download_uri(name, version)
+    with TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                    tracking_uri=config.tracking_uri)
+        return mlflow.pyfunc.load_model(local)
 
 
 def _importance_figure(model: RegionModel) -> plt.Figure:
@@ -197,55 +266,40 @@ def log_and_register(model: RegionModel, config: MlflowConfig,
     """
     name = model_name(model.region)
     inputs = model_inputs(model.validation_features, model.feature_columns)
-    with tracking(config) as (client, experiment_id):
-        previous = _score_champion(client, model, inputs)
-        with mlflow.start_run(experiment_id=experiment_id,
-                              run_name=f"{name} {model.validation_end:%Y-%m-%d}") as run:
-            mlflow.set_tags({"region": model.region, "model_name": name, **(tags or {})})
-            mlflow.log_params(_params(model))
-            mlflow.log_metrics(_flat_metrics(model))
-            fig = _importance_figure(model)
-            mlflow.log_figure(fig, "feature_importance.png")
-            plt.close(fig)
-            forecaster = DemandForecaster.from_region_model(model)
-            example = inputs.head(5)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=forecaster,
-                signature=infer_signature(example, forecaster.predict(None, example)),
-                input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=name,
-            )
-            run_id = run.info.run_id
-        version = str(info.registered_model_version)
-        if previous is None:
-            mdape, hours, wins = validation_score(model), 0, True
-        else:
-            mdape = validation_score(model, since=previous.fit_end)
-            hours = compared_hours(model, previous.fit_end)
-            wins = hours > 0 and mdape < previous.mdape
-        alias = CHAMPION if wins else CHALLENGER
-        client.set_registered_model_alias(name, alias, version)
-        client.set_model_version_tag(name, version, "validation_mdape",
-                                     f"{validation_score(model):.3f}")
-        if previous is not None:
-            client.set_model_version_tag(
-                name, version, "champion_comparison",
-                f"v{version} {mdape:.3f} % vs v{previous.version} {previous.mdape:.3f} % on the "
-                f"{hours} validation hours after v{previous.version}'s training data")
-    registration = Registration(
-        region=model.region, model_name=name, version=version, alias=alias, run_id=run_id,
-        run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{run_id}",
-        mdape=mdape, previous_version=None if previous is None else previous.version,
-        previous_mdape=None if previous is None else previous.mdape, compared_hours=hours,
-    )
-    logger.info("%s v%s: %s", name, version, registration.decision)
-    return registration
+
+    def score(champion_forecast: np.ndarray | None, since: datetime | None) -> Scores:
+        if champion_forecast is None:
+            return Scores(validation_score(model), float("nan"), 0)
+        return Scores(validation_score(model, since=since),
+                      validation_score(model, champion_forecast, since),
+                      compared_hours(model, since))
+
+    fig = _importance_figure(model)
+    try:
+        return log_and_decide(
+            config, name, region=model.region, validation_mdape=validation_score(model),
+            compared_what="validation hours",
+            champion_forecast=lambda champion: champion.predict(inputs)["forecast_mwh"].to_numpy(),
+            score=score, run_name=f"{name} {model.validation_end:%Y-%m-%d}",
+            tags={"region": model.region, "model_name": name, **(tags or {})},
+            params=_params(model), metrics=_flat_metrics(model),
+            python_model=DemandForecaster.from_region_model(model), example=inputs.head(5),
+            figures={"feature_importance.png": fig})
+    finally:
+        plt.close(fig)
 
 
-class ChampionScore(NamedTuple):
-    version: str
-    mdape: float                # on the new model's validation hours from fit_end on
-    fit_end: datetime | None    # end of the hours the champion's trees were fitted on
+class Scores(NamedTuple):
+    mdape: float           # the new version on the compared rows (all of them when first)
+    champion_mdape: float  # the champion on the same rows
+    compared: int          # rows both are scored on
+
+
+@dataclass(frozen=True)
+class Decision:
+    alias: str
+    scores: Scores
+    previous_version: str | None = None
 
 
 def _fit_end(params: dict[str, str]) -> datetime | None:
@@ -255,17 +309,49 @@ def _fit_end(params: dict[str, str]) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _score_champion(client: MlflowClient, model: RegionModel, inputs: pd.DataFrame
-                    ) -> ChampionScore | None:
+def challenge(config: MlflowConfig, client: MlflowClient, name: str,
+              champion_forecast: Callable[[mlflow.pyfunc.PyFuncModel], np.ndarray],
+              score: Callable[[np.ndarray | None, datetime | None], Scores]) -> Decision:
+    """The champion rule of both families: with no champion the new version takes the alias;
+    else it does when it scores better on the rows after the champion's `fit_end`
+    (`score(champion's forecast, fit_end)`), never on a tie or with no such row."""
     try:
-        version = client.get_model_version_by_alias(model_name(model.region), CHAMPION)
-    except MlflowException:
-        return None  # no registered model or no champion yet
-    fit_end = _fit_end(client.get_run(version.run_id).data.params)
-    champion = mlflow.pyfunc.load_model(champion_uri(model.region))
-    predicted = champion.predict(inputs)["forecast_mwh"].to_numpy()
-    return ChampionScore(str(version.version), validation_score(model, predicted, fit_end),
-                         fit_end)
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no registered model or no champion yet
+        return Decision(CHAMPION, score(None, None))
+    fit_end = _fit_end(client.get_run(current.run_id).data.params)
+    scores = score(champion_forecast(load_version(config, name, current.version)), fit_end)
+    wins = scores.compared > 0 and scores.mdape < scores.champion_mdape
+    return Decision(CHAMPION if wins else CHALLENGER, scores, str(current.version))
+
+
+def log_and_decide(config: MlflowConfig, name: str, *, region: str, validation_mdape: float,
+                   compared_what: str,
+                   champion_forecast: Callable[[mlflow.pyfunc.PyFuncModel], np.ndarray],
+                   score: Callable[[np.ndarray | None, datetime | None], Scores],
+                   **run: Any) -> Registration:
+    """Challenge the champion of `name`, log and register the run (`log_model_run(**run)`) and
+    give the new version its alias, with the comparison as version tags."""
+    client, experiment_id = open_store(config)
+    decision = challenge(config, client, name, champion_forecast, score)
+    logged = log_model_run(client, experiment_id, name, **run)
+    version, previous, scores = logged.version, decision.previous_version, decision.scores
+    client.set_registered_model_alias(name, decision.alias, version)
+    client.set_model_version_tag(name, version, "validation_mdape", f"{validation_mdape:.3f}")
+    if previous is not None:
+        client.set_model_version_tag(
+            name, version, "champion_comparison",
+            f"v{version} {scores.mdape:.3f} % vs v{previous} {scores.champion_mdape:.3f} % on "
+            f"the {scores.compared} {compared_what} after v{previous}'s training data")
+    registration = Registration(
+        region=region, model_name=name, version=version, alias=decision.alias,
+        run_id=logged.run_id,
+        run_url=f"{config.ui_url}/#/experiments/{experiment_id}/runs/{logged.run_id}",
+        mdape=scores.mdape, previous_version=previous,
+        previous_mdape=None if previous is None else scores.champion_mdape,
+        compared_hours=scores.compared)
+    logger.info("%s v%s: %s", name, version, registration.decision)
+    return registration
 
 
 def _scored_hours(model: RegionModel, since: datetime | None) -> pd.Series:
@@ -301,33 +387,33 @@ class Champion(NamedTuple):
 
 def load_champion(region: str, config: MlflowConfig) -> Champion:
     """`demand-<region>@champion` with its version and data cut-off; LookupError when none."""
-    with tracking(config) as (client, _):
-        try:
-            version = client.get_model_version_by_alias(model_name(region), CHAMPION)
-        except MlflowException as exc:
-            raise LookupError(
-                f"no champion for {model_name(region)}: materialise trained_models first") from exc
-        cutoff = client.get_run(version.run_id).data.params.get("validation_end")
-        return Champion(str(version.version), mlflow.pyfunc.load_model(champion_uri(region)),
-                        datetime.fromisoformat(cutoff) if cutoff else None)
+    client, _ = open_store(config)
+    try:
+        version = client.get_model_version_by_alias(model_name(region), CHAMPION)
+    except MlflowException as exc:
+        raise LookupError(
+            f"no champion for {model_name(region)}: materialise trained_models first") from exc
+    cutoff = client.get_run(version.run_id).data.params.get("validation_end")
+    return Champion(str(version.version), load_version(config, model_name(region), version.version),
+                    datetime.fromisoformat(cutoff) if cutoff else None)
 
 
 def champions(config: MlflowConfig) -> pd.DataFrame:
     """Per registered `demand-*` model: champion and challenger versions and the champion's
     validation median APE against EIA DF and seasonal-naive (from its training run)."""
     records = []
-    with tracking(config) as (client, _):
-        for registered in client.search_registered_models("name LIKE 'demand-%'"):
-            if registered.name.startswith("demand-horizons-"):
-                continue  # the multi-horizon family (`horizon_registry`)
-            aliases = dict(registered.aliases or {})
-            record = {"model_name": registered.name,
-                      "champion": aliases.get(CHAMPION), "challenger": aliases.get(CHALLENGER)}
-            if record["champion"] is not None:
-                version = client.get_model_version(registered.name, record["champion"])
-                metrics = client.get_run(version.run_id).data.metrics
-                record.update({who: metrics.get(f"val_{who}_mdape")
-                               for who in ("model", "df", "naive")})
-            records.append(record)
+    client, _ = open_store(config)
+    for registered in client.search_registered_models("name LIKE 'demand-%'"):
+        if registered.name.startswith("demand-horizons-"):
+            continue  # the multi-horizon family (`horizon_registry`)
+        aliases = dict(registered.aliases or {})
+        record = {"model_name": registered.name,
+                  "champion": aliases.get(CHAMPION), "challenger": aliases.get(CHALLENGER)}
+        if record["champion"] is not None:
+            version = client.get_model_version(registered.name, record["champion"])
+            metrics = client.get_run(version.run_id).data.metrics
+            record.update({who: metrics.get(f"val_{who}_mdape")
+                           for who in ("model", "df", "naive")})
+        records.append(record)
     columns = ["model_name", "champion", "challenger", "model", "df", "naive"]
     return pd.DataFrame.from_records(records, columns=columns).sort_values("model_name")

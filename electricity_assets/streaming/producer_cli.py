@@ -22,6 +22,7 @@ import pandas as pd
 
 from electricity_assets import settings as app_settings
 from electricity_assets.datasets import DATASETS
+from electricity_assets.replay_clock import data_clock
 from electricity_assets.streaming.producer import Publisher, replay
 from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
@@ -123,7 +124,7 @@ def replay_main(argv: list[str] | None = None) -> None:
     settings = KafkaSettings.from_env()
     end = args.start + timedelta(hours=args.hours)
     bar = ProgressBar(args.start, end)
-    progress = _moving_the_data_clock(bar) if app_settings.source_mode() == "bundled" else bar
+    progress = _moving_the_data_clock(bar) if data_clock().replaying else bar
     try:
         sent = replay(settings, args.start, end, args.data_dir or app_settings.data_dir(),
                       hours_per_second=args.speed, datasets=args.datasets, progress=progress)

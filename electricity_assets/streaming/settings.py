@@ -1,4 +1,5 @@
-"""Kafka connection and topic settings, read from environment variables.
+"""Kafka connection and topic settings, read from environment variables (`Settings.kafka`; the
+variables are documented with every other one in `electricity_assets.settings.ENVIRONMENT`).
 
 Variables (all optional):
 - KAFKA_BROKER_ADDRESS: bootstrap servers of an existing Kafka/Redpanda; unset -> the project
