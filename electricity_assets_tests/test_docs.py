@@ -23,8 +23,11 @@ README_MAX_LINES = 200
 SOURCE_DIRS = ("electricity_assets", "dashboard", "devstack")
 # A variable only a test reads (documented too) counts as read.
 TEST_DIRS = ("electricity_assets_tests",)
-# Modules whose every upper-case string constant is an environment variable's name.
+# Settings modules name variables in tables and loops too: there every string constant with one
+# of the project's prefixes is a variable's name (not "SASL_SSL", a value).
 SETTINGS_MODULE_NAMES = ("settings.py",)
+VARIABLE_PREFIXES = ("ELECTRICITY_", "DAGSTER_", "KAFKA_", "MLFLOW_", "EIA_", "DUCKDB_",
+                     "SERVING_", "CHAMPION_", "DASHBOARD_")
 # Calls that read a variable given by name: os.getenv, os.environ.get, settings.env, dg.EnvVar.
 READ_CALLS = frozenset({"getenv", "env", "EnvVar"})
 
@@ -89,9 +92,10 @@ def _name_constant(node: ast.AST | None) -> str | None:
 def variables_read(source: str, settings_module: bool) -> set[str]:
     """Names of the environment variables one module reads."""
     tree = ast.parse(source)
-    if settings_module:
-        return {name for node in ast.walk(tree) if (name := _name_constant(node))}
     found: set[str] = set()
+    if settings_module:
+        found = {name for node in ast.walk(tree)
+                 if (name := _name_constant(node)) and name.startswith(VARIABLE_PREFIXES)}
     for node in ast.walk(tree):
         name = None
         if isinstance(node, ast.Call) and node.args:
@@ -166,3 +170,12 @@ def test_every_documented_variable_is_read_by_the_code() -> None:
 ])
 def test_the_scan_finds_reads(source: str, expected: set[str]) -> None:
     assert variables_read(source, settings_module=False) == expected
+
+
+def test_a_settings_module_names_variables_in_tables() -> None:
+    source = ('TOPICS = {"demand": "KAFKA_DEMAND_TOPIC"}\n'
+              'PROTOCOLS = ("SASL_SSL", "SASL_PLAINTEXT")\n'
+              'def home():\n    return env("ELECTRICITY_HOME")\n')
+    assert variables_read(source, settings_module=True) == {"KAFKA_DEMAND_TOPIC",
+                                                            "ELECTRICITY_HOME"}
+    assert variables_read(source, settings_module=False) == {"ELECTRICITY_HOME"}
