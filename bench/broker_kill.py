@@ -1,5 +1,5 @@
 """Broker kill: kill -9 the bundled broker mid-stream; every acknowledged message is stored or
-counted as lost, and the hours of the lost ones are re-fetched from the source (issue 19).
+counted as lost, and the hours of the lost ones are re-fetched from the source.
 
     .venv/bin/python bench/broker_kill.py [--rate 400] [--kill-at 12] [--stream-for 30]
 

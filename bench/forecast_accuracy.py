@@ -9,7 +9,7 @@ Each --end (a UTC date or ISO time) scores the `--weeks` weeks before it, using 
 it; several give one table per window and a summary across them, which is how a change should be
 judged (one window, such as the default COVID-19 weeks of the bundled data, is easy to overfit).
 
-With --horizons 1,3,6,12,24,36,48 (and --day-ahead) the multi-horizon model of issue 18 is
+With --horizons 1,3,6,12,24,36,48 (and --day-ahead) the multi-horizon model is
 backtested instead: issued every hour of the window, each listed horizon scored ex-ante and
 ex-post against DF, seasonal-naive and profile persistence (and with --day-ahead the issue made
 at --day-ahead-hour local time on the day before, for the 24 hours of the local day); the CSV
