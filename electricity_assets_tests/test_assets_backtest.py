@@ -34,7 +34,9 @@ def test_backtest_asset_stores_what_modeling_backtest_computes(
         workspace_db: Path, isolated_home: Path) -> None:
     live = isolated_home / "electricity.duckdb"
     shutil.copy(workspace_db, live)
-    config = {"ops": {"forecast_backtest": {"config": {"weeks": 2, "history_days": 0}}}}
+    # One process and one refit per region: the pool and the weekly refits have tests of their own.
+    config = {"ops": {"forecast_backtest": {"config": {"weeks": 2, "refit_weeks": 2,
+                                                       "history_days": 0, "workers": 1}}}}
     result = dg.materialize([forecast_backtest], run_config=config,
                             resources={"duckdb": ElectricityDuckDB(database=str(live))})
     assert result.success
@@ -51,7 +53,8 @@ def test_backtest_asset_stores_what_modeling_backtest_computes(
     assert (stored["hours"] > 300).all() and (stored["window_end"] - stored["window_start"]
                                               <= pd.Timedelta(weeks=2)).all()
     # The same numbers as calling modeling.backtest directly (LightGBM is deterministic here).
-    direct = backtest.run_backtest(frame[frame["region"] != "ZZZ"], weeks=2).summary
+    direct = backtest.run_backtest(frame[frame["region"] != "ZZZ"], weeks=2,
+                                   refit_weeks=2).summary
     assert stored["model_mdape"].to_numpy() == pytest.approx(direct["model_mdape"].to_numpy())
     assert stored["df_mdape"].to_numpy() == pytest.approx(direct["df_mdape"].to_numpy())
     # A second materialisation adds a run; the dashboard shows each region's newest.

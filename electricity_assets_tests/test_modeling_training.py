@@ -206,3 +206,14 @@ def test_both_backtests_refit_every_refit_weeks_up_to_the_end() -> None:
     assert list(backtest.fold_windows(start, end, 3, 2)) == [
         (start, start + pd.Timedelta(weeks=2)), (start + pd.Timedelta(weeks=2), end)]
     assert list(backtest.fold_windows(start, end, 3, 1))[-1] == (start + pd.Timedelta(weeks=2), end)
+
+
+@pytest.mark.integration  # spawns worker processes
+def test_regions_backtested_in_worker_processes_score_as_in_one(frame: pd.DataFrame) -> None:
+    two = frame[frame["region"] != "ZZZ"]
+    config = TrainingConfig(min_train_hours=24 * 21)
+    alone = backtest.run_backtest(two, weeks=2, config=config)  # two weekly refits
+    pooled = backtest.run_backtest(two, weeks=2, config=config, workers=2)
+    pd.testing.assert_frame_equal(
+        pooled.summary.drop(columns="run_id", errors="ignore").reset_index(drop=True),
+        alone.summary.drop(columns="run_id", errors="ignore").reset_index(drop=True))

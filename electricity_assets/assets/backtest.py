@@ -28,6 +28,9 @@ class ForecastBacktestConfig(dg.Config):
         default=400, ge=0,
         description="Feature days read before the window (0: all); the first-run seed builds "
                     "400 days of features.")
+    workers: int = Field(
+        default=0, ge=0,
+        description="Processes backtesting regions in parallel (0: one per available core).")
 
 
 @dg.asset(
@@ -61,7 +64,7 @@ def forecast_backtest(context: dg.AssetExecutionContext, config: ForecastBacktes
         # Weather as a day-ahead forecast would have it: the scores are ex-ante.
         frame = with_forecast_weather(conn, model_frame(conn, start, end))
     result = backtest.run_backtest(frame, weeks=config.weeks, refit_weeks=config.refit_weeks,
-                                   workers=backtest.available_cores())
+                                   workers=config.workers or backtest.available_cores())
     for region, reason in result.failed.items():
         context.log.warning(f"{region}: no backtest - {reason}")
     if not len(result.summary):
