@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +22,18 @@ from electricity_assets_tests.dashboard_seed import seeded_database
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 REGION_PAGE = "views/region.py"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _scan_components_once() -> Iterator[None]:
+    """Every AppTest run scans all installed packages for Streamlit components (0.3 s each);
+    the packages do not change during the tests, so the module scans once."""
+    from streamlit.components.v2 import manifest_scanner
+
+    scan = manifest_scanner.scan_component_manifests
+    manifest_scanner.scan_component_manifests = functools.cache(scan)
+    yield
+    manifest_scanner.scan_component_manifests = scan
 
 
 @pytest.fixture

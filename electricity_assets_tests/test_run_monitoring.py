@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from devstack.run_launcher import run_worker
 from devstack.stack import process_tree
-from electricity_assets.run_launcher import run_worker
 
 pytestmark = pytest.mark.integration  # a dagster daemon and run workers
 SLOW_RUNS = Path(__file__).parent / "fixtures" / "slow_runs.py"
