@@ -277,7 +277,7 @@ class Settings:
     def from_env(cls) -> Settings:
         from electricity_assets.streaming.settings import KafkaSettings
 
-        mode = source_mode()
+        mode, process_env = source_mode(), dagster_process_env()
         return cls(
             home=local_home(), dagster_home=dagster_home(), duckdb_path=duckdb_path(),
             serving_duckdb_path=serving_duckdb_path(), data_dir=data_dir(), source_mode=mode,
@@ -289,7 +289,7 @@ class Settings:
             replay_speed=replay_speed_text(), schedule_every_minutes=schedule_every_minutes(),
             retrain_cron=retrain_cron(), freshness_max_lag_hours=freshness_max_lag_hours(mode),
             seed_feature_days=seed_feature_days(), seed_forecast_days=seed_forecast_days(),
-            dagster_process_env={k: dagster_process_env()[k] for k in DAGSTER_PROCESS_ENV},
+            dagster_process_env={k: process_env[k] for k in DAGSTER_PROCESS_ENV},
             dagster_postgres_url=dagster_postgres_url(), postgres_port=local_postgres_port(),
             kafka=KafkaSettings.from_env(),
         )

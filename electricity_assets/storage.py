@@ -272,12 +272,17 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection,
         ensure_table(conn, table)
 
 
+def existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables in the connection's current database and schema (reads only)."""
+    return {row[0] for row in conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema()").fetchall()}
+
+
 def demand_regions(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """Every region with demand rows, sorted (never a fixed list: a new balancing area counts
     once it has rows); none before `raw_demand` exists. Reads only: the snapshot too."""
-    if RAW_DEMAND.name not in {r[0] for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = current_schema()").fetchall()}:
+    if RAW_DEMAND.name not in existing_tables(conn):
         return []
     return [r[0] for r in conn.execute(
         f"SELECT DISTINCT region FROM {RAW_DEMAND.name} ORDER BY region").fetchall()]

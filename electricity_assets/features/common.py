@@ -35,9 +35,7 @@ def to_utc(frame: pd.DataFrame, column: str = "period_utc") -> pd.DataFrame:
 def ensure_exists(conn: duckdb.DuckDBPyConnection, *tables: storage.Table | str) -> None:
     """Create the `tables` that do not exist yet (a no-op on read-only connections where they
     all exist, whereas DuckDB refuses even an if-not-exists table creation on them)."""
-    existing = {row[0] for row in conn.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name = current_schema()").fetchall()}
+    existing = storage.existing_tables(conn)
     for table in map(storage.resolve_table, tables):
         if table.name not in existing:
             storage.ensure_table(conn, table)

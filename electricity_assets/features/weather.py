@@ -408,10 +408,7 @@ def refit_z_scores(frame: pd.DataFrame, cutoff: datetime) -> pd.DataFrame:
 
 def _stored(conn: duckdb.DuckDBPyConnection, table: storage.Table, order: str) -> pd.DataFrame:
     """The rows of `table`; without the table, none (typed as the table's columns)."""
-    (present,) = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
-        "AND database_name = current_database() AND schema_name = current_schema()",
-        [table.name]).fetchone()
+    present = table.name in storage.existing_tables(conn)
     empty = ", ".join(f"CAST(NULL AS {c.sql_type}) AS {c.name}" for c in table.columns)
     relation = table.name if present else f"(SELECT {empty} WHERE false)"
     return conn.execute(f"SELECT * FROM {relation} ORDER BY {order}").df()
