@@ -150,13 +150,26 @@ class HorizonPredictor:
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """forecast_mwh, p10_mwh, p90_mwh per row (NaN without a level or outside 1..48)."""
+        return self.forecast_from(frame, self.ratios(frame))
+
+    def ratios(self, frame: pd.DataFrame) -> np.ndarray:
+        """The boosters' demand / level ratio per row (NaN outside 1..48)."""
         x = inputs(frame, self.feature_columns)
         buckets = bucket_of(frame["horizon_h"])
-        ratio, low, high = (np.full(len(frame), np.nan) for _ in range(3))
+        ratio = np.full(len(frame), np.nan)
         for b in self.model_texts:
             rows = buckets == b
             if rows.any():
                 ratio[rows] = self.booster(b).predict(x[rows])
+        return ratio
+
+    def forecast_from(self, frame: pd.DataFrame, ratio: np.ndarray) -> pd.DataFrame:
+        """`predict` for the `ratios` of `frame`: levels times ratio, and the P10/P90 band."""
+        buckets = bucket_of(frame["horizon_h"])
+        low, high = (np.full(len(frame), np.nan) for _ in range(2))
+        for b in self.model_texts:
+            rows = buckets == b
+            if rows.any():
                 low[rows], high[rows] = self.offsets[b]
         per_horizon = getattr(self, "horizon_offsets", None) or {}
         horizons = frame["horizon_h"].to_numpy()
@@ -270,10 +283,11 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     if not early:
         raise InsufficientDataError(f"region {region}: no horizon bucket has training rows")
     early_predictor = HorizonPredictor(region, early, features, offsets, spread_typical)
-    forecasts = early_predictor.predict(valid)
-    per_horizon = horizon_offsets(valid, forecasts, config.interval, spread_typical)
+    ratio = early_predictor.ratios(valid)  # the bands below change, the trees' ratios do not
+    per_horizon = horizon_offsets(valid, early_predictor.forecast_from(valid, ratio),
+                                  config.interval, spread_typical)
     early_predictor.horizon_offsets = per_horizon
-    forecasts = early_predictor.predict(valid)
+    forecasts = early_predictor.forecast_from(valid, ratio)
     predictor = HorizonPredictor(region, deployed, features, offsets, spread_typical,
                                  horizon_offsets=per_horizon)
     fit_end = end if config.refit else validation_start
