@@ -84,6 +84,12 @@ def data_dir() -> Path:
     return Path(env("ELECTRICITY_DATA_DIR", str(PACKAGE_DATA_DIR))).resolve()
 
 
+def cache_dir() -> Path:
+    """Derived files that are safe to delete (the parsed replay files); shared by every process
+    and every ELECTRICITY_HOME of this checkout."""
+    return Path(env("ELECTRICITY_CACHE_DIR", str(PROJECT_ROOT / ".cache"))).resolve()
+
+
 def eia_api_key_set() -> bool:
     return bool(env("EIA_API_KEY"))
 
@@ -176,6 +182,9 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("ELECTRICITY_DATA_DIR", "the package's `electricity_assets/data/`",
              "replay folder: `eia930_hourly.csv.gz`, optionally `weather_hourly.csv.gz` and "
              "`weather_stations_hourly.csv.gz`; any regions it holds are replayed"),
+    Variable("ELECTRICITY_CACHE_DIR", "`<repo>/.cache`",
+             "derived files, safe to delete: each large replay file parsed and checked once, as "
+             "Parquet named by the file's content (re-made when the file or the rules change)"),
     Variable("ELECTRICITY_SOURCE", "`api` if `EIA_API_KEY` is set, else `bundled`",
              "force `bundled` (offline replay) or `api` (live EIA v2 + Open-Meteo)"),
     Variable("EIA_API_KEY", "unset",
@@ -254,6 +263,7 @@ class Settings:
     duckdb_path: str
     serving_duckdb_path: Path
     data_dir: Path
+    cache_dir: Path
     source_mode: str
     eia_api_key: str | None = field(repr=False)
     mlflow_tracking_uri: str
@@ -280,7 +290,8 @@ class Settings:
         mode, process_env = source_mode(), dagster_process_env()
         return cls(
             home=local_home(), dagster_home=dagster_home(), duckdb_path=duckdb_path(),
-            serving_duckdb_path=serving_duckdb_path(), data_dir=data_dir(), source_mode=mode,
+            serving_duckdb_path=serving_duckdb_path(), data_dir=data_dir(), cache_dir=cache_dir(),
+            source_mode=mode,
             eia_api_key=env("EIA_API_KEY") or None,
             mlflow_tracking_uri=mlflow_tracking_uri(),
             mlflow_artifact_root=mlflow_artifact_root(), mlflow_ui_url=mlflow_ui_url(),

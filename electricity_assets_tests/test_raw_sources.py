@@ -266,12 +266,12 @@ def test_a_value_that_is_no_finite_number_is_rejected_and_counted(
 
 
 def test_station_names_are_escaped_in_markdown_metadata(duckdb_path: str, tmp_path) -> None:
-    from electricity_assets.assets.raw import raw_asset_checks
+    from electricity_assets_tests.test_assets_raw import raw_checks
 
     hostile = "X|<img src=x>*[a](http://e)"
     folder = _replay_folder(tmp_path, [
         f"{hostile},Nowhere,TX,TEX,32.0,-97.0,2020-01-01T00:00:00Z,1.0,0.0,80"])
-    result = dg.materialize([*raw_assets, *raw_asset_checks],
+    result = dg.materialize([*raw_assets, *raw_checks("implausible_values:raw_weather")],
                             resources=_resources(duckdb_path, folder),
                             tags=dict(zip(RANGE_TAGS, ("2020-01-01-00:00", "2020-01-01-05:00"),
                                           strict=True)))
@@ -321,3 +321,44 @@ def test_a_rerun_writes_what_changed_and_drops_what_its_source_no_longer_has(
         (20, 1.5, "bundled"), (21, 20.0, "kafka"), (22, 3.0, "bundled")]
     assert [(h.hour, v, s) for h, v, s in picked] == [
         (20, 1.5, "bundled"), (21, 20.0, "kafka"), (22, 3.0, "bundled")]
+
+
+def test_a_replay_file_edited_in_place_is_read_again(tmp_path, monkeypatch) -> None:
+    """Each large replay file is parsed once and kept as Parquet; an edit with the same size and
+    (within the file system's timestamp resolution) the same modification time is still seen,
+    and the cached read gives exactly what parsing the file gives."""
+    import gzip
+    import os
+
+    from electricity_assets.sources import bundled
+    from electricity_assets_tests.test_assets_raw import STATION_HEADER
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ELECTRICITY_CACHE_DIR", str(cache))
+    monkeypatch.setattr(bundled, "CACHE_MIN_BYTES", 0)  # the test's files are small
+    dfw = "722590,Dallas-Fort Worth Intl,TX,TEX,32.9,-97.04"
+    folder = _replay_folder(tmp_path, [f"{dfw},2020-01-01T00:00:00Z,5.0,1.0,70",
+                                       f"{dfw},2020-01-01T01:00:00Z,abc,1.0,70"])
+    path = folder / "weather_stations_hourly.csv.gz"
+    window = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC)
+    first = bundled.read_replay(WEATHER, *window, folder)
+    assert first.rows["temperature_c"].tolist() == [5.0] and len(first.rejected) == 1
+    assert len(list(cache.glob("weather-*.parquet"))) == 1
+    stat = path.stat()
+    with gzip.open(path, "wt") as dst:
+        dst.write(f"{STATION_HEADER}\n{dfw},2020-01-01T00:00:00Z,6.0,1.0,70\n"
+                  f"{dfw},2020-01-01T01:00:00Z,abc,1.0,70\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    cached = bundled.read_replay(WEATHER, *window, folder)
+    assert cached.rows["temperature_c"].tolist() == [6.0]
+    monkeypatch.setattr(bundled, "CACHE_MIN_BYTES", 1 << 40)  # parse, no cache
+    parsed = bundled.read_replay(WEATHER, *window, folder)
+    pd.testing.assert_frame_equal(cached.rows, parsed.rows)
+    pd.testing.assert_frame_equal(cached.rejected.reset_index(drop=True),
+                                  parsed.rejected.reset_index(drop=True))
+    # A cache folder that cannot be made: the file is parsed on each read, with a warning.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("ELECTRICITY_CACHE_DIR", str(blocked))
+    monkeypatch.setattr(bundled, "CACHE_MIN_BYTES", 0)
+    pd.testing.assert_frame_equal(bundled.read_replay(WEATHER, *window, folder).rows, parsed.rows)

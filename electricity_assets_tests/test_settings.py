@@ -71,6 +71,7 @@ def test_defaults_need_no_environment(isolated_home: Path,
     assert config.mlflow_tracking_uri == f"sqlite:///{isolated_home.resolve()}/mlflow/mlflow.db"
     assert config.mlflow_ui_url == settings.DEFAULT_MLFLOW_UI_URL
     assert config.data_dir == settings.PACKAGE_DATA_DIR
+    assert config.cache_dir == settings.PROJECT_ROOT / ".cache"
     assert config.dagster_process_env == settings.DAGSTER_PROCESS_ENV
     # The documented literal defaults are the values read.
     documented = {v.name: v.default for v in ENVIRONMENT}
