@@ -47,12 +47,11 @@ def main() -> None:
     from electricity_assets.assets.raw import lost_messages, raw_assets
     from electricity_assets.datasets import DEMAND, WEATHER
     from electricity_assets.sensors import kafka_stream_sensor, refetch_lost_hours
-    from electricity_assets.settings import PACKAGE_DATA_DIR
+    from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
     from electricity_assets.sources.bundled import read_bundled
     from electricity_assets.streaming.broker import free_port, start_broker
     from electricity_assets.streaming.client import ensure_topics
     from electricity_assets.streaming.producer import Publisher
-    from electricity_assets.streaming.settings import KafkaSettings
 
     port = free_port()
     stack = Stack([], {})

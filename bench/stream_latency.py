@@ -111,12 +111,11 @@ def main() -> None:
 
     from electricity_assets.datasets import DEMAND, WEATHER
     from electricity_assets.sensors import SENSOR_INTERVAL_SECONDS
-    from electricity_assets.settings import PACKAGE_DATA_DIR
+    from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
     from electricity_assets.sources.bundled import read_bundled
     from electricity_assets.streaming.broker import start_broker
     from electricity_assets.streaming.client import ensure_topics
     from electricity_assets.streaming.producer import Publisher
-    from electricity_assets.streaming.settings import KafkaSettings
 
     t0 = time.perf_counter()
     seed(home, FIRST_LIVE_HOUR)

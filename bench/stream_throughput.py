@@ -47,13 +47,12 @@ def main() -> None:
 
     from electricity_assets import definitions
     from electricity_assets.datasets import DEMAND
-    from electricity_assets.settings import PACKAGE_DATA_DIR
+    from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
     from electricity_assets.sources.bundled import read_bundled
     from electricity_assets.streaming.broker import start_broker
     from electricity_assets.streaming.client import ensure_topics
     from electricity_assets.streaming.ingest import ingest_offsets
     from electricity_assets.streaming.producer import Publisher
-    from electricity_assets.streaming.settings import KafkaSettings
 
     with start_broker(port=0) as broker:
         os.environ["KAFKA_BROKER_ADDRESS"] = broker.address

@@ -17,8 +17,8 @@ from dagster_duckdb import DuckDBResource
 from electricity_assets import settings
 from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.replay_clock import DataClock
+from electricity_assets.settings import DEFAULT_BROKER_ADDRESS, KafkaSettings
 from electricity_assets.sources.select import SourceConfig
-from electricity_assets.streaming.settings import DEFAULT_BROKER_ADDRESS, KafkaSettings
 
 
 class ElectricityDuckDB(DuckDBResource):

@@ -44,7 +44,7 @@ from electricity_assets.replay_clock import current_time
 from electricity_assets.resources import KafkaResource
 from electricity_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from electricity_assets.streaming.batches import Batch, HourSpan, plan_batches
-from electricity_assets.streaming.settings import BrokerUnavailable
+from electricity_assets.streaming.errors import BrokerUnavailable
 
 SENSOR_INTERVAL_SECONDS = 5
 RUN_RETRIES = 2

@@ -5,7 +5,7 @@ is checked against it (`python -m electricity_assets.settings` prints it as mark
 `Settings.from_env()` reads them all into one frozen object; the functions below read one
 variable each, when it is needed (tests and the stack set the environment after import).
 Everything defaults to a project-local `.local/` folder so a fresh clone needs no configuration.
-The Kafka part is `streaming.settings.KafkaSettings` (`Settings.kafka`); the Dagster resources
+The Kafka part is `KafkaSettings` below (`Settings.kafka`); the Dagster resources
 that carry these values are built from a `Settings` in `resources.build_resources`.
 """
 
@@ -15,10 +15,12 @@ import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from electricity_assets.streaming.errors import KafkaConfigError
 
 if TYPE_CHECKING:
-    from electricity_assets.streaming.settings import KafkaSettings
+    from electricity_assets.datasets import Dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -162,6 +164,78 @@ def replay_speed_text() -> str:
     return env("ELECTRICITY_REPLAY_SPEED")
 
 
+# Kafka: topics per dataset name (`datasets.DEMAND.name`, `datasets.WEATHER.name`).
+DEFAULT_TOPICS = {"demand": "electricity.demand.v1", "weather": "electricity.weather.v1"}
+_TOPIC_ENV = {"demand": "KAFKA_DEMAND_TOPIC", "weather": "KAFKA_WEATHER_TOPIC"}
+DEFAULT_BROKER_PORT = 19092
+DEFAULT_BROKER_ADDRESS = f"127.0.0.1:{DEFAULT_BROKER_PORT}"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap_servers: str = DEFAULT_BROKER_ADDRESS
+    topics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    topic_partitions: int = 3
+    max_batch_messages: int = 50_000
+    security_protocol: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+
+    @classmethod
+    def from_env(cls) -> KafkaSettings:
+        return cls(
+            bootstrap_servers=env("KAFKA_BROKER_ADDRESS") or local_broker_address(),
+            topics={name: env(var, DEFAULT_TOPICS[name]) for name, var in _TOPIC_ENV.items()},
+            topic_partitions=_positive_int("KAFKA_TOPIC_PARTITIONS", 3),
+            max_batch_messages=_positive_int("KAFKA_MAX_BATCH_MESSAGES", 50_000),
+            security_protocol=env("KAFKA_SECURITY_PROTOCOL") or None,
+            sasl_mechanism=env("KAFKA_SASL_MECHANISM") or None,
+            sasl_username=env("KAFKA_SASL_USERNAME") or None,
+            sasl_password=env("KAFKA_SASL_PASSWORD") or None,
+            ssl_ca_location=env("KAFKA_SSL_CA_LOCATION") or None,
+        )
+
+    def topic(self, dataset: Dataset) -> str:
+        return self.topics[dataset.name]
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by producer, consumer and admin client (holds the secret)."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        optional = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+        }
+        conf.update({k: v for k, v in optional.items() if v})
+        return conf
+
+
+def local_broker_port() -> int:
+    """KAFKA_BROKER_PORT, the port of the broker the stack starts (and every client's default)."""
+    return _positive_int("KAFKA_BROKER_PORT", DEFAULT_BROKER_PORT)
+
+
+def local_broker_address() -> str:
+    return f"127.0.0.1:{local_broker_port()}"
+
+
+def _positive_int(var: str, default: int) -> int:
+    raw = env(var)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KafkaConfigError(f"{var}={raw!r}: expected a positive integer")
+    return value
+
+
 @dataclass(frozen=True)
 class Variable:
     name: str
@@ -285,8 +359,6 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        from electricity_assets.streaming.settings import KafkaSettings
-
         mode, process_env = source_mode(), dagster_process_env()
         return cls(
             home=local_home(), dagster_home=dagster_home(), duckdb_path=duckdb_path(),

@@ -63,7 +63,7 @@ def kafka_settings(kafka_broker: str, monkeypatch: pytest.MonkeyPatch,
     """KafkaSettings on the session broker with topics of this test only (also set in the env)."""
     import re
 
-    from electricity_assets.streaming.settings import KafkaSettings
+    from electricity_assets.settings import KafkaSettings
 
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name)[-60:]
     monkeypatch.setenv("KAFKA_BROKER_ADDRESS", kafka_broker)

@@ -19,12 +19,11 @@ from electricity_assets.assets.raw import raw_assets
 from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.features.demand import compute_demand_features
 from electricity_assets.features.weather import region_weather
-from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.client import ensure_topics, new_producer
 from electricity_assets.streaming.ingest import format_offsets, ingest_offsets, parse_offsets
 from electricity_assets.streaming.messages import encode_frame
-from electricity_assets.streaming.settings import KafkaSettings
 from electricity_assets_tests.test_assets_raw import RANGE_TAGS, _resources, _rows
 from electricity_assets_tests.test_streaming_ingest import publish
 

@@ -228,8 +228,8 @@ def test_a_background_stack_stops_everything_within_10_s(
 def test_a_killed_broker_is_reported_restarted_and_reaped(isolated_home: Path) -> None:
     """Issue 19 point 5: kill -9 the bundled broker; the stack says so on the console and in
     broker.log, leaves no zombie, and a broker answers again on the same address."""
+    from electricity_assets.settings import KafkaSettings
     from electricity_assets.streaming.broker import wait_until_ready
-    from electricity_assets.streaming.settings import KafkaSettings
 
     kafka_port = _free_port()
     env = {**os.environ, "KAFKA_BROKER_PORT": str(kafka_port)}

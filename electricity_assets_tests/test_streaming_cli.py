@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from electricity_assets.datasets import DEMAND, WEATHER
-from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.client import (
     end_offsets,
@@ -23,7 +23,6 @@ from electricity_assets.streaming.client import (
 from electricity_assets.streaming.messages import decode
 from electricity_assets.streaming.producer import Publisher
 from electricity_assets.streaming.producer_cli import live_main, publish_new_hours, replay_main
-from electricity_assets.streaming.settings import KafkaSettings
 
 
 def topic_messages(settings: KafkaSettings, topic: str) -> list[bytes]:

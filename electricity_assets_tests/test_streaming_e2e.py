@@ -13,10 +13,10 @@ import pytest
 
 from electricity_assets import settings
 from electricity_assets.datasets import DEMAND, WEATHER
+from electricity_assets.settings import KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.client import ensure_topics
 from electricity_assets.streaming.producer import Publisher
-from electricity_assets.streaming.settings import KafkaSettings
 from electricity_assets_tests.test_modeling_training import write_sample
 
 LATE_HOUR = datetime(2020, 3, 30, 5, tzinfo=UTC)  # never loaded by the "seed", streamed last

@@ -11,10 +11,11 @@ import pytest
 
 from electricity_assets import storage
 from electricity_assets.datasets import DEMAND, WEATHER, Dataset
-from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming import ingest
 from electricity_assets.streaming.client import end_offsets, ensure_topics, new_consumer
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.ingest import (
     OffsetsConfigError,
     format_offsets,
@@ -23,7 +24,6 @@ from electricity_assets.streaming.ingest import (
 )
 from electricity_assets.streaming.messages import encode_frame
 from electricity_assets.streaming.producer import Publisher
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 START = datetime(2019, 7, 1, tzinfo=UTC)
 END = datetime(2019, 7, 1, 4, tzinfo=UTC)

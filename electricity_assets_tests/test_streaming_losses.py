@@ -15,12 +15,11 @@ import pytest
 
 from electricity_assets.assets.raw import lost_messages, raw_asset_checks, raw_assets
 from electricity_assets.datasets import DEMAND, WEATHER
-from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.broker import Broker, free_port, start_broker
 from electricity_assets.streaming.client import ensure_topics
 from electricity_assets.streaming.producer import Publisher
-from electricity_assets.streaming.settings import KafkaSettings
 from electricity_assets_tests.test_streaming_sensor import build_defs, execute, tick
 
 pytestmark = pytest.mark.integration  # a broker of its own, killed mid-test

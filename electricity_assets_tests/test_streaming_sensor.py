@@ -12,12 +12,12 @@ import pytest
 
 from electricity_assets import storage
 from electricity_assets.datasets import DEMAND, WEATHER
-from electricity_assets.settings import PACKAGE_DATA_DIR
+from electricity_assets.settings import PACKAGE_DATA_DIR, KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.batches import StreamCursor, _allocate, plan_batches
 from electricity_assets.streaming.client import ensure_topics
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.producer import Publisher
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 START = datetime(2020, 1, 15, tzinfo=UTC)  # demand and weather replay files overlap in Q1 2020
 END = datetime(2020, 1, 15, 3, tzinfo=UTC)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from electricity_assets.datasets import DEMAND, WEATHER
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
+from electricity_assets.settings import KafkaSettings
+from electricity_assets.streaming.errors import KafkaConfigError
 
 
 def test_sasl_settings_reach_the_client_but_never_the_repr(

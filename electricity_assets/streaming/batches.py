@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from confluent_kafka import Consumer
 
 from electricity_assets.datasets import DATASETS, Dataset
+from electricity_assets.settings import KafkaSettings
 from electricity_assets.streaming.acks import Incarnation, acknowledged
 from electricity_assets.streaming.client import (
     OffsetRanges,
@@ -35,9 +36,9 @@ from electricity_assets.streaming.client import (
     read_ranges,
     topic_ids,
 )
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.ingest import format_offsets
 from electricity_assets.streaming.messages import message_hour
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 

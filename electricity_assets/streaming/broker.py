@@ -27,11 +27,8 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from electricity_assets import settings as app_settings
-from electricity_assets.streaming.settings import (
-    KafkaConfigError,
-    KafkaSettings,
-    local_broker_port,
-)
+from electricity_assets.settings import KafkaSettings, local_broker_port
+from electricity_assets.streaming.errors import KafkaConfigError
 
 logger = logging.getLogger(__name__)
 

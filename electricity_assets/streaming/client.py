@@ -21,12 +21,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from electricity_assets.streaming.settings import (
-    BrokerUnavailable,
-    KafkaAuthError,
-    KafkaConfigError,
-    KafkaSettings,
-)
+from electricity_assets.settings import KafkaSettings
+from electricity_assets.streaming.errors import BrokerUnavailable, KafkaAuthError, KafkaConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from electricity_assets import storage
 from electricity_assets.datasets import Dataset
 from electricity_assets.plausibility import latest_plausible_hour
 from electricity_assets.replay_clock import current_time
+from electricity_assets.settings import KafkaSettings
 from electricity_assets.streaming.client import (
     LostRange,
     OffsetRanges,
@@ -39,8 +40,8 @@ from electricity_assets.streaming.client import (
     split_lost,
     topic_ids,
 )
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.messages import decode, rows_frame
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 

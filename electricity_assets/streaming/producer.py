@@ -12,11 +12,12 @@ import pandas as pd
 from confluent_kafka import KafkaError, Message, Producer
 
 from electricity_assets.datasets import DATASETS, Dataset
+from electricity_assets.settings import KafkaSettings
 from electricity_assets.sources.bundled import read_bundled
 from electricity_assets.streaming.acks import AckLedger
 from electricity_assets.streaming.client import ensure_topics, new_producer, topic_ids
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.messages import encode_frame, message_hour
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ import pandas as pd
 from electricity_assets import settings as app_settings
 from electricity_assets.datasets import DATASETS
 from electricity_assets.replay_clock import data_clock
+from electricity_assets.settings import KafkaSettings
+from electricity_assets.streaming.errors import KafkaConfigError
 from electricity_assets.streaming.producer import Publisher, replay
-from electricity_assets.streaming.settings import KafkaConfigError, KafkaSettings
 
 logger = logging.getLogger(__name__)
 
