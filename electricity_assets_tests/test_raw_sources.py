@@ -361,3 +361,17 @@ def test_a_replay_file_edited_in_place_is_read_again(tmp_path, monkeypatch) -> N
     monkeypatch.setenv("ELECTRICITY_CACHE_DIR", str(blocked))
     monkeypatch.setattr(bundled, "CACHE_MIN_BYTES", 0)
     pd.testing.assert_frame_equal(bundled.read_replay(WEATHER, *window, folder).rows, parsed.rows)
+
+
+def test_an_unreadable_large_replay_file_fails_with_the_file_named(
+        tmp_path, monkeypatch) -> None:
+    from electricity_assets.sources import bundled
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ELECTRICITY_CACHE_DIR", str(cache))
+    monkeypatch.setattr(bundled, "CACHE_MIN_BYTES", 0)
+    folder = _replay_folder(tmp_path, [])
+    (folder / "weather_stations_hourly.csv.gz").write_bytes(b"not gzip at all")
+    window = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC)
+    with pytest.raises(bundled.BundledDataError, match="cannot read .*weather_stations_hourly"):
+        bundled.read_replay(WEATHER, *window, folder)

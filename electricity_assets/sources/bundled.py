@@ -12,6 +12,9 @@ hour, it has no region, a value is present but not a finite number ('abc', 'nan'
 repeats a key already seen later in the file (the last one wins). Values outside the hard bounds
 of `plausibility.py` are rejected by `sources.select.load_window`, like a streamed message's;
 values inside them are kept as published and flagged by the asset checks.
+
+A large file is parsed and judged once per content and kept as Parquet in `ELECTRICITY_CACHE_DIR`
+(`_judged_parquet`); every window read then filters that.
 """
 
 from __future__ import annotations
@@ -192,9 +195,12 @@ def _judged_parquet(conn: duckdb.DuckDBPyConnection, dataset: Dataset, path: Pat
     folder.mkdir(parents=True, exist_ok=True)
     judged = _judge_sql(conn, dataset, path)
     partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    conn.execute(f"COPY ({judged} ORDER BY period_utc NULLS FIRST) TO {_literal(str(partial))} "
-                 "(FORMAT parquet, ROW_GROUP_SIZE 20000)")
-    os.replace(partial, target)
+    try:
+        conn.execute(f"COPY ({judged} ORDER BY period_utc NULLS FIRST) TO "
+                     f"{_literal(str(partial))} (FORMAT parquet, ROW_GROUP_SIZE 20000)")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)  # a file DuckDB could not read leaves nothing behind
     _prune(folder)
     return target
 
