@@ -28,8 +28,9 @@ stream_ingest_job = dg.define_asset_job(
     name="stream_ingest_job",
     # Without the raw tables' asset checks: messages are validated one by one (bad ones go to
     # dead_letters) and upserted on the primary key, and each check step of a multi-hour run
-    # costs ~1.5 s of Dagster bookkeeping (it lists the ~100k hourly partitions of the checked
-    # asset), 8 of them per run. The hourly schedule's runs and UI materialisations run them.
+    # costs Dagster bookkeeping that grows with the history (it lists every hourly partition of
+    # the checked asset: ~0.6 s for the 41,684 of the replay), 8 of them per run. The hourly
+    # schedule's runs and UI materialisations run them.
     selection=dg.AssetSelection.assets(*HOURLY_CHAIN).without_checks(),
     description=(
         "Started by kafka_stream_sensor for the hourly partitions a batch of Kafka messages "
