@@ -283,3 +283,28 @@ def test_each_horizon_band_follows_its_own_error_scale() -> None:
         own = residual[valid["horizon_h"] == h]
         inside = ((own >= low) & (own <= high)).mean()
         assert 0.75 <= inside <= 0.85, (h, inside)
+
+
+def test_the_short_bucket_also_trains_on_denser_issues(world: dict) -> None:
+    """The 1-6 h bucket has 6 rows per issue against 24 for 25-48 h: the training frame adds
+    issues every `short_issue_every_hours` for horizons 1-6 only, with the same rows issue_frame
+    gives those issues (a frame cut at 6 h is the full frame's first 6 horizons)."""
+    frame = world["frame"]
+    per_issue = frame.groupby(["region", "issue_utc"])["horizon_h"].agg(["max", "size"])
+    short = per_issue[per_issue["max"] <= 6]
+    assert len(short) > len(per_issue) - len(short)  # most issues are the short-horizon ones
+    assert set(short.index.get_level_values("issue_utc").hour) == set(range(24))
+    issues = list(short.index.get_level_values("issue_utc").unique()[:5])
+    with duckdb.connect(str(world["db"])) as conn:
+        full = horizons.issue_frame(conn, issues, ["CAL", "FLA"])
+        cut = horizons.issue_frame(conn, issues, ["CAL", "FLA"], max_horizon=6)
+    expected = full[full["horizon_h"] <= 6].reset_index(drop=True)
+    pd.testing.assert_frame_equal(cut.reset_index(drop=True), expected)
+    mine = frame[frame["issue_utc"].isin(issues)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, expected[expected["period_utc"] < CUTOFF]
+                                  .reset_index(drop=True), check_dtype=False)
+    # Without the extra issues every issue has all 48 horizons (before the cutoff).
+    with duckdb.connect(str(world["db"])) as conn:
+        plain = horizons.horizon_training_frame(
+            conn, CUTOFF, horizons.HorizonConfig(short_issue_every_hours=0), ["CAL", "FLA"])
+    assert plain["issue_utc"].nunique() < frame["issue_utc"].nunique()

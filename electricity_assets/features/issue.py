@@ -156,7 +156,7 @@ paths AS (
                AS k_days,
            date_diff('hour', a.data_until_utc, a.issue_utc + {_hours('h.horizon_h - 1')})
                AS lead_h
-    FROM at_issue a CROSS JOIN (SELECT unnest(range(1, {HORIZON_HOURS + 1})) AS horizon_h) h
+    FROM at_issue a CROSS JOIN (SELECT unnest(range(1, $max_horizon + 1)) AS horizon_h) h
     WHERE a.data_until_utc IS NOT NULL
 ),
 joined AS (
@@ -228,9 +228,9 @@ def _regions(conn: duckdb.DuckDBPyConnection, regions: Sequence[str] | None) -> 
 
 
 def _demand_rows(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex,
-                 regions: list[str]) -> pd.DataFrame:
+                 regions: list[str], max_horizon: int = HORIZON_HOURS) -> pd.DataFrame:
     first, last = times.min(), times.max()
-    horizon = timedelta(hours=HORIZON_HOURS)
+    horizon = timedelta(hours=max_horizon)
     holidays = holiday_flags(regions, (first - timedelta(hours=PROFILE_LOOKBACK_HOURS + 48)).date(),
                              (last + horizon + timedelta(days=1)).date())
     lookups = {"_issue_times": pd.DataFrame({"issue_utc": times}),
@@ -240,7 +240,8 @@ def _demand_rows(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex,
         conn.register(name, frame)
     try:
         frame = conn.execute(_SQL, {"read_start": first - DEMAND_LOOKBACK,
-                                    "read_end": last + horizon}).df()
+                                    "read_end": last + horizon,
+                                    "max_horizon": max_horizon}).df()
     finally:
         for name in lookups:
             conn.unregister(name)
@@ -333,16 +334,18 @@ def lead_time_scale(horizon_h: np.ndarray, model: WeatherErrorModel | None = Non
 
 def issue_frame(conn: duckdb.DuckDBPyConnection, issues: Sequence[datetime] | pd.DatetimeIndex,
                 regions: Sequence[str] | None = None, *, exante: bool = True,
-                error_model: WeatherErrorModel | None = None) -> pd.DataFrame:
+                error_model: WeatherErrorModel | None = None,
+                max_horizon: int = HORIZON_HOURS) -> pd.DataFrame:
     """One row per (region, issue_utc, horizon_h) for every issue and region (default: every
     region in `raw_demand`) with an observed demand before the issue, columns `COLUMNS`, from
-    what was known at each issue (module docstring). Sorted by region, issue, horizon."""
+    what was known at each issue (module docstring); horizons 1..`max_horizon`. Sorted by
+    region, issue, horizon."""
     ensure_exists(conn, "raw_demand", "raw_weather", weather.OFFSETS_SCHEMA)
     times = issue_times(issues)
     names = _regions(conn, regions)
     if not len(times) or not names:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    rows = _demand_rows(conn, times, names)
+    rows = _demand_rows(conn, times, names, max_horizon)
     series = _weather_series(conn, times, names, exante, error_model)
     out = _add_weather(rows, series, exante, error_model)
     out["local_hour"] = out["local_hour"].astype("int32")

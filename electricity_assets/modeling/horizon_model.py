@@ -55,6 +55,9 @@ class HorizonConfig:
     # Training issues every 11 h (11 and 24 share no factor: every hour of the day is an issue
     # hour within 11 days), so 12 regions x 48 horizons train in about 4 minutes on one core.
     issue_every_hours: int = 11
+    # The 1-6 h bucket has 6 rows per issue against 24 for 25-48 h: it also trains on issues
+    # every 5 h (5 and 24 share no factor either), horizons 1-6 only. 0: no extra issues.
+    short_issue_every_hours: int = 5
     history_days: int = 0  # 0: all history
     validation_weeks: int = 4
     # Distinct forecast hours (not rows: an issue gives 48 rows), as the 24-hour model counts.

@@ -191,7 +191,14 @@ def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
     start = pd.Timestamp(first).tz_convert("UTC") + timedelta(days=15)  # lags need two weeks
     if config.history_days:
         start = max(start, pd.Timestamp(cutoff) - timedelta(days=config.history_days))
-    frame = issue_frame(conn, training_issues(start, cutoff, config.issue_every_hours), regions)
+    issues = training_issues(start, cutoff, config.issue_every_hours)
+    frame = issue_frame(conn, issues, regions)
+    if config.short_issue_every_hours:
+        extra = training_issues(start, cutoff, config.short_issue_every_hours).difference(issues)
+        if len(extra):
+            short = issue_frame(conn, extra, regions, max_horizon=BUCKETS[0][1])
+            frame = pd.concat([frame, short], ignore_index=True).sort_values(
+                ["region", "issue_utc", "horizon_h"], ignore_index=True)
     return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
 
 
