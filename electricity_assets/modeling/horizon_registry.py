@@ -21,7 +21,6 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from electricity_assets.features.issue import issue_frame
 from electricity_assets.modeling.horizon_model import (
@@ -37,10 +36,10 @@ from electricity_assets.modeling.horizon_model import (
 )
 from electricity_assets.modeling.metrics import error_metrics
 from electricity_assets.modeling.registry import (
-    CHAMPION,
     MlflowConfig,
     Registration,
     Scores,
+    champion_version,
     load_version,
     log_and_decide,
     open_store,
@@ -152,10 +151,7 @@ def load_horizon_champion(region: str, config: MlflowConfig) -> tuple[str, Horiz
     """(version, predictor) of `demand-horizons-<region>@champion`; LookupError when none."""
     name = horizon_model_name(region)
     client, _ = open_store(config)
-    try:
-        version = str(client.get_model_version_by_alias(name, CHAMPION).version)
-    except MlflowException as exc:
-        raise LookupError(f"no champion for {name}: materialise trained_models first") from exc
+    version = str(champion_version(client, name).version)
     return version, load_horizon_version(name, version, config)
 
 

@@ -67,17 +67,11 @@ class MlflowChampions:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def champion_version(self, region: str) -> tuple[str, str]:
-        from mlflow.exceptions import MlflowException
-
         from electricity_assets.modeling.horizon_model import horizon_model_name
+        from electricity_assets.modeling.registry import champion_version
 
         name = horizon_model_name(region)
-        try:
-            version = self._client().get_model_version_by_alias(name, "champion")
-        except MlflowException as exc:
-            raise LookupError(f"no champion for {name}: materialise trained_models "
-                              "first") from exc
-        return name, str(version.version)
+        return name, str(champion_version(self._client(), name).version)
 
     def load(self, region: str, name: str, version: str) -> object:
         from electricity_assets.modeling.horizon_registry import load_horizon_version

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param  # noqa: E402
+from mlflow.entities.model_registry import ModelVersion  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import Model, infer_signature  # noqa: E402
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode  # noqa: E402
@@ -192,6 +193,15 @@ def _register(client: MlflowClient, name: str, model_id: str, run_id: str) -> st
     return version
 
 
+def champion_version(client: MlflowClient, name: str) -> ModelVersion:
+    """The version of `name` holding the champion alias (either family); LookupError, saying
+    what to do, when the model or its champion is missing."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        raise LookupError(f"no champion for {name}: materialise trained_models first") from exc
+
+
 def load_version(config: MlflowConfig, name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
     """Registered version `name`/`version`, downloaded through a client bound to `config`."""
     client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
@@ -316,8 +326,8 @@ def challenge(config: MlflowConfig, client: MlflowClient, name: str,
     else it does when it scores better on the rows after the champion's `fit_end`
     (`score(champion's forecast, fit_end)`), never on a tie or with no such row."""
     try:
-        current = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:  # no registered model or no champion yet
+        current = champion_version(client, name)
+    except LookupError:  # no registered model or no champion yet
         return Decision(CHAMPION, score(None, None))
     fit_end = _fit_end(client.get_run(current.run_id).data.params)
     scores = score(champion_forecast(load_version(config, name, current.version)), fit_end)
@@ -388,11 +398,7 @@ class Champion(NamedTuple):
 def load_champion(region: str, config: MlflowConfig) -> Champion:
     """`demand-<region>@champion` with its version and data cut-off; LookupError when none."""
     client, _ = open_store(config)
-    try:
-        version = client.get_model_version_by_alias(model_name(region), CHAMPION)
-    except MlflowException as exc:
-        raise LookupError(
-            f"no champion for {model_name(region)}: materialise trained_models first") from exc
+    version = champion_version(client, model_name(region))
     cutoff = client.get_run(version.run_id).data.params.get("validation_end")
     return Champion(str(version.version), load_version(config, model_name(region), version.version),
                     datetime.fromisoformat(cutoff) if cutoff else None)
