@@ -42,13 +42,20 @@ def test_the_code_location_ends_where_the_mode_says(monkeypatch: pytest.MonkeyPa
     assert partitions.last_data_hour() is None
 
 
-def test_the_data_end_is_read_once_then_cached(isolated_home: Path) -> None:
-    assert history.replay_data_end(home=isolated_home) == BUNDLED_LAST_HOUR
-    cache = isolated_home / history.CACHE_FILE
-    assert cache.exists()
-    cache.write_text(cache.read_text().replace("2020-04-01T23", "2020-04-01T22"))
-    # Same files (size, mtime): the cached value, not a second read of the CSV.
-    assert history.replay_data_end(home=isolated_home) == BUNDLED_LAST_HOUR - timedelta(hours=1)
+def test_the_data_end_is_read_once_then_cached(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from electricity_assets.sources import bundled
+
+    monkeypatch.setenv("ELECTRICITY_CACHE_DIR", str(tmp_path / "cache"))
+    assert history.replay_data_end() == BUNDLED_LAST_HOUR
+    assert list((tmp_path / "cache").glob("demand-*.parquet"))
+
+    def parse(*args):
+        raise AssertionError("the replay file was parsed again")
+
+    # Same file: the cached rows, not a second read of the CSV.
+    monkeypatch.setattr(bundled, "_judge_sql", parse)
+    assert history.replay_data_end() == BUNDLED_LAST_HOUR
 
 
 def test_automation_never_targets_past_the_last_partition() -> None:
