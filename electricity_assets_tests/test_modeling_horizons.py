@@ -60,22 +60,63 @@ def _frame(db: Path, issues, **kwargs) -> pd.DataFrame:
         return horizons.issue_frame(conn, issues, ["CAL", "FLA"], **kwargs)
 
 
+def df_posted_at(period_utc: pd.Series) -> pd.Series:
+    """When EIA's DF of each hour-ending UTC hour counts as posted: 11:00 Eastern on the
+    Eastern day it covers (10:00 plus an hour's margin), written out here independently of the
+    SQL that applies it."""
+    eastern = (period_utc - pd.Timedelta(hours=1)).dt.tz_convert("America/New_York")
+    return (eastern.dt.normalize() + pd.Timedelta(hours=11)).dt.tz_convert("UTC")
+
+
+def _delete_unposted(conn: duckdb.DuckDBPyConnection, issue: datetime) -> None:
+    """Make the database what it was at `issue`: no demand from the issue on, and only the DF
+    rows EIA had posted by then (the rest of the day's DF from 11:00 Eastern)."""
+    conn.execute("DELETE FROM raw_demand WHERE period_utc >= ? AND type = 'D'", [issue])
+    dfs = conn.execute("SELECT DISTINCT period_utc FROM raw_demand WHERE type = 'DF'").df()
+    hours = pd.to_datetime(dfs["period_utc"], utc=True)
+    unposted = hours[df_posted_at(hours) > pd.Timestamp(issue)]
+    conn.execute("DELETE FROM raw_demand WHERE type = 'DF' AND period_utc IN "
+                 "(SELECT unnest(?))", [list(unposted)])
+
+
 def test_features_equal_those_of_a_database_truncated_at_each_issue(world: dict) -> None:
     # Vectorised over three issues on the full database (rows after each issue present) ...
     full = _frame(world["db"], ISSUES).set_index(["region", "issue_utc", "horizon_h"])
     assert len(full) == 3 * 2 * 48
     for issue in ISSUES:
         # ... against a database that ends at the issue (weather from the issue on stays: it
-        # stands in for the weather forecast, exactly as offline serving uses it).
+        # stands in for the weather forecast, exactly as offline serving uses it; so does the
+        # DF EIA had posted).
         truncated = _copy(world, f"truncated_{issue:%Y%m%d%H}")
         with duckdb.connect(str(truncated)) as conn:
-            conn.execute("DELETE FROM raw_demand WHERE period_utc >= ?", [issue])
+            _delete_unposted(conn, issue)
         alone = _frame(truncated, [issue]).set_index(["region", "issue_utc", "horizon_h"])
         assert alone["demand_mwh"].isna().all()  # the targets are not in it
         mine = full.xs(pd.Timestamp(issue), level="issue_utc")
         pd.testing.assert_frame_equal(mine[KNOWN],
                                       alone.xs(pd.Timestamp(issue), level="issue_utc")[KNOWN])
         assert mine["demand_mwh"].notna().all()
+
+
+def test_df_is_an_input_only_once_eia_has_posted_it(world: dict) -> None:
+    # 2020-03-19 (EDT): 10:00 Eastern is 14:00 UTC; 11:00 Eastern is 15:00 UTC.
+    before, after = pd.Timestamp("2020-03-19T14:00Z"), pd.Timestamp("2020-03-19T15:00Z")
+    frame = _frame(world["db"], [before, after]).query("region == 'CAL'")
+    assert frame.loc[frame["issue_utc"] == before, issue_features.DF_FEATURES].isna().all().all()
+    later = frame[frame["issue_utc"] == after]
+    posted = df_posted_at(later["period_utc"]) <= after
+    # Hours up to midnight Eastern (hour-ending 04:00 UTC) have their DF; the next day's not.
+    assert posted.sum() == 14 and posted.iloc[:14].all()
+    assert later.loc[posted.to_numpy(), "df_ratio"].notna().all()
+    assert later.loc[~posted.to_numpy(), "df_ratio"].isna().all()
+    assert later["df_anchor_ratio"].notna().all()
+    with duckdb.connect(str(world["db"])) as conn:
+        df, anchor = (conn.execute(
+            "SELECT value_mwh FROM raw_demand WHERE region = 'CAL' AND type = ? "
+            "AND period_utc = ?", [kind, hour]).fetchone()[0]
+            for kind, hour in (("DF", after + pd.Timedelta(hours=5)),
+                               ("D", after - pd.Timedelta(hours=1))))
+    assert later.set_index("horizon_h").loc[6, "df_ratio"] == pytest.approx(df / anchor)
 
 
 def test_weather_after_the_issue_moves_only_the_forecast_columns(world: dict) -> None:
@@ -214,6 +255,42 @@ def test_forecast_issue_skips_a_missing_anchor_with_its_reason(world: dict, mode
     assert (cal["data_until_utc"] == pd.Timestamp(issue) - pd.Timedelta(hours=1)).all()
     assert set(cal["model_name"]) == {"demand-horizons-CAL"} and set(cal["model_version"]) == {"3"}
     assert ((cal["p10_mwh"] <= cal["forecast_mwh"]) & (cal["forecast_mwh"] <= cal["p90_mwh"])).all()
+
+
+def test_serving_takes_the_posted_df_of_the_hours_ahead_from_the_source(world: dict,
+                                                                       models: dict) -> None:
+    issue = datetime(2020, 3, 27, 18, tzinfo=UTC)  # 14:00 Eastern: the day's DF is posted
+    db = _copy(world, "serving_df")
+    with duckdb.connect(str(db)) as conn:
+        posted = conn.execute("SELECT * FROM raw_demand WHERE type = 'DF' AND period_utc >= ?",
+                              [issue]).df()
+        # The live database holds no hour from the issue on; the source has the DF ahead.
+        conn.execute("DELETE FROM raw_demand WHERE period_utc >= ?", [issue])
+        served = {r: Champion(horizons.horizon_model_name(r), "3", m.predictor)
+                  for r, m in models.items()}
+
+        def outlook(start: datetime, end: datetime) -> pd.DataFrame:
+            return conn.execute("SELECT * FROM raw_weather WHERE period_utc >= ? AND "
+                                "period_utc < ?", [start, end]).df()
+
+        def issue_with(df_outlook) -> issuing.IssueBatch:
+            return issuing.forecast_issues(lambda: nullcontext(conn), [issue], served, {},
+                                           outlook, simulate_error=True, df_outlook=df_outlook)
+
+        with_df = issue_with(lambda start, end: posted[(posted["period_utc"] >= start)
+                                                       & (posted["period_utc"] < end)])
+        without = issue_with(None)
+    # What the backtest scores (the issue frame of the full database) is what is served.
+    full = _frame(world["db"], [issue])
+    expected = pd.concat([models[r].predictor.predict(full[full["region"] == r])
+                          for r in ("CAL", "FLA")])
+    got = with_df.rows.sort_values(["region", "horizon_h"])
+    np.testing.assert_allclose(got["forecast_mwh"], expected["forecast_mwh"], rtol=1e-9)
+    # DF up to midnight Eastern (hour-ending 04:00 UTC): 11 hours per region.
+    assert with_df.df_input_rows == 2 * 11 and without.df_input_rows == 0
+    moved = (got["forecast_mwh"].to_numpy()
+             != without.rows.sort_values(["region", "horizon_h"])["forecast_mwh"].to_numpy())
+    assert moved[:11].any()
 
 
 def test_day_ahead_slice_is_local_day_d_issued_the_morning_before() -> None:

@@ -17,7 +17,7 @@ from pydantic import Field
 from electricity_assets import quality, settings, storage
 from electricity_assets.assets.metadata import column_schema, long_window
 from electricity_assets.automation import day_ahead_when_issued, reissue_on_late_inputs
-from electricity_assets.datasets import WEATHER
+from electricity_assets.datasets import DEMAND, WEATHER
 from electricity_assets.features import issue
 from electricity_assets.partitions import HOURLY_WINDOWED, day_ahead_partitions
 from electricity_assets.resources import ElectricityDuckDB, MLflowResource, SourceResource
@@ -66,10 +66,16 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
 
     start, end = context.partition_time_window
     issues = issuing.issues_of_window(start, end)
-    weather_source = source.source_config()
+    source_config = source.source_config()
 
     def outlook(first: datetime, last: datetime) -> pd.DataFrame:
-        return load_window(WEATHER, first, last, weather_source).rows
+        return load_window(WEATHER, first, last, source_config).rows
+
+    def df_outlook(first: datetime, last: datetime) -> pd.DataFrame:
+        # EIA's DF of the hours ahead: live only what EIA has posted; offline the replay's,
+        # which `features.issue` reads only from EIA's posting time on.
+        rows = load_window(DEMAND, first, last, source_config).rows
+        return rows[rows["type"] == "DF"]
 
     with duckdb.get_connection() as conn:
         regions = storage.demand_regions(conn)
@@ -77,7 +83,8 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         regions, issuing.MlflowChampions(mlflow.mlflow_config), settings.local_home(),
         settings.champion_index_max_age())
     batch = issuing.forecast_issues(duckdb.get_connection, issues, champions, model_skips,
-                                    outlook, simulate_error=source.clock().replaying)
+                                    outlook, simulate_error=source.clock().replaying,
+                                    df_outlook=df_outlook)
     with duckdb.get_connection() as conn:
         written = issuing.replace_issues(conn, batch, issues[0], issues[-1] + timedelta(hours=1),
                                          regions=sorted(champions))
@@ -105,6 +112,8 @@ def _metadata(context: dg.AssetExecutionContext, batch, written: int, start: dat
         "issues": dg.MetadataValue.int(int((end - start) / timedelta(hours=1))),
         "regions": dg.MetadataValue.text(", ".join(sorted(rows["region"].unique())) or "none"),
         "skipped_region_issues": dg.MetadataValue.int(len(skipped)),
+        # From 11:00 Eastern EIA's DF of the rest of the day is an input (features.issue).
+        "rows_with_df_input": dg.MetadataValue.int(batch.df_input_rows),
         "skipped_regions": dg.MetadataValue.text(", ".join(sorted(skipped["region"].unique()))
                                                  or "none"),
     }

@@ -68,9 +68,25 @@ WEATHER_FEATURES = [
     "temp_delta_c",
     "cdh_delta", "hdh_delta", "temp_anchor_c", "temp_last24_mean_c", "temp_ewm168_c",
 ]
-FEATURE_COLUMNS = [*DEMAND_FEATURES, *CALENDAR_FEATURES, *WEATHER_FEATURES]
+DF_FEATURES = ["df_ratio", "df_anchor_ratio", "df_vs_persistence", "df_vs_profile"]
+"""EIA's DF as an input, NULL unless posted at the issue (`df_public_sql`)."""
+FEATURE_COLUMNS = [*DEMAND_FEATURES, *CALENDAR_FEATURES, *WEATHER_FEATURES, *DF_FEATURES]
 """Model inputs of the issue frame (`WEATHER_FEATURES` NULL for regions without weather)."""
 COLUMNS = list(dict.fromkeys([*KEY_COLUMNS, *BENCHMARK_COLUMNS, *FEATURE_COLUMNS]))
+
+
+DF_PUBLIC_TZ = "America/New_York"
+DF_PUBLIC_HOUR = 11
+"""EIA posts the operators' day-ahead forecast for day D at about 10:00 Eastern on D (EIA "Today
+in Energy" 46117; EIA-930 data are due by 07:00 Eastern). With an hour's margin, DF of an hour is
+an input only from 11:00 Eastern on the Eastern day the hour ends in: conservative for regions
+west of it, whose day D ends hours later."""
+
+
+def df_public_sql(period: str, issue: str) -> str:
+    """SQL: true when the DF of hour-ending `period` (UTC) was posted before issue `issue`."""
+    day = f"date_trunc('day', timezone('{DF_PUBLIC_TZ}', {period} - INTERVAL 1 HOUR))"
+    return (f"timezone('{DF_PUBLIC_TZ}', {issue}) >= {day} + INTERVAL {DF_PUBLIC_HOUR} HOUR")
 
 
 def _clean_sql() -> str:
@@ -162,7 +178,7 @@ paths AS (
 joined AS (
     SELECT r.*, target.d AS demand_mwh, target.df AS df_mwh,
            prof.d AS d_prof, prof2.d AS d_prof2, wk.d AS d_wk, wk2.d AS d_wk2,
-           base.d AS d_base,
+           base.d AS d_base, dfl.df AS df_l,
            r.period_utc - {_hours('24 * r.k_days')} AS profile_utc,
            timezone(z.timezone, r.period_utc) AS lt,
            timezone(z.timezone, r.period_utc - {_hours('24 * r.k_days')}) AS lt_prof,
@@ -181,6 +197,13 @@ joined AS (
         AND wk2.period_utc = r.period_utc - INTERVAL 336 HOUR AND r.lead_h <= 336
     LEFT JOIN clean base ON base.region = r.region
         AND base.period_utc = r.data_until_utc - {_hours('24 * r.k_days')}
+    LEFT JOIN clean dfl ON dfl.region = r.region AND dfl.period_utc = r.data_until_utc
+),
+published AS (  -- DF of t and of L only where EIA had posted them at the issue (DF_PUBLIC_SQL)
+    SELECT j.*,
+           CASE WHEN {df_public_sql('j.period_utc', 'j.issue_utc')} THEN j.df_mwh END AS df_t,
+           CASE WHEN {df_public_sql('j.data_until_utc', 'j.issue_utc')} THEN j.df_l END AS df_at_l
+    FROM joined j
 )
 SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        j.demand_mwh, j.df_mwh, coalesce(j.d_wk, j.d_wk2) AS naive_mwh,
@@ -207,8 +230,16 @@ SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        coalesce(h.is_bridge_day, false) AS is_bridge_day, j.issue_local_hour,
        isodow(j.lt_prof) >= 6 AS profile_is_weekend,
        coalesce(hp.is_holiday, false) AS profile_is_holiday,
-       coalesce(hw.is_holiday, false) AS week_is_holiday
-FROM joined j
+       coalesce(hw.is_holiday, false) AS week_is_holiday,
+       j.df_t / j.anchor_mwh AS df_ratio,
+       j.anchor_mwh / nullif(j.df_at_l, 0) AS df_anchor_ratio,
+       -- DF's path from L to t applied to the anchor, relative to the two levels the target is
+       -- a ratio to (persistence near, the profile day further out: `base_of`)
+       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof * j.anchor_mwh
+                                                              / nullif(j.d_base, 0), 0)
+           AS df_vs_persistence,
+       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof, 0) AS df_vs_profile
+FROM published j
 -- LEFT joins (the table covers every date): inner ones let the optimiser join the three
 -- look-ups to each other on region alone, a product of millions of rows.
 LEFT JOIN _issue_holidays h ON h.region = j.region AND h.local_date = CAST(j.lt AS DATE)

@@ -51,6 +51,7 @@ Outlook = Callable[[datetime, datetime], pd.DataFrame]
 class IssueBatch:
     rows: pd.DataFrame     # COLUMNS
     skipped: pd.DataFrame  # SKIP_COLUMNS: region, issue_utc, reason, created_at
+    df_input_rows: int = 0  # forecast rows whose inputs held EIA's posted DF of their hour
 
 
 class MlflowChampions:
@@ -98,10 +99,13 @@ def _copy(source: duckdb.DuckDBPyConnection, target: duckdb.DuckDBPyConnection, 
 
 
 def known_before(conn: duckdb.DuckDBPyConnection, first_issue: datetime, last_issue: datetime,
-                 outlook: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+                 outlook: pd.DataFrame, df_outlook: pd.DataFrame | None = None
+                 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the raw rows before `last_issue` that issues from `first_issue`
     read, the fitted station offsets, and the `outlook` rows for the station hours the raw
-    weather lacks (every hour from `last_issue` on; before it, hours not ingested yet)."""
+    weather lacks (every hour from `last_issue` on; before it, hours not ingested yet); likewise
+    the `df_outlook` DF rows for the region hours without one (`features.issue` reads a DF only
+    from EIA's posting time on: `issue.df_public_sql`)."""
     ensure_exists(conn, "raw_demand", "raw_weather", weather.OFFSETS_SCHEMA)
     ws = duckdb.connect()
     ws.execute("SET TimeZone = 'UTC'")
@@ -112,19 +116,33 @@ def known_before(conn: duckdb.DuckDBPyConnection, first_issue: datetime, last_is
           "AND period_utc < $last", {"from": first_issue - issue.WEATHER_LOOKBACK,
                                       "last": last_issue})
     _copy(conn, ws, weather.OFFSETS_TABLE, f"SELECT * FROM {weather.OFFSETS_TABLE}")
-    if len(outlook):
-        types = {c.name: c.sql_type for c in storage.RAW_WEATHER.columns}
-        columns = [c for c in outlook.columns if c in types and c != "ingested_at"]
-        ws.register("_outlook", _typed(outlook[columns], types))
-        listed = ", ".join(columns)
-        ws.execute(f"""INSERT INTO raw_weather ({listed}, ingested_at)
+    _add_missing(ws, storage.RAW_WEATHER, outlook, "r.station = o.station", first_issue,
+                 last_issue)
+    if df_outlook is not None and len(df_outlook):
+        _add_missing(ws, storage.RAW_DEMAND, df_outlook[df_outlook["type"] == "DF"],
+                     "r.region = o.region AND r.type = o.type", first_issue, last_issue)
+    return ws
+
+
+def _add_missing(ws: duckdb.DuckDBPyConnection, table: storage.Table, rows: pd.DataFrame,
+                 same_key: str, first_issue: datetime, last_issue: datetime) -> None:
+    """Insert the source's `rows` from `first_issue` on whose key `table` lacks (what the
+    database holds wins), stamped as ingested at `last_issue`."""
+    if not len(rows):
+        return
+    types = {c.name: c.sql_type for c in table.columns}
+    columns = [c for c in rows.columns if c in types and c != "ingested_at"]
+    ws.register("_outlook", _typed(rows[columns], types))
+    listed = ", ".join(columns)
+    try:
+        ws.execute(f"""INSERT INTO {table.name} ({listed}, ingested_at)
             SELECT {listed}, $last FROM _outlook o
             WHERE o.period_utc >= $first
-              AND NOT EXISTS (SELECT 1 FROM raw_weather r
-                              WHERE r.station = o.station AND r.period_utc = o.period_utc)""",
+              AND NOT EXISTS (SELECT 1 FROM {table.name} r
+                              WHERE {same_key} AND r.period_utc = o.period_utc)""",
                    {"last": last_issue, "first": first_issue})
+    finally:
         ws.unregister("_outlook")
-    return ws
 
 
 def _typed(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
@@ -142,19 +160,30 @@ def _typed(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+def _fetch(outlook: Outlook | None, what: str, first: datetime, end: datetime
+           ) -> tuple[pd.DataFrame, str | None]:
+    """The outlook's rows, or none and why (an outage costs the inputs it would have given)."""
+    if outlook is None:
+        return pd.DataFrame(), None
+    try:
+        return outlook(first, end), None
+    except (SourceError, OSError) as exc:
+        logger.warning("%s outlook unavailable: %s", what, exc)
+        return pd.DataFrame(), str(exc)
+
+
 def issue_inputs(connect: Connect, issues: Sequence[datetime], outlook: Outlook,
-                 simulate_error: bool) -> tuple[pd.DataFrame, str | None]:
-    """The issue frame of `issues` as known at each, and why the outlook failed, if it did."""
+                 simulate_error: bool, df_outlook: Outlook | None = None
+                 ) -> tuple[pd.DataFrame, str | None]:
+    """The issue frame of `issues` as known at each, and why the weather outlook failed, if it
+    did. Without the DF outlook (none given, or an outage) the DF inputs are empty and the
+    models use the path they learned for issues before EIA posts DF."""
     first, last = min(issues), max(issues)
     ahead_end = last + timedelta(hours=issue.HORIZON_HOURS)
-    outlook_error = None
-    try:
-        ahead = outlook(first, ahead_end)
-    except (SourceError, OSError) as exc:  # an outage: regions with weather lose those hours
-        logger.warning("weather outlook unavailable: %s", exc)
-        outlook_error, ahead = str(exc), pd.DataFrame()
+    ahead, outlook_error = _fetch(outlook, "weather", first, ahead_end)
+    dfs, _ = _fetch(df_outlook, "DF", first, ahead_end)
     with connect() as conn:
-        ws = known_before(conn, first, last, ahead)
+        ws = known_before(conn, first, last, ahead, dfs)
     try:
         return issue.issue_frame(ws, issues, exante=simulate_error), outlook_error
     finally:
@@ -204,15 +233,17 @@ def _region_paths(region: str, rows: pd.DataFrame, champion: Champion, weather_l
 
 def forecast_issues(connect: Connect, issues: Sequence[datetime],
                     champions: Mapping[str, Champion], model_skips: Mapping[str, str],
-                    outlook: Outlook, simulate_error: bool) -> IssueBatch:
+                    outlook: Outlook, simulate_error: bool,
+                    df_outlook: Outlook | None = None) -> IssueBatch:
     """Every region's path for each of `issues` (see the module docstring).
 
     `champions` are the loaded models by region; `model_skips` why the others have none.
     `connect()` opens the database once, briefly, to copy the inputs: the outlook's HTTP call
-    and the predictions hold no DuckDB lock."""
+    and the predictions hold no DuckDB lock. `df_outlook` gives EIA's DF rows of the hours
+    ahead (optional input: `issue_inputs`)."""
     created_at = pd.Timestamp(datetime.now(UTC))
     issues = sorted(pd.Timestamp(i).tz_convert("UTC").to_pydatetime() for i in issues)
-    frame, outlook_error = issue_inputs(connect, issues, outlook, simulate_error)
+    frame, outlook_error = issue_inputs(connect, issues, outlook, simulate_error, df_outlook)
     skips = [_anchor_skips(frame)] if len(frame) else []
     late = set(zip(skips[0]["region"], skips[0]["issue_utc"], strict=True)) if skips else set()
     label = SIMULATED if simulate_error else FORECAST
@@ -241,7 +272,9 @@ def forecast_issues(connect: Connect, issues: Sequence[datetime],
     skipped = skipped.drop_duplicates(["region", "issue_utc"]).assign(created_at=created_at)
     rows = pd.concat(parts, ignore_index=True) if parts else _empty(COLUMNS)
     rows = rows.assign(created_at=created_at)
-    return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]))
+    served = [i for part in parts for i in part.index]  # `_region_paths` keeps frame's index
+    df_rows = int(frame.loc[served, "df_ratio"].notna().sum()) if served else 0
+    return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]), df_rows)
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
