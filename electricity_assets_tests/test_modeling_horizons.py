@@ -334,6 +334,21 @@ def test_benchmark_by_horizon_writes_the_issue_csv(world: dict, tmp_path: Path) 
     assert (table.loc[table["horizon_h"] == "day-ahead", "hours"] <= 7 * 24).all()
     assert pd.to_datetime(table["window_end"]).max() <= pd.Timestamp("2020-03-29T00:00Z")
     assert "ZZZ: FAILED" in done.stdout
+    # The docs' tables come from that CSV: per-horizon means and counts, per-region means.
+    tables = subprocess.run([sys.executable, str(REPO / "bench" / "horizon_tables.py"),
+                             str(out)], capture_output=True, text=True, timeout=120)
+    assert tables.returncode == 0, tables.stderr
+    one = table[table["horizon_h"] == "1"]
+    below = int((one["model_mdape"] < one["df_mdape"]).sum())
+    assert (f"| 1 | {one['model_mdape'].mean():.2f} | {one['model_mdape_expost'].mean():.2f} | "
+            f"{one['df_mdape'].mean():.2f} |") in tables.stdout
+    assert f"| {below}/2 |" in tables.stdout
+    cal = table[(table["region"] == "CAL") & (table["horizon_h"] == "24")].iloc[0]
+    lines = tables.stdout.splitlines()
+    (head,) = [line for line in lines if line.startswith("| region |")]
+    (cal_row,) = [line for line in lines if line.startswith("| CAL |")]
+    column = head.split(" | ").index("24 model")
+    assert cal_row.split(" | ")[column].strip("*") == f"{cal['model_mdape']:.2f}"
 
 
 def test_each_horizon_band_follows_its_own_error_scale() -> None:
@@ -362,21 +377,26 @@ def test_each_horizon_band_follows_its_own_error_scale() -> None:
         assert 0.75 <= inside <= 0.85, (h, inside)
 
 
-def test_the_short_bucket_also_trains_on_denser_issues(world: dict) -> None:
-    """The 1-6 h bucket has 6 rows per issue against 24 for 25-48 h: the training frame adds
-    issues every `short_issue_every_hours` for horizons 1-6 only, with the same rows issue_frame
-    gives those issues (a frame cut at 6 h is the full frame's first 6 horizons)."""
+def test_the_dense_buckets_also_train_on_denser_issues(world: dict) -> None:
+    """The 1-6 h and 13-24 h buckets have fewer rows per issue than 25-48 h: the training frame
+    adds issues every `short_issue_every_hours` for the horizons of `dense_buckets` only, with
+    the rows issue_frame gives those issues (a frame cut at 24 h is the full frame's first 24
+    horizons)."""
     frame = world["frame"]
+    dense = {h for b in horizons.HorizonConfig().dense_buckets
+             for h in range(horizons.BUCKETS[b][0], horizons.BUCKETS[b][1] + 1)}
+    assert dense == {*range(1, 7), *range(13, 25)}
     per_issue = frame.groupby(["region", "issue_utc"])["horizon_h"].agg(["max", "size"])
-    short = per_issue[per_issue["max"] <= 6]
-    assert len(short) > len(per_issue) - len(short)  # most issues are the short-horizon ones
+    short = per_issue[per_issue["max"] <= 24]
+    assert len(short) > len(per_issue) - len(short)  # most issues are the extra ones
     assert set(short.index.get_level_values("issue_utc").hour) == set(range(24))
     issues = list(short.index.get_level_values("issue_utc").unique()[:5])
     with duckdb.connect(str(world["db"])) as conn:
         full = horizons.issue_frame(conn, issues, ["CAL", "FLA"])
-        cut = horizons.issue_frame(conn, issues, ["CAL", "FLA"], max_horizon=6)
-    expected = full[full["horizon_h"] <= 6].reset_index(drop=True)
-    pd.testing.assert_frame_equal(cut.reset_index(drop=True), expected)
+        cut = horizons.issue_frame(conn, issues, ["CAL", "FLA"], max_horizon=24)
+    pd.testing.assert_frame_equal(cut.reset_index(drop=True),
+                                  full[full["horizon_h"] <= 24].reset_index(drop=True))
+    expected = full[full["horizon_h"].isin(dense)].reset_index(drop=True)
     mine = frame[frame["issue_utc"].isin(issues)].reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, expected[expected["period_utc"] < CUTOFF]
                                   .reset_index(drop=True), check_dtype=False)

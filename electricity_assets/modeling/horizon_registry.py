@@ -192,7 +192,10 @@ def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
     if config.short_issue_every_hours:
         extra = training_issues(start, cutoff, config.short_issue_every_hours).difference(issues)
         if len(extra):
-            short = issue_frame(conn, extra, regions, max_horizon=BUCKETS[0][1])
+            dense = [BUCKETS[b] for b in config.dense_buckets]
+            short = issue_frame(conn, extra, regions, max_horizon=max(h for _, h in dense))
+            h = short["horizon_h"]
+            short = short[np.logical_or.reduce([(h >= lo) & (h <= hi) for lo, hi in dense])]
             frame = pd.concat([frame, short], ignore_index=True).sort_values(
                 ["region", "issue_utc", "horizon_h"], ignore_index=True)
     return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
