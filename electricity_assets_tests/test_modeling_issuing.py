@@ -178,6 +178,9 @@ def test_the_asset_replaces_its_issues_and_reports_them(world: dict, tmp_path: P
     assert meta["dagster/row_count"].value == 288
     assert meta["regions"].value == "CAL, FLA" and meta["skipped_regions"].value == "ZZZ"
     assert "no champion for demand-horizons-ZZZ" in meta["skipped"].value
+    # Issued 18:00-20:00 Eastern: the posted DF of the hours up to midnight Eastern (7, 6 and
+    # 5 of them) comes from the source, for each served region.
+    assert meta["rows_with_df_input"].value == 2 * (7 + 6 + 5)
     skipped = _table(db, "forecast_skips")
     assert list(skipped["region"]) == ["ZZZ"] * 3
 
