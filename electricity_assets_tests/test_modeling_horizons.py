@@ -20,6 +20,7 @@ from electricity_assets.features import issue as issue_features
 from electricity_assets.modeling import horizons, issuing
 from electricity_assets.modeling.champion_cache import Champion
 from electricity_assets.modeling.registry import CHALLENGER, CHAMPION, MlflowConfig
+from electricity_assets.sources.http import SourceError
 from electricity_assets_tests.test_modeling_training import write_sample
 
 CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
@@ -280,6 +281,11 @@ def test_serving_takes_the_posted_df_of_the_hours_ahead_from_the_source(world: d
         with_df = issue_with(lambda start, end: posted[(posted["period_utc"] >= start)
                                                        & (posted["period_utc"] < end)])
         without = issue_with(None)
+
+        def outage(start: datetime, end: datetime) -> pd.DataFrame:
+            raise SourceError("EIA API: HTTP 503")
+
+        down = issue_with(outage)
     # What the backtest scores (the issue frame of the full database) is what is served.
     full = _frame(world["db"], [issue])
     expected = pd.concat([models[r].predictor.predict(full[full["region"] == r])
@@ -291,6 +297,11 @@ def test_serving_takes_the_posted_df_of_the_hours_ahead_from_the_source(world: d
     moved = (got["forecast_mwh"].to_numpy()
              != without.rows.sort_values(["region", "horizon_h"])["forecast_mwh"].to_numpy())
     assert moved[:11].any()
+    # The source down: the forecasts without DF, and the reason reported.
+    assert down.df_input_rows == 0 and "HTTP 503" in down.df_outlook_error
+    pd.testing.assert_frame_equal(down.rows.drop(columns="created_at"),
+                                  without.rows.drop(columns="created_at"))
+    assert with_df.df_outlook_error is None
 
 
 def test_day_ahead_slice_is_local_day_d_issued_the_morning_before() -> None:

@@ -95,6 +95,9 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
 def _metadata(context: dg.AssetExecutionContext, batch, written: int, start: datetime,
               end: datetime, model_skips: dict[str, str]) -> dict[str, dg.MetadataValue]:
     skipped = batch.skipped
+    if batch.df_outlook_error:
+        context.log.warning(f"EIA's DF of the hours ahead unavailable ({batch.df_outlook_error}): "
+                            "the models forecast without it, as before 11:00 Eastern")
     for region, reason in model_skips.items():
         context.log.warning(f"{region}: no forecasts - {reason} (its stored forecasts are kept)")
     for (region, reason), rows in skipped.groupby(["region", "reason"]).size().items():
@@ -114,6 +117,9 @@ def _metadata(context: dg.AssetExecutionContext, batch, written: int, start: dat
         "skipped_region_issues": dg.MetadataValue.int(len(skipped)),
         # From 11:00 Eastern EIA's DF of the rest of the day is an input (features.issue).
         "rows_with_df_input": dg.MetadataValue.int(batch.df_input_rows),
+        "df_outlook": dg.MetadataValue.text(
+            f"unavailable ({batch.df_outlook_error}): forecast without DF"
+            if batch.df_outlook_error else "read from the source"),
         "skipped_regions": dg.MetadataValue.text(", ".join(sorted(skipped["region"].unique()))
                                                  or "none"),
     }

@@ -199,7 +199,7 @@ joined AS (
         AND base.period_utc = r.data_until_utc - {_hours('24 * r.k_days')}
     LEFT JOIN clean dfl ON dfl.region = r.region AND dfl.period_utc = r.data_until_utc
 ),
-published AS (  -- DF of t and of L only where EIA had posted them at the issue (DF_PUBLIC_SQL)
+published AS (  -- DF of t and of L only where EIA had posted them at the issue (df_public_sql)
     SELECT j.*,
            CASE WHEN {df_public_sql('j.period_utc', 'j.issue_utc')} THEN j.df_mwh END AS df_t,
            CASE WHEN {df_public_sql('j.data_until_utc', 'j.issue_utc')} THEN j.df_l END AS df_at_l

@@ -52,6 +52,7 @@ class IssueBatch:
     rows: pd.DataFrame     # COLUMNS
     skipped: pd.DataFrame  # SKIP_COLUMNS: region, issue_utc, reason, created_at
     df_input_rows: int = 0  # forecast rows whose inputs held EIA's posted DF of their hour
+    df_outlook_error: str | None = None  # why the DF of the hours ahead was unavailable
 
 
 class MlflowChampions:
@@ -174,18 +175,18 @@ def _fetch(outlook: Outlook | None, what: str, first: datetime, end: datetime
 
 def issue_inputs(connect: Connect, issues: Sequence[datetime], outlook: Outlook,
                  simulate_error: bool, df_outlook: Outlook | None = None
-                 ) -> tuple[pd.DataFrame, str | None]:
-    """The issue frame of `issues` as known at each, and why the weather outlook failed, if it
-    did. Without the DF outlook (none given, or an outage) the DF inputs are empty and the
-    models use the path they learned for issues before EIA posts DF."""
+                 ) -> tuple[pd.DataFrame, str | None, str | None]:
+    """The issue frame of `issues` as known at each, and why the weather and the DF outlooks
+    failed, if they did. Without the DF outlook (none given, or an outage) the DF inputs are
+    empty and the models use the path they learned for issues before EIA posts DF."""
     first, last = min(issues), max(issues)
     ahead_end = last + timedelta(hours=issue.HORIZON_HOURS)
     ahead, outlook_error = _fetch(outlook, "weather", first, ahead_end)
-    dfs, _ = _fetch(df_outlook, "DF", first, ahead_end)
+    dfs, df_error = _fetch(df_outlook, "DF", first, ahead_end)
     with connect() as conn:
         ws = known_before(conn, first, last, ahead, dfs)
     try:
-        return issue.issue_frame(ws, issues, exante=simulate_error), outlook_error
+        return issue.issue_frame(ws, issues, exante=simulate_error), outlook_error, df_error
     finally:
         ws.close()
 
@@ -243,7 +244,8 @@ def forecast_issues(connect: Connect, issues: Sequence[datetime],
     ahead (optional input: `issue_inputs`)."""
     created_at = pd.Timestamp(datetime.now(UTC))
     issues = sorted(pd.Timestamp(i).tz_convert("UTC").to_pydatetime() for i in issues)
-    frame, outlook_error = issue_inputs(connect, issues, outlook, simulate_error, df_outlook)
+    frame, outlook_error, df_error = issue_inputs(connect, issues, outlook, simulate_error,
+                                                  df_outlook)
     skips = [_anchor_skips(frame)] if len(frame) else []
     late = set(zip(skips[0]["region"], skips[0]["issue_utc"], strict=True)) if skips else set()
     label = SIMULATED if simulate_error else FORECAST
@@ -274,7 +276,7 @@ def forecast_issues(connect: Connect, issues: Sequence[datetime],
     rows = rows.assign(created_at=created_at)
     served = [i for part in parts for i in part.index]  # `_region_paths` keeps frame's index
     df_rows = int(frame.loc[served, "df_ratio"].notna().sum()) if served else 0
-    return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]), df_rows)
+    return IssueBatch(to_utc(rows[COLUMNS]), to_utc(skipped[SKIP_COLUMNS]), df_rows, df_error)
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
