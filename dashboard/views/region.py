@@ -114,7 +114,9 @@ def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: boo
             "simulated forecast error that grows with the lead time stands in for one (see "
             "README)." if "simulated" in str(weather) else "")
     st.caption(f"Issued every hour with data before the issue time only; model version "
-               f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note}")
+               f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note} "
+               "From 11:00 Eastern, EIA's posted day-ahead forecast (DF) of the rest of the day "
+               "is an input too (it is posted about 10:00 Eastern).")
 
 
 VINTAGE_HOURS = 6  # the coming hours whose forecast history the table shows
