@@ -388,6 +388,28 @@ def test_each_horizon_band_follows_its_own_error_scale() -> None:
         assert 0.75 <= inside <= 0.85, (h, inside)
 
 
+def test_the_band_comes_from_the_newest_validation_weeks(world: dict) -> None:
+    """Early stopping uses every validation week; P10/P90 only the newest `calibration_weeks`
+    (the season nearest the issues the model will make)."""
+    from electricity_assets.modeling.horizon_model import base_of, bucket_of, spread_of
+
+    frame = world["frame"]
+    config = horizons.HorizonConfig(validation_weeks=2, calibration_weeks=1)
+    model = horizons.train_horizon_model(frame[frame["region"] == "CAL"], config)
+    valid = model.validation.reset_index(drop=True)
+    inputs = model.validation_features.reset_index(drop=True)
+    base = base_of(inputs)
+    unit = spread_of(inputs).fillna(model.predictor.spread_typical)
+    residual = ((valid["demand_mwh"] - valid["forecast_mwh"]) / base / unit).to_numpy()
+    newest = (valid["issue_utc"] >= pd.Timestamp(model.validation_end) - timedelta(weeks=1)
+              ).to_numpy()
+    assert 0 < newest.sum() < len(valid)
+    rows = bucket_of(valid["horizon_h"]) == 3  # 25-48 h
+    expected = np.quantile(residual[rows & newest], [0.1, 0.9])
+    np.testing.assert_allclose(model.predictor.offsets[3], expected)
+    assert not np.allclose(np.quantile(residual[rows], [0.1, 0.9]), expected)
+
+
 def test_the_dense_buckets_also_train_on_denser_issues(world: dict) -> None:
     """The 1-6 h and 13-24 h buckets have fewer rows per issue than 25-48 h: the training frame
     adds issues every `short_issue_every_hours` for the horizons of `dense_buckets` only, with

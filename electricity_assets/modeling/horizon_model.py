@@ -9,8 +9,9 @@ hyper-parameters fits every region.
 
 Time-ordered split: the validation rows are the issues of the last `validation_weeks` weeks, the
 training rows forecast hours before the first of them. P10/P90 are split-conformal per horizon
-bucket (`BUCKETS`): quantiles of the validation ratio residuals in units of each row's weekly
-spread (std / mean of the last 168 h of demand, known at the issue). After early stopping the
+bucket (`BUCKETS`): quantiles of the ratio residuals of the newest `calibration_weeks` of those
+issues in units of each row's weekly spread (std / mean of the last 168 h of demand, known at the
+issue). After early stopping the
 trees are refitted on training + validation rows (`fit_end` moves to the end of the data).
 """
 
@@ -62,7 +63,10 @@ class HorizonConfig:
     short_issue_every_hours: int = 5
     dense_buckets: tuple[int, ...] = (0, 2)  # indices into BUCKETS
     history_days: int = 0  # 0: all history
-    validation_weeks: int = 4
+    validation_weeks: int = 8
+    # P10/P90 from the residuals of the newest weeks of the validation issues only (0: all): the
+    # early stopping gains from a longer validation, the band from the season nearest the issues.
+    calibration_weeks: int = 4
     # Distinct forecast hours (not rows: an issue gives 48 rows), as the 24-hour model counts.
     min_train_hours: int = 24 * 28
     min_validation_hours: int = 24 * 3
@@ -281,16 +285,22 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     # large day-ahead errors and is worse than persistence an hour ahead.
     early, deployed, offsets, best = {}, {}, {}, {}
     train_bucket, valid_bucket = bucket_of(train["horizon_h"]), bucket_of(valid["horizon_h"])
+    calibrate = np.ones(len(valid), dtype=bool)
+    if config.calibration_weeks:
+        calibrate = (valid["issue_utc"] >= end - timedelta(weeks=config.calibration_weeks)
+                     ).to_numpy()
     for b in range(len(BUCKETS)):
-        fit = _fit_bucket(train[train_bucket == b], valid[valid_bucket == b], features, config,
-                          spread_typical)
+        rows = valid_bucket == b
+        fit = _fit_bucket(train[train_bucket == b], valid[rows], features, config,
+                          spread_typical, calibrate[rows])
         if fit is not None:
             early[b], deployed[b], offsets[b], best[b] = fit
     if not early:
         raise InsufficientDataError(f"region {region}: no horizon bucket has training rows")
     early_predictor = HorizonPredictor(region, early, features, offsets, spread_typical)
     ratio = early_predictor.ratios(valid)  # the bands below change, the trees' ratios do not
-    per_horizon = horizon_offsets(valid, early_predictor.forecast_from(valid, ratio),
+    per_horizon = horizon_offsets(valid[calibrate],
+                                  early_predictor.forecast_from(valid, ratio)[calibrate],
                                   config.interval, spread_typical)
     early_predictor.horizon_offsets = per_horizon
     forecasts = early_predictor.forecast_from(valid, ratio)
@@ -354,7 +364,7 @@ def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
 
 
 def _fit_bucket(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
-                config: HorizonConfig, spread_typical: float
+                config: HorizonConfig, spread_typical: float, calibrate: np.ndarray
                 ) -> tuple[str, str, tuple[float, float], int] | None:
     """(early-stopped trees, deployed trees, P10/P90 offsets, rounds) of one horizon bucket."""
     if train.empty or valid.empty:
@@ -370,7 +380,7 @@ def _fit_bucket(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
     best = int(booster.best_iteration or booster.current_iteration())
     ratio = booster.predict(x_valid, num_iteration=best)
     unit = spread_of(valid).fillna(spread_typical).to_numpy()
-    residual = (y_valid.to_numpy() - ratio) / unit
+    residual = ((y_valid.to_numpy() - ratio) / unit)[calibrate]
     low, high = (float(np.quantile(residual, q)) for q in config.interval)
     early = booster.model_to_string(num_iteration=best)
     deployed = early
