@@ -80,7 +80,8 @@ def _horizons(data_dir: Path, rounds: int) -> int:
             began = time.perf_counter()
             frame = horizon_training_frame(conn, end, config)
             built = time.perf_counter() - began
-            report = register_horizons(frame, MlflowConfig.from_settings(), config)
+            report = register_horizons(frame, MlflowConfig.from_settings(), config,
+                                        workers=os.cpu_count() or 1)  # as trained_models
             total = time.perf_counter() - began
             print(f"retrain {round_}: issue frame {len(frame):,} rows in {built:.1f} s, then "
                   f"{len(report.registrations)} regions fitted, logged and registered in "

@@ -228,6 +228,21 @@ def test_registry_family_and_champion_rule(models: dict, tmp_path: Path) -> None
         horizons.load_horizon_champion("FLA", config)
 
 
+def test_regions_train_in_parallel_processes_to_the_same_trees(world: dict, models: dict,
+                                                               tmp_path: Path) -> None:
+    """`register_horizons(workers=2)` (what trained_models does on 2 cores) trains each region
+    in a spawned process: the registered trees are those of training in this process."""
+    config = MlflowConfig(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
+    frame = world["frame"]
+    report = horizons.register_horizons(frame[frame["region"].isin(["CAL", "FLA"])], config,
+                                        workers=2)
+    assert sorted(r.region for r in report.registrations) == ["CAL", "FLA"]
+    for region in ("CAL", "FLA"):
+        _, predictor = horizons.load_horizon_champion(region, config)
+        assert predictor.model_texts == models[region].predictor.model_texts
+        assert report.metrics[region] == models[region].metrics
+
+
 def test_forecast_issue_skips_a_missing_anchor_with_its_reason(world: dict, models: dict) -> None:
     issue = CUTOFF
     db = _copy(world, "serving")

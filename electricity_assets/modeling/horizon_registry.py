@@ -12,7 +12,9 @@ scored there by its early-stopped trees, which never saw those rows.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -201,23 +203,42 @@ def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
     return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
 
 
+def _train_or_reason(rows: pd.DataFrame, config: HorizonConfig) -> HorizonModel | str:
+    try:
+        return train_horizon_model(rows, config)
+    except InsufficientDataError as exc:
+        return str(exc)
+
+
 def register_horizons(frame: pd.DataFrame, config: MlflowConfig,
                       horizon_config: HorizonConfig | None = None,
-                      tags: dict[str, str] | None = None) -> HorizonReport:
+                      tags: dict[str, str] | None = None, workers: int = 1) -> HorizonReport:
     """Train, log and register one multi-horizon model per region of `frame` (a
-    `horizon_training_frame`); a region that cannot be trained is reported in `failed`."""
+    `horizon_training_frame`); a region that cannot be trained is reported in `failed`.
+
+    With `workers` > 1 the regions train in that many spawned processes (each LightGBM on one
+    thread, so the trees are the same as trained one after the other); logging and registering
+    stay in this process, one region at a time."""
     horizon_config = horizon_config or HorizonConfig()
     started = time.perf_counter()
     report = HorizonReport()
-    for region, rows in (frame.groupby("region", sort=True) if len(frame) else []):
-        try:
-            model = train_horizon_model(rows, horizon_config)
-        except InsufficientDataError as exc:
-            report.failed[str(region)] = str(exc)
-            logger.warning("horizons %s not trained: %s", region, exc)
+    groups = [(str(r), rows) for r, rows in frame.groupby("region", sort=True)] if len(
+        frame) else []
+    if workers > 1 and len(groups) > 1:
+        with ProcessPoolExecutor(min(workers, len(groups)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            outcomes = pool.map(_train_or_reason, [rows for _, rows in groups],
+                                [horizon_config] * len(groups))
+            trained = list(zip([r for r, _ in groups], outcomes, strict=True))
+    else:
+        trained = [(r, _train_or_reason(rows, horizon_config)) for r, rows in groups]
+    for region, model in trained:
+        if isinstance(model, str):
+            report.failed[region] = model
+            logger.warning("horizons %s not trained: %s", region, model)
             continue
         report.registrations.append(log_and_register_horizon(model, config, tags))
-        report.metrics[str(region)] = model.metrics
+        report.metrics[region] = model.metrics
     report.seconds = time.perf_counter() - started
     return report
 
