@@ -18,7 +18,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from electricity_assets.modeling.horizon_model import BUCKETS  # noqa: E402
+from electricity_assets.modeling.horizon_model import BUCKETS, bucket_of  # noqa: E402
 
 DAY_AHEAD = "day-ahead"
 
@@ -31,10 +31,8 @@ def _order(horizons: pd.Series) -> list[str]:
 def _bucket(horizon: str) -> str:
     if horizon == DAY_AHEAD:
         return DAY_AHEAD
-    for low, high in BUCKETS:
-        if low <= int(horizon) <= high:
-            return f"{low}-{high} h"
-    return "other"
+    (index,) = bucket_of([int(horizon)])
+    return f"{BUCKETS[index][0]}-{BUCKETS[index][1]} h" if index >= 0 else "other"
 
 
 def _markdown(frame: pd.DataFrame) -> str:

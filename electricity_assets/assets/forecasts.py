@@ -72,10 +72,9 @@ def demand_forecasts(context: dg.AssetExecutionContext, duckdb: ElectricityDuckD
         return load_window(WEATHER, first, last, source_config).rows
 
     def df_outlook(first: datetime, last: datetime) -> pd.DataFrame:
-        # EIA's DF of the hours ahead: live only what EIA has posted; offline the replay's,
-        # which `features.issue` reads only from EIA's posting time on.
-        rows = load_window(DEMAND, first, last, source_config).rows
-        return rows[rows["type"] == "DF"]
+        # EIA's DF of the hours ahead (`known_before` keeps the DF rows): live only what EIA
+        # has posted; offline the replay's, which `features.issue` reads from EIA's posting on.
+        return load_window(DEMAND, first, last, source_config).rows
 
     with duckdb.get_connection() as conn:
         regions = storage.demand_regions(conn)

@@ -202,12 +202,13 @@ joined AS (
 published AS (  -- DF of t and of L only where EIA had posted them at the issue (df_public_sql)
     SELECT j.*,
            CASE WHEN {df_public_sql('j.period_utc', 'j.issue_utc')} THEN j.df_mwh END AS df_t,
-           CASE WHEN {df_public_sql('j.data_until_utc', 'j.issue_utc')} THEN j.df_l END AS df_at_l
+           CASE WHEN {df_public_sql('j.data_until_utc', 'j.issue_utc')} THEN j.df_l END AS df_at_l,
+           j.d_prof * j.anchor_mwh / nullif(j.d_base, 0) AS persistence
     FROM joined j
 )
 SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        j.demand_mwh, j.df_mwh, coalesce(j.d_wk, j.d_wk2) AS naive_mwh,
-       j.d_prof * j.anchor_mwh / nullif(j.d_base, 0) AS persistence_mwh,
+       j.persistence AS persistence_mwh,
        j.data_until_utc, j.profile_utc,
        CAST(j.lead_h AS INTEGER) AS lead_h, j.anchor_mwh,
        j.d_prof / j.anchor_mwh AS profile_ratio,
@@ -235,8 +236,7 @@ SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        j.anchor_mwh / nullif(j.df_at_l, 0) AS df_anchor_ratio,
        -- DF's path from L to t applied to the anchor, relative to the two levels the target is
        -- a ratio to (persistence near, the profile day further out: `base_of`)
-       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof * j.anchor_mwh
-                                                              / nullif(j.d_base, 0), 0)
+       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.persistence, 0)
            AS df_vs_persistence,
        j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof, 0) AS df_vs_profile
 FROM published j

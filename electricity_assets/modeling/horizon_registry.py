@@ -31,6 +31,7 @@ from electricity_assets.modeling.horizon_model import (
     HorizonModel,
     HorizonPredictor,
     bucket_label,
+    bucket_of,
     horizon_model_name,
     inputs,
     train_horizon_model,
@@ -194,10 +195,9 @@ def horizon_training_frame(conn: duckdb.DuckDBPyConnection, cutoff: datetime,
     if config.short_issue_every_hours:
         extra = training_issues(start, cutoff, config.short_issue_every_hours).difference(issues)
         if len(extra):
-            dense = [BUCKETS[b] for b in config.dense_buckets]
-            short = issue_frame(conn, extra, regions, max_horizon=max(h for _, h in dense))
-            h = short["horizon_h"]
-            short = short[np.logical_or.reduce([(h >= lo) & (h <= hi) for lo, hi in dense])]
+            last = max(BUCKETS[b][1] for b in config.dense_buckets)
+            short = issue_frame(conn, extra, regions, max_horizon=last)
+            short = short[np.isin(bucket_of(short["horizon_h"]), config.dense_buckets)]
             frame = pd.concat([frame, short], ignore_index=True).sort_values(
                 ["region", "issue_utc", "horizon_h"], ignore_index=True)
     return frame[frame["period_utc"] < pd.Timestamp(cutoff)]
