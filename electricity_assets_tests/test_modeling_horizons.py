@@ -17,6 +17,7 @@ import pytest
 
 from bench.lib.workspace import build_workspace
 from electricity_assets.features import issue as issue_features
+from electricity_assets.features import weather
 from electricity_assets.modeling import horizons, issuing
 from electricity_assets.modeling.champion_cache import Champion
 from electricity_assets.modeling.registry import CHALLENGER, CHAMPION, MlflowConfig
@@ -27,7 +28,8 @@ CUTOFF = datetime(2020, 3, 28, tzinfo=UTC)
 ISSUES = [datetime(2020, 3, 10, 7, tzinfo=UTC), datetime(2020, 3, 19, 18, tzinfo=UTC),
           datetime(2020, 3, 27, 0, tzinfo=UTC)]
 FORECAST_WEATHER = ["temperature_c", "dewpoint_c", "cdh", "hdh", "temp_roll24_c", "temp_delta_c",
-                    "cdh_delta", "hdh_delta"]
+                    "cdh_delta", "hdh_delta", "temp_trend_c", "temp_max24_c", "temp_min24_c",
+                    "temp_roll24_delta_c", "heat_index_c"]
 KNOWN = [*(c for c in issue_features.FEATURE_COLUMNS if c != "horizon_h"), "persistence_mwh",
          "naive_mwh", "data_until_utc"]
 
@@ -145,8 +147,11 @@ def test_horizon_semantics_and_the_baselines_by_hand(world: dict) -> None:
     with duckdb.connect(str(world["db"])) as conn:
         demand = conn.execute("SELECT period_utc, value_mwh FROM raw_demand WHERE region = 'CAL' "
                               "AND type = 'D'").df()
+        region_weather = weather.region_weather(conn, issue - pd.Timedelta(days=4),
+                                                issue + pd.Timedelta(days=3))
     d = demand.set_index(pd.to_datetime(demand["period_utc"], utc=True))["value_mwh"]
-    last = issue - pd.Timedelta(hours=1)
+    temp = region_weather.query("region == 'CAL'").set_index("period_utc")["temperature_c"]
+    last, hour = issue - pd.Timedelta(hours=1), pd.Timedelta(hours=1)
     for h in (1, 24, 25, 48):
         t = issue + pd.Timedelta(hours=h - 1)
         k = 1 if h <= 24 else 2  # whole days back to the newest known hour
@@ -154,7 +159,13 @@ def test_horizon_semantics_and_the_baselines_by_hand(world: dict) -> None:
         assert cal.loc[h, "persistence_mwh"] == pytest.approx(d[t - day] * d[last] / d[last - day])
         assert cal.loc[h, "naive_mwh"] == d[t - pd.Timedelta(hours=168)]
         assert cal.loc[h, "demand_mwh"] == d[t]
-        assert cal.loc[h, "temperature_c"] == pytest.approx(cal.loc[h, "temperature_c"])
+        # Ex-post the weather columns are the region's observations: at t, over the 24 h up to
+        # t, and at the anchor against its own profile hour (what persistence carries forward).
+        assert cal.loc[h, "temperature_c"] == pytest.approx(temp[t])
+        assert cal.loc[h, "temp_max24_c"] == pytest.approx(temp[t - 23 * hour:t].max())
+        assert cal.loc[h, "temp_min24_c"] == pytest.approx(temp[t - 23 * hour:t].min())
+        assert cal.loc[h, "temp_trend_c"] == pytest.approx(temp[t] - temp[last])
+        assert cal.loc[h, "temp_anchor_delta_c"] == pytest.approx(temp[last] - temp[last - day])
     # Ex-post weather at t is the observation; ex-ante it carries an error growing with the lead.
     exante = _frame(world["db"], [issue]).query("region == 'CAL'").set_index("horizon_h")
     error = (exante["temperature_c"] - cal["temperature_c"]).abs()

@@ -20,8 +20,10 @@ seasonal-naive demand(t - 168) (else t - 336), both known at I.
 
 Weather (regions with stations): the region's series of `features.weather.region_weather`.
 Observed at the issue: temperature at L, its mean over the last 24 h, the 1-week exponential
-mean, and the temperature at the profile hour t - 24k. Forecast at t: temperature and dew point
-(and degree hours from them), and the mean temperature of the 24 hours up to t. Ex-ante
+mean, the temperature at the profile hour t - 24k, and the anchor's change against L - 24k (the
+change profile persistence carries forward). Forecast at t: temperature and dew point (and
+degree hours and heat index from them), its change since L, and the mean, maximum and minimum
+temperature of the 24 hours up to t (the mean also against the profile hour's). Ex-ante
 (`exante=True`) the forecast is the observation plus the simulated error of
 `features.forecast_error.lead_time_error`, whose size grows with the lead time; ex-post it is
 the observation itself (an optimistic bound).
@@ -67,6 +69,8 @@ WEATHER_FEATURES = [
     "temperature_c", "dewpoint_c", "cdh", "hdh", "temp_roll24_c", "temp_profile_c",
     "temp_delta_c",
     "cdh_delta", "hdh_delta", "temp_anchor_c", "temp_last24_mean_c", "temp_ewm168_c",
+    "temp_anchor_delta_c", "temp_trend_c", "temp_max24_c", "temp_min24_c",
+    "temp_roll24_delta_c", "heat_index_c",
 ]
 DF_FEATURES = ["df_ratio", "df_anchor_ratio", "df_vs_persistence", "df_vs_profile"]
 """EIA's DF as an input, NULL unless posted at the issue (`df_public_sql`)."""
@@ -299,12 +303,15 @@ def _weather_series(conn: duckdb.DuckDBPyConnection, times: pd.DatetimeIndex,
             "region": region, "period_utc": grid, "obs_t": t.to_numpy(),
             "obs_td": w["dewpoint_c"].astype(float).to_numpy(),
             "obs_t24": t.rolling(24, min_periods=12).mean().to_numpy(),
+            "obs_max24": t.rolling(24, min_periods=12).max().to_numpy(),
+            "obs_min24": t.rolling(24, min_periods=12).min().to_numpy(),
             "obs_ewm": weather._exp_mean(t.to_numpy(), WEATHER_EWM_HOURS),
         })
         parts.append(part)
     if not parts:
         return pd.DataFrame(columns=["region", "period_utc", "obs_t", "obs_td", "obs_t24",
-                                     "obs_ewm", "err_t", "err_td", "err_t24"])
+                                     "obs_max24", "obs_min24", "obs_ewm", "err_t", "err_td",
+                                     "err_t24"])
     frame = pd.concat(parts, ignore_index=True)
     if exante:
         errors = lead_time_error(frame[["region", "period_utc"]], error_model)
@@ -353,6 +360,17 @@ def _add_weather(rows: pd.DataFrame, series: pd.DataFrame, exante: bool,
     out["temp_anchor_c"] = at(out["data_until_utc"], "obs_t")
     out["temp_last24_mean_c"] = at(out["data_until_utc"], "obs_t24")
     out["temp_ewm168_c"] = at(out["data_until_utc"], "obs_ewm")
+    # Profile persistence carries the anchor's day-on-day change to t: how the weather changed
+    # at the anchor (observed) against how it changes at t (forecast) tells when not to.
+    base_utc = out["data_until_utc"] - (out["period_utc"] - out["profile_utc"])
+    out["temp_anchor_delta_c"] = out["temp_anchor_c"] - at(base_utc, "obs_t")
+    out["temp_trend_c"] = t_fc - out["temp_anchor_c"]
+    err24 = np.nan_to_num(at(out["period_utc"], "err_t24")) * scale
+    out["temp_max24_c"] = at(out["period_utc"], "obs_max24") + err24
+    out["temp_min24_c"] = at(out["period_utc"], "obs_min24") + err24
+    out["temp_roll24_delta_c"] = out["temp_roll24_c"] - at(out["profile_utc"], "obs_t24")
+    rh = pd.Series(weather._magnus_rh(pd.Series(t_fc), pd.Series(td_fc)).to_numpy())
+    out["heat_index_c"] = weather.heat_index_c(pd.Series(t_fc), rh).to_numpy()
     return out
 
 
