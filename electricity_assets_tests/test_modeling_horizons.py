@@ -105,7 +105,17 @@ def test_df_is_an_input_only_once_eia_has_posted_it(world: dict) -> None:
     # 2020-03-19 (EDT): 10:00 Eastern is 14:00 UTC; 11:00 Eastern is 15:00 UTC.
     before, after = pd.Timestamp("2020-03-19T14:00Z"), pd.Timestamp("2020-03-19T15:00Z")
     frame = _frame(world["db"], [before, after]).query("region == 'CAL'")
-    assert frame.loc[frame["issue_utc"] == before, issue_features.DF_FEATURES].isna().all().all()
+    same_day = [c for c in issue_features.DF_FEATURES if not c.startswith("df_day_before")]
+    assert frame.loc[frame["issue_utc"] == before, same_day].isna().all().all()
+    # The DF of the hour a day before t: yesterday's (Eastern) is posted at both issues, today's
+    # only at the later one.
+    for issue, hours in ((before, 15), (after, 38)):
+        rows = frame[frame["issue_utc"] == issue]
+        day_before = (df_posted_at(rows["period_utc"] - pd.Timedelta(hours=24)) <= issue
+                      ).to_numpy()
+        assert day_before.sum() == hours and day_before[:hours].all()
+        assert rows.loc[day_before, "df_day_before_ratio"].notna().all()
+        assert rows.loc[~day_before, "df_day_before_ratio"].isna().all()
     later = frame[frame["issue_utc"] == after]
     posted = df_posted_at(later["period_utc"]) <= after
     # Hours up to midnight Eastern (hour-ending 04:00 UTC) have their DF; the next day's not.

@@ -72,8 +72,10 @@ WEATHER_FEATURES = [
     "temp_anchor_delta_c", "temp_trend_c", "temp_max24_c", "temp_min24_c",
     "temp_roll24_delta_c", "heat_index_c",
 ]
-DF_FEATURES = ["df_ratio", "df_anchor_ratio", "df_vs_persistence", "df_vs_profile"]
-"""EIA's DF as an input, NULL unless posted at the issue (`df_public_sql`)."""
+DF_FEATURES = ["df_ratio", "df_anchor_ratio", "df_vs_persistence", "df_vs_profile",
+               "df_day_before_ratio", "df_day_before_vs_profile"]
+"""EIA's DF as an input, of t, of L and of t - 24 h, each NULL unless posted at the issue
+(`df_public_sql`)."""
 FEATURE_COLUMNS = [*DEMAND_FEATURES, *CALENDAR_FEATURES, *WEATHER_FEATURES, *DF_FEATURES]
 """Model inputs of the issue frame (`WEATHER_FEATURES` NULL for regions without weather)."""
 COLUMNS = list(dict.fromkeys([*KEY_COLUMNS, *BENCHMARK_COLUMNS, *FEATURE_COLUMNS]))
@@ -182,7 +184,7 @@ paths AS (
 joined AS (
     SELECT r.*, target.d AS demand_mwh, target.df AS df_mwh,
            prof.d AS d_prof, prof2.d AS d_prof2, wk.d AS d_wk, wk2.d AS d_wk2,
-           base.d AS d_base, dfl.df AS df_l,
+           base.d AS d_base, dfl.df AS df_l, dfd.df AS df_d24,
            r.period_utc - {_hours('24 * r.k_days')} AS profile_utc,
            timezone(z.timezone, r.period_utc) AS lt,
            timezone(z.timezone, r.period_utc - {_hours('24 * r.k_days')}) AS lt_prof,
@@ -202,11 +204,17 @@ joined AS (
     LEFT JOIN clean base ON base.region = r.region
         AND base.period_utc = r.data_until_utc - {_hours('24 * r.k_days')}
     LEFT JOIN clean dfl ON dfl.region = r.region AND dfl.period_utc = r.data_until_utc
+    LEFT JOIN clean dfd ON dfd.region = r.region
+        AND dfd.period_utc = r.period_utc - INTERVAL 24 HOUR
 ),
 published AS (  -- DF of t and of L only where EIA had posted them at the issue (df_public_sql)
     SELECT j.*,
            CASE WHEN {df_public_sql('j.period_utc', 'j.issue_utc')} THEN j.df_mwh END AS df_t,
            CASE WHEN {df_public_sql('j.data_until_utc', 'j.issue_utc')} THEN j.df_l END AS df_at_l,
+           -- the operators' forecast of the same hour a day earlier: for t more than a day
+           -- ahead, posted while the profile day is two days back
+           CASE WHEN {df_public_sql("j.period_utc - INTERVAL 24 HOUR", 'j.issue_utc')}
+                THEN j.df_d24 END AS df_t24,
            j.d_prof * j.anchor_mwh / nullif(j.d_base, 0) AS persistence
     FROM joined j
 )
@@ -242,7 +250,9 @@ SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        -- a ratio to (persistence near, the profile day further out: `base_of`)
        j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.persistence, 0)
            AS df_vs_persistence,
-       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof, 0) AS df_vs_profile
+       j.df_t / nullif(j.df_at_l, 0) * j.anchor_mwh / nullif(j.d_prof, 0) AS df_vs_profile,
+       j.df_t24 / j.anchor_mwh AS df_day_before_ratio,
+       j.df_t24 / nullif(j.d_prof, 0) AS df_day_before_vs_profile
 FROM published j
 -- LEFT joins (the table covers every date): inner ones let the optimiser join the three
 -- look-ups to each other on region alone, a product of millions of rows.
