@@ -35,6 +35,9 @@ PAGE_STATE_JS = """JSON.stringify({
 })"""
 
 
+NAVIGATED = "Inspected target navigated or closed"  # Chrome's error for a probe cut off by it
+
+
 class BrowserCheckError(RuntimeError):
     pass
 
@@ -118,7 +121,14 @@ def wait_for_page(cdp: _Cdp, url: str, min_charts: int = 1, expect_texts: tuple[
         cdp.call("Page.navigate", url=url)
     state: dict = {}
     while time.monotonic() - started < timeout_s:
-        answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
+        try:
+            answer = cdp.call("Runtime.evaluate", expression=PAGE_STATE_JS, returnByValue=True)
+        except BrowserCheckError as exc:
+            # A probe sent while the page navigates (a clicked link) dies with it: not ready yet.
+            if NAVIGATED not in str(exc):
+                raise
+            time.sleep(0.1)
+            continue
         if "exceptionDetails" in answer:
             raise BrowserCheckError(f"page probe failed: {answer['exceptionDetails']}")
         value = answer["result"].get("value")
