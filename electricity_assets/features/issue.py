@@ -356,8 +356,8 @@ def _add_weather(rows: pd.DataFrame, series: pd.DataFrame, exante: bool,
     td_fc = at(out["period_utc"], "obs_td") + np.nan_to_num(at(out["period_utc"], "err_td")) * scale
     td_fc = np.minimum(td_fc, t_fc)
     t_prof = at(out["profile_utc"], "obs_t")
-    out["temp_roll24_c"] = (at(out["period_utc"], "obs_t24")
-                            + np.nan_to_num(at(out["period_utc"], "err_t24")) * scale)
+    err24 = np.nan_to_num(at(out["period_utc"], "err_t24")) * scale
+    out["temp_roll24_c"] = at(out["period_utc"], "obs_t24") + err24
     base = weather.BASE_TEMPERATURE_C
     out["temperature_c"] = t_fc
     out["dewpoint_c"] = td_fc
@@ -375,12 +375,12 @@ def _add_weather(rows: pd.DataFrame, series: pd.DataFrame, exante: bool,
     base_utc = out["data_until_utc"] - (out["period_utc"] - out["profile_utc"])
     out["temp_anchor_delta_c"] = out["temp_anchor_c"] - at(base_utc, "obs_t")
     out["temp_trend_c"] = t_fc - out["temp_anchor_c"]
-    err24 = np.nan_to_num(at(out["period_utc"], "err_t24")) * scale
     out["temp_max24_c"] = at(out["period_utc"], "obs_max24") + err24
     out["temp_min24_c"] = at(out["period_utc"], "obs_min24") + err24
     out["temp_roll24_delta_c"] = out["temp_roll24_c"] - at(out["profile_utc"], "obs_t24")
-    rh = pd.Series(weather._magnus_rh(pd.Series(t_fc), pd.Series(td_fc)).to_numpy())
-    out["heat_index_c"] = weather.heat_index_c(pd.Series(t_fc), rh).to_numpy()
+    t_series = pd.Series(t_fc)
+    out["heat_index_c"] = weather.heat_index_c(
+        t_series, weather._magnus_rh(t_series, pd.Series(td_fc))).to_numpy()
     return out
 
 
