@@ -115,8 +115,9 @@ def next_day_section(region: str, nd: queries.NextDay, tz: str, interactive: boo
             "README)." if "simulated" in str(weather) else "")
     st.caption(f"Issued every hour with data before the issue time only; model version "
                f"{rows['model_version'].iloc[0]}. Weather for these hours: {weather}.{note} "
-               "From 11:00 Eastern, EIA's posted day-ahead forecast (DF) of the rest of the day "
-               "is an input too (it is posted about 10:00 Eastern).")
+               "EIA's posted day-ahead forecast (DF) is an input too: of the rest of the day "
+               "from 11:00 Eastern (it is posted about 10:00 Eastern), and of the same hour a "
+               "day earlier.")
 
 
 VINTAGE_HOURS = 6  # the coming hours whose forecast history the table shows
