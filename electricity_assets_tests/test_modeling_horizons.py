@@ -176,6 +176,11 @@ def test_horizon_semantics_and_the_baselines_by_hand(world: dict) -> None:
         assert cal.loc[h, "temp_min24_c"] == pytest.approx(temp[t - 23 * hour:t].min())
         assert cal.loc[h, "temp_trend_c"] == pytest.approx(temp[t] - temp[last])
         assert cal.loc[h, "temp_anchor_delta_c"] == pytest.approx(temp[last] - temp[last - day])
+    # The short horizons' interval unit: profile persistence's mean absolute log error 1 h
+    # ahead over the week up to the anchor, log d(s) d(s - 25 h) / (d(s - 1 h) d(s - 24 h)).
+    week = [last - hour * i for i in range(168)]
+    err = [abs(np.log(d[s] * d[s - 25 * hour] / (d[s - hour] * d[s - 24 * hour]))) for s in week]
+    np.testing.assert_allclose(cal["last168_persistence_err"], np.mean(err))
     # Ex-post weather at t is the observation; ex-ante it carries an error growing with the lead.
     exante = _frame(world["db"], [issue]).query("region == 'CAL'").set_index("horizon_h")
     error = (exante["temperature_c"] - cal["temperature_c"]).abs()
@@ -424,10 +429,45 @@ def test_each_horizon_band_follows_its_own_error_scale() -> None:
         assert 0.75 <= inside <= 0.85, (h, inside)
 
 
+def test_short_horizon_bands_follow_the_recent_persistence_error() -> None:
+    """A few hours ahead the error follows how erratic the day-on-day ratio has been lately, not
+    the week's daily swing: with `last168_persistence_err` as the unit, a calm and a volatile week
+    of the same spread each get ~80 % inside P10-P90; the spread unit gives the calm one too wide a
+    band and the volatile one too narrow."""
+    from electricity_assets.modeling.horizon_model import HorizonPredictor, horizon_offsets
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for error in (0.005, 0.015):  # calm, volatile
+        for h in range(1, 7):
+            rows.append(pd.DataFrame({
+                "horizon_h": h, "anchor_mwh": 1000.0, "persistence_mwh": 1000.0,
+                "profile_ratio": 1.0, "last168_std_ratio": 0.1, "last168_mean_ratio": 1.0,
+                "last168_persistence_err": error,
+                "demand_mwh": 1000.0 * (1.0 + rng.normal(0.0, error * h ** 0.5, 300))}))
+    valid = pd.concat(rows, ignore_index=True)
+    forecasts = pd.DataFrame({"forecast_mwh": np.full(len(valid), 1000.0)})
+    calm = (valid["last168_persistence_err"] == 0.005).to_numpy()
+
+    def inside(error_typical: float | None) -> tuple[float, float]:
+        offsets = horizon_offsets(valid, forecasts, (0.1, 0.9), 0.1, error_typical)
+        predictor = HorizonPredictor("X", {0: ""}, [], {0: (0.0, 0.0)}, 0.1,
+                                     horizon_offsets=offsets, error_typical=error_typical)
+        band = predictor.forecast_from(valid, np.ones(len(valid)))
+        ok = ((valid["demand_mwh"] >= band["p10_mwh"])
+              & (valid["demand_mwh"] <= band["p90_mwh"])).to_numpy()
+        return ok[calm].mean(), ok[~calm].mean()
+
+    for share in inside(0.01):
+        assert 0.75 <= share <= 0.85, share
+    calm_share, volatile_share = inside(None)  # versions registered before: the weekly spread
+    assert calm_share > 0.9 and volatile_share < 0.7
+
+
 def test_the_band_comes_from_the_newest_validation_weeks(world: dict) -> None:
     """Early stopping uses every validation week; P10/P90 only the newest `calibration_weeks`
     (the season nearest the issues the model will make)."""
-    from electricity_assets.modeling.horizon_model import base_of, bucket_of, spread_of
+    from electricity_assets.modeling.horizon_model import base_of, bucket_of, unit_of
 
     frame = world["frame"]
     config = horizons.HorizonConfig(validation_weeks=2, calibration_weeks=1)
@@ -435,7 +475,7 @@ def test_the_band_comes_from_the_newest_validation_weeks(world: dict) -> None:
     valid = model.validation.reset_index(drop=True)
     inputs = model.validation_features.reset_index(drop=True)
     base = base_of(inputs)
-    unit = spread_of(inputs).fillna(model.predictor.spread_typical)
+    unit = unit_of(inputs, model.predictor.spread_typical, model.predictor.error_typical)
     residual = ((valid["demand_mwh"] - valid["forecast_mwh"]) / base / unit).to_numpy()
     newest = (valid["issue_utc"] >= pd.Timestamp(model.validation_end) - timedelta(weeks=1)
               ).to_numpy()

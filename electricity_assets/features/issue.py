@@ -53,6 +53,8 @@ WEATHER_LOOKBACK = timedelta(hours=WEATHER_EWM_HOURS * weather.EWM_SPAN + 48)
 
 KEY_COLUMNS = ["region", "issue_utc", "horizon_h", "period_utc"]
 BENCHMARK_COLUMNS = ["demand_mwh", "df_mwh", "naive_mwh", "persistence_mwh", "data_until_utc"]
+UNIT_COLUMNS = ["last168_persistence_err"]
+"""Not inputs of the trees: the unit of the short horizons' P10/P90 (`horizon_model.unit_of`)."""
 DEMAND_FEATURES = [
     "horizon_h", "lead_h", "anchor_mwh",
     "profile_ratio", "profile2_ratio", "week_ratio", "week2_ratio", "persistence_ratio",
@@ -78,7 +80,7 @@ DF_FEATURES = ["df_ratio", "df_anchor_ratio", "df_vs_persistence", "df_vs_profil
 (`df_public_sql`)."""
 FEATURE_COLUMNS = [*DEMAND_FEATURES, *CALENDAR_FEATURES, *WEATHER_FEATURES, *DF_FEATURES]
 """Model inputs of the issue frame (`WEATHER_FEATURES` NULL for regions without weather)."""
-COLUMNS = list(dict.fromkeys([*KEY_COLUMNS, *BENCHMARK_COLUMNS, *FEATURE_COLUMNS]))
+COLUMNS = list(dict.fromkeys([*KEY_COLUMNS, *BENCHMARK_COLUMNS, *UNIT_COLUMNS, *FEATURE_COLUMNS]))
 
 
 DF_PUBLIC_TZ = "America/New_York"
@@ -126,6 +128,13 @@ def _clean_sql() -> str:
                CASE WHEN {flag('df_raw')} THEN NULL ELSE df_raw END AS df
         FROM series
     ),
+    errors AS (  -- profile persistence's log error 1 h ahead, made at the hour before
+        SELECT region, period_utc, d,
+               abs(ln(d * lag(d, 25) OVER w / nullif(lag(d, 1) OVER w * lag(d, 24) OVER w, 0)))
+                   AS err1
+        FROM clean
+        WINDOW w AS (PARTITION BY region ORDER BY period_utc)
+    ),
     recent AS MATERIALIZED (  -- statistics of the hours up to and including period_utc
         SELECT region, period_utc, d,
                CASE WHEN count(d) OVER w24 >= 12 THEN avg(d) OVER w24 END AS m24,
@@ -133,8 +142,9 @@ def _clean_sql() -> str:
                CASE WHEN count(d) OVER w24 >= 12 THEN min(d) OVER w24 END AS lo24,
                CASE WHEN count(d) OVER w24 >= 12 THEN max(d) OVER w24 END AS hi24,
                CASE WHEN count(d) OVER w168 >= 84 THEN avg(d) OVER w168 END AS m168,
-               CASE WHEN count(d) OVER w168 >= 84 THEN stddev_samp(d) OVER w168 END AS s168
-        FROM clean
+               CASE WHEN count(d) OVER w168 >= 84 THEN stddev_samp(d) OVER w168 END AS s168,
+               CASE WHEN count(err1) OVER w168 >= 84 THEN avg(err1) OVER w168 END AS e168
+        FROM errors
         WINDOW w24 AS (PARTITION BY region ORDER BY period_utc
                        ROWS BETWEEN 23 PRECEDING AND CURRENT ROW),
                w168 AS (PARTITION BY region ORDER BY period_utc
@@ -157,7 +167,7 @@ anchored AS (  -- L: the latest hour with a cleaned demand before the issue
         ON c.region = i.region AND i.issue_utc > c.period_utc
 ),
 at_issue AS (
-    SELECT a.*, s.d AS anchor_mwh, s.m24, s.s24, s.lo24, s.hi24, s.m168, s.s168,
+    SELECT a.*, s.d AS anchor_mwh, s.m24, s.s24, s.lo24, s.hi24, s.m168, s.s168, s.e168,
            d24.d AS d_l24, d168.d AS d_l168, d1.d AS d_l1, d3.d AS d_l3
     FROM anchored a
     LEFT JOIN recent s ON s.region = a.region AND s.period_utc = a.data_until_utc
@@ -221,7 +231,7 @@ published AS (  -- DF of t and of L only where EIA had posted them at the issue 
 SELECT j.region, j.issue_utc, j.horizon_h, j.period_utc,
        j.demand_mwh, j.df_mwh, coalesce(j.d_wk, j.d_wk2) AS naive_mwh,
        j.persistence AS persistence_mwh,
-       j.data_until_utc, j.profile_utc,
+       j.data_until_utc, j.profile_utc, j.e168 AS last168_persistence_err,
        CAST(j.lead_h AS INTEGER) AS lead_h, j.anchor_mwh,
        j.d_prof / j.anchor_mwh AS profile_ratio,
        j.d_prof2 / j.anchor_mwh AS profile2_ratio,

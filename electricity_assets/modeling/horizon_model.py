@@ -3,15 +3,17 @@
 One LightGBM per region on (issue, horizon) rows of `features.issue.issue_frame` (horizon is a
 feature), issue hours subsampled from the history so training stays fast. The target is the ratio
 of demand to the profile-persistence forecast known at the issue (demand of the same hour on the
-newest known day, times the ratio of the newest hour to the same hour that day), so the trees
+newest known day, times the ratio of the newest hour to the same hour that day) up to
+`PERSISTENCE_UNTIL_H`, and to the profile day's demand beyond, so the trees
 learn corrections to a baseline that is already good a few hours ahead, and one set of
 hyper-parameters fits every region.
 
 Time-ordered split: the validation rows are the issues of the last `validation_weeks` weeks, the
 training rows forecast hours before the first of them. P10/P90 are split-conformal per horizon
-bucket (`BUCKETS`): quantiles of the ratio residuals of the newest `calibration_weeks` of those
-issues in units of each row's weekly spread (std / mean of the last 168 h of demand, known at the
-issue). After early stopping the
+(`horizon_offsets`, within its bucket of `BUCKETS`): quantiles of the ratio residuals of the
+newest `calibration_weeks` of those issues in units of each row's weekly spread (std / mean of the
+last 168 h of demand, known at the issue), and up to `ERROR_UNIT_UNTIL_H` of the last week's
+error of profile persistence 1 h ahead (`unit_of`). After early stopping the
 trees are refitted on training + validation rows (`fit_end` moves to the end of the data).
 """
 
@@ -115,6 +117,34 @@ def spread_of(frame: pd.DataFrame) -> pd.Series:
     return spread.where(spread > 0)
 
 
+ERROR_UNIT_UNTIL_H = 6
+"""Horizons whose P10/P90 are in units of the last week's error of profile persistence 1 h
+ahead (`last168_persistence_err`) instead of the weekly spread: a few hours ahead the error is
+that of the day-on-day ratio's hour-to-hour moves, which the daily swing (large in summer) does
+not measure."""
+
+
+def persistence_error_of(frame: pd.DataFrame) -> pd.Series:
+    """The last week's mean absolute log error of profile persistence 1 h ahead."""
+    if "last168_persistence_err" not in frame:
+        return pd.Series(np.nan, index=frame.index)
+    error = pd.to_numeric(frame["last168_persistence_err"], errors="coerce")
+    return error.where(error > 0)
+
+
+def unit_of(frame: pd.DataFrame, spread_typical: float, error_typical: float | None
+            ) -> np.ndarray:
+    """Each row's interval unit: the weekly spread, and up to `ERROR_UNIT_UNTIL_H` the recent
+    persistence error when the model has one (`error_typical` not None; missing values take the
+    typical ones)."""
+    unit = spread_of(frame).fillna(spread_typical).to_numpy()
+    if error_typical is None:
+        return unit
+    near = pd.to_numeric(frame["horizon_h"], errors="coerce").to_numpy() <= ERROR_UNIT_UNTIL_H
+    error = persistence_error_of(frame).fillna(error_typical).to_numpy()
+    return np.where(near, error, unit)
+
+
 def inputs(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Feature matrix as float64 (booleans 0/1, missing columns NaN)."""
     out = {}
@@ -138,8 +168,12 @@ class HorizonPredictor:
     # horizon_h -> (low, high): per horizon within its bucket (`horizon_offsets`); versions
     # registered before it have none and use their bucket's offsets.
     horizon_offsets: dict[int, tuple[float, float]] = field(default_factory=dict)
+    # Typical `last168_persistence_err`: the short horizons' unit (`unit_of`); versions
+    # registered before it have none and keep the weekly spread there.
+    error_typical: float | None = None
 
-    INPUT_EXTRA = ("persistence_mwh", "anchor_mwh", "last168_std_ratio", "last168_mean_ratio")
+    INPUT_EXTRA = ("persistence_mwh", "anchor_mwh", "last168_std_ratio", "last168_mean_ratio",
+                   "last168_persistence_err")
 
     @property
     def input_columns(self) -> list[str]:
@@ -187,7 +221,7 @@ class HorizonPredictor:
             rows = (horizons == h) & ~np.isnan(ratio)
             low[rows], high[rows] = lo, hi
         base = base_of(frame).to_numpy()
-        unit = spread_of(frame).fillna(self.spread_typical).to_numpy()
+        unit = unit_of(frame, self.spread_typical, getattr(self, "error_typical", None))
         return pd.DataFrame({
             "forecast_mwh": ratio * base,
             "p10_mwh": (ratio + low * unit) * base,
@@ -281,6 +315,8 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     features = usable_features(frame)
     spread = spread_of(valid)
     spread_typical = float(spread.median()) if spread.notna().any() else 1.0
+    error = persistence_error_of(valid)
+    error_typical = float(error.median()) if error.notna().any() else None
     # One booster per horizon bucket ("direct" models): a shared one spends its leaves on the
     # large day-ahead errors and is worse than persistence an hour ahead.
     early, deployed, offsets, best = {}, {}, {}, {}
@@ -292,20 +328,21 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     for b in range(len(BUCKETS)):
         rows = valid_bucket == b
         fit = _fit_bucket(train[train_bucket == b], valid[rows], features, config,
-                          spread_typical, calibrate[rows])
+                          spread_typical, error_typical, calibrate[rows])
         if fit is not None:
             early[b], deployed[b], offsets[b], best[b] = fit
     if not early:
         raise InsufficientDataError(f"region {region}: no horizon bucket has training rows")
-    early_predictor = HorizonPredictor(region, early, features, offsets, spread_typical)
+    early_predictor = HorizonPredictor(region, early, features, offsets, spread_typical,
+                                       error_typical=error_typical)
     ratio = early_predictor.ratios(valid)  # the bands below change, the trees' ratios do not
     per_horizon = horizon_offsets(valid[calibrate],
                                   early_predictor.forecast_from(valid, ratio)[calibrate],
-                                  config.interval, spread_typical)
+                                  config.interval, spread_typical, error_typical)
     early_predictor.horizon_offsets = per_horizon
     forecasts = early_predictor.forecast_from(valid, ratio)
     predictor = HorizonPredictor(region, deployed, features, offsets, spread_typical,
-                                 horizon_offsets=per_horizon)
+                                 horizon_offsets=per_horizon, error_typical=error_typical)
     fit_end = end if config.refit else validation_start
     validation = evaluation(valid, forecasts)
     model = HorizonModel(
@@ -327,8 +364,8 @@ MIN_SCALE_ROWS = 20  # a horizon's own residuals needed to measure its error sca
 
 
 def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
-                    interval: tuple[float, float], spread_typical: float
-                    ) -> dict[int, tuple[float, float]]:
+                    interval: tuple[float, float], spread_typical: float,
+                    error_typical: float | None = None) -> dict[int, tuple[float, float]]:
     """P10/P90 offsets per horizon from the validation ratio residuals (in spread units).
 
     Within a bucket the error grows with the horizon: one offset pair per bucket covered 96 % of
@@ -340,7 +377,7 @@ def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
     residuals of its own or MIN_HORIZON_ROWS in its neighbourhood keeps its bucket's offsets."""
     base = base_of(valid)
     ratio = forecasts["forecast_mwh"] / base
-    unit = spread_of(valid).fillna(spread_typical)
+    unit = unit_of(valid, spread_typical, error_typical)
     residual = ((valid["demand_mwh"] / base - ratio) / unit).to_numpy()
     horizons = valid["horizon_h"].to_numpy()
     known = ~np.isnan(residual)
@@ -364,8 +401,8 @@ def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
 
 
 def _fit_bucket(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
-                config: HorizonConfig, spread_typical: float, calibrate: np.ndarray
-                ) -> tuple[str, str, tuple[float, float], int] | None:
+                config: HorizonConfig, spread_typical: float, error_typical: float | None,
+                calibrate: np.ndarray) -> tuple[str, str, tuple[float, float], int] | None:
     """(early-stopped trees, deployed trees, P10/P90 offsets, rounds) of one horizon bucket."""
     if train.empty or valid.empty:
         return None
@@ -379,7 +416,7 @@ def _fit_bucket(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
         callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     best = int(booster.best_iteration or booster.current_iteration())
     ratio = booster.predict(x_valid, num_iteration=best)
-    unit = spread_of(valid).fillna(spread_typical).to_numpy()
+    unit = unit_of(valid, spread_typical, error_typical)
     residual = ((y_valid.to_numpy() - ratio) / unit)[calibrate]
     low, high = (float(np.quantile(residual, q)) for q in config.interval)
     early = booster.model_to_string(num_iteration=best)

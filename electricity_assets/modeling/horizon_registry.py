@@ -27,6 +27,8 @@ import pandas as pd
 from electricity_assets.features.issue import issue_frame
 from electricity_assets.modeling.horizon_model import (
     BUCKETS,
+    ERROR_UNIT_UNTIL_H,
+    PERSISTENCE_UNTIL_H,
     HorizonConfig,
     HorizonModel,
     HorizonPredictor,
@@ -86,11 +88,15 @@ def _params(model: HorizonModel) -> dict[str, str]:
     offsets = model.predictor.offsets
     params.update({
         "region": model.region, "family": "horizons",
-        "target": "demand_mwh / profile persistence (else the anchor hour's demand)",
+        "target": f"demand_mwh / profile persistence up to {PERSISTENCE_UNTIL_H} h ahead, "
+                  "/ the profile day's demand beyond (else the anchor hour's demand)",
         "horizons": f"1-{BUCKETS[-1][1]}",
-        "interval": "split-conformal ratio residuals per horizon bucket "
+        "interval": "split-conformal ratio residuals per horizon "
                     f"q{config.interval[0]:.2f}/q{config.interval[1]:.2f} in units of the "
-                    f"weekly spread (typical {model.predictor.spread_typical:.4f})",
+                    f"weekly spread (typical {model.predictor.spread_typical:.4f})"
+                    + (f", up to {ERROR_UNIT_UNTIL_H} h ahead of the last week's persistence "
+                       f"error 1 h ahead (typical {model.predictor.error_typical:.4f})"
+                       if model.predictor.error_typical is not None else ""),
         **{f"offsets_{bucket_label(b)}": f"{lo:.4f}/{hi:.4f}" for b, (lo, hi) in offsets.items()},
         "issue_every_hours": str(config.issue_every_hours),
         "train_start": model.train_start.isoformat(),
