@@ -162,7 +162,7 @@ class HorizonPredictor:
     region: str
     model_texts: dict[int, str]  # bucket index -> trees
     feature_columns: list[str]
-    offsets: dict[int, tuple[float, float]]  # bucket index -> (low, high), spread units
+    offsets: dict[int, tuple[float, float]]  # bucket index -> (low, high), `unit_of` units
     spread_typical: float
     _boosters: dict[int, lgb.Booster] = field(default_factory=dict, repr=False, compare=False)
     # horizon_h -> (low, high): per horizon within its bucket (`horizon_offsets`); versions
@@ -366,7 +366,7 @@ MIN_SCALE_ROWS = 20  # a horizon's own residuals needed to measure its error sca
 def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
                     interval: tuple[float, float], spread_typical: float,
                     error_typical: float | None = None) -> dict[int, tuple[float, float]]:
-    """P10/P90 offsets per horizon from the validation ratio residuals (in spread units).
+    """P10/P90 offsets per horizon from the validation ratio residuals (in `unit_of` units).
 
     Within a bucket the error grows with the horizon: one offset pair per bucket covered 96 % of
     hours 1 h ahead and 66 % 6 h ahead. Each horizon's residuals are divided by that horizon's
