@@ -50,8 +50,11 @@ def test_a_killed_run_worker_fails_its_run_within_2_minutes_and_the_queue_moves_
     env_file = ["-f", str(SLOW_RUNS)]
     logs = [tmp_path / "daemon.log", tmp_path / "cli.log", tmp_path / "launch.log"]
     daemon = str(Path(sys.executable).parent / "dagster-daemon")
-    procs = [_start([daemon, "run", *env_file], logs[0])]
+    # The instance's sqlite files are created (and their schema stamped) here, once, as `dagster
+    # dev` does before its children: three processes creating them at the same time could stamp
+    # the schedule storage twice ("alembic_version has more than one head").
     instance = dg.DagsterInstance.get()
+    procs = [_start([daemon, "run", *env_file], logs[0])]
     try:
         # Run workers of their own, as `./dev dagster asset materialize` starts: nothing but run
         # monitoring notices their death (the code server reaps the runs it launched itself).
