@@ -514,3 +514,44 @@ def test_the_dense_buckets_also_train_on_denser_issues(world: dict) -> None:
         plain = horizons.horizon_training_frame(
             conn, CUTOFF, horizons.HorizonConfig(short_issue_every_hours=0), ["CAL", "FLA"])
     assert plain["issue_utc"].nunique() < frame["issue_utc"].nunique()
+
+
+def test_bands_widen_by_the_held_out_week_factor() -> None:
+    """Bands fitted on some weeks and used on another meet a scale that moves from week to week:
+    the factor is ~1 when every week has the same error scale and > 1 when it varies, and the
+    widened bands hold ~80 % of each week's rows when fitted on the others."""
+    from electricity_assets.modeling.horizon_model import held_out_week_factor, horizon_offsets
+
+    rng = np.random.default_rng(3)
+    start = pd.Timestamp("2020-01-01", tz="UTC")
+
+    def weeks(scales: list[float]) -> pd.DataFrame:
+        rows = []
+        for w, scale in enumerate(scales):
+            for h in range(1, 7):
+                n = 200
+                rows.append(pd.DataFrame({
+                    "issue_utc": start + pd.Timedelta(weeks=w) + pd.to_timedelta(
+                        rng.integers(0, 7 * 24, n), unit="h"),
+                    "horizon_h": h, "anchor_mwh": 1000.0, "persistence_mwh": 1000.0,
+                    "profile_ratio": 1.0, "last168_std_ratio": 0.1, "last168_mean_ratio": 1.0,
+                    "demand_mwh": 1000.0 * (1.0 + 0.1 * rng.normal(0.0, scale, n))}))
+        return pd.concat(rows, ignore_index=True)
+
+    steady, moving = weeks([1.0] * 4), weeks([0.5, 0.5, 2.0, 2.0])
+    for valid, low, high in ((steady, 0.95, 1.05), (moving, 1.2, 2.0)):
+        forecasts = pd.DataFrame({"forecast_mwh": np.full(len(valid), 1000.0)})
+        (factor,) = held_out_week_factor(valid, forecasts, (0.1, 0.9), 0.1, None).values()
+        assert low <= factor <= high, factor
+    # On the moving weeks: each week against bands fitted on the other three, times the factor.
+    forecasts = pd.DataFrame({"forecast_mwh": np.full(len(moving), 1000.0)})
+    week = ((moving["issue_utc"] - start) // pd.Timedelta(weeks=1)).to_numpy()
+    residual = (moving["demand_mwh"] / 1000.0 - 1.0).to_numpy() / 0.1
+    inside = []
+    for w in range(4):
+        fitted = horizon_offsets(moving[week != w], forecasts[week != w], (0.1, 0.9), 0.1)
+        for h in range(1, 7):
+            rows = (week == w) & (moving["horizon_h"] == h).to_numpy()
+            lo, hi = (factor * v for v in fitted[h])
+            inside.append(((residual[rows] >= lo) & (residual[rows] <= hi)).mean())
+    assert 0.77 <= np.mean(inside) <= 0.83

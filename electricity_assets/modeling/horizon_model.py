@@ -69,6 +69,9 @@ class HorizonConfig:
     # P10/P90 from the residuals of the newest weeks of the validation issues only (0: all): the
     # early stopping gains from a longer validation, the band from the season nearest the issues.
     calibration_weeks: int = 4
+    # Widen (or narrow) each bucket's band by the factor that makes bands fitted without one
+    # calibration week hold P10-P90 of that week, over every week (`held_out_week_factor`).
+    held_out_weeks: bool = True
     # Distinct forecast hours (not rows: an issue gives 48 rows), as the 24-hour model counts.
     min_train_hours: int = 24 * 28
     min_validation_hours: int = 24 * 3
@@ -336,9 +339,21 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     early_predictor = HorizonPredictor(region, early, features, offsets, spread_typical,
                                        error_typical=error_typical)
     ratio = early_predictor.ratios(valid)  # the bands below change, the trees' ratios do not
-    per_horizon = horizon_offsets(valid[calibrate],
-                                  early_predictor.forecast_from(valid, ratio)[calibrate],
-                                  config.interval, spread_typical, error_typical)
+    point = early_predictor.forecast_from(valid, ratio)
+    per_horizon = horizon_offsets(valid[calibrate], point[calibrate], config.interval,
+                                  spread_typical, error_typical)
+    factor = (held_out_week_factor(valid[calibrate], point[calibrate], config.interval,
+                                   spread_typical, error_typical)
+              if config.held_out_weeks else {})
+    if factor:
+        logger.info("horizons %s: held-out week band factor per bucket %s", region,
+                    {bucket_label(b): round(c, 3) for b, c in factor.items()})
+    per_horizon = {h: (lo * factor.get(int(bucket_of(np.array([h]))[0]), 1.0),
+                       hi * factor.get(int(bucket_of(np.array([h]))[0]), 1.0))
+                   for h, (lo, hi) in per_horizon.items()}
+    offsets = {b: (lo * factor.get(b, 1.0), hi * factor.get(b, 1.0))
+               for b, (lo, hi) in offsets.items()}
+    early_predictor.offsets = offsets
     early_predictor.horizon_offsets = per_horizon
     forecasts = early_predictor.forecast_from(valid, ratio)
     predictor = HorizonPredictor(region, deployed, features, offsets, spread_typical,
@@ -398,6 +413,45 @@ def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
             lo, hi = (float(np.quantile(scaled[near], q)) * h_scale for q in interval)
             out[h] = (lo, hi)
     return out
+
+
+def held_out_week_factor(valid: pd.DataFrame, forecasts: pd.DataFrame,
+                         interval: tuple[float, float], spread_typical: float,
+                         error_typical: float | None) -> dict[int, float]:
+    """Per bucket, the factor on the per-horizon bands that makes them hold the interval's share
+    of the residuals of a week they were not fitted on, over every week of `valid` (each week's
+    rows against bands fitted on the other weeks). Bands fitted on a month and used on the next
+    meet an error scale that moves from week to week; with a unit that tracks it only in part, a
+    band that holds 80 % in-sample holds less out of it. Buckets with too few rows: factor 1."""
+    base = base_of(valid)
+    ratio = forecasts["forecast_mwh"] / base
+    unit = unit_of(valid, spread_typical, error_typical)
+    residual = ((valid["demand_mwh"] / base - ratio) / unit).to_numpy()
+    horizons = valid["horizon_h"].to_numpy()
+    issued = pd.to_datetime(valid["issue_utc"])
+    week = ((issued - issued.min()) // pd.Timedelta(weeks=1)).to_numpy()
+    need = np.full(len(valid), np.nan)  # the smallest factor whose held-out band holds the row
+    for w in np.unique(week):
+        out = week == w
+        if out.all():
+            continue
+        fitted = horizon_offsets(valid[~out], forecasts[~out], interval, spread_typical,
+                                 error_typical)
+        low = np.array([fitted.get(int(h), (np.nan, np.nan))[0] for h in horizons[out]])
+        high = np.array([fitted.get(int(h), (np.nan, np.nan))[1] for h in horizons[out]])
+        r = residual[out]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row_need = np.where(r >= 0, r / high, r / low)
+        row_need[~((low < 0) & (high > 0))] = np.nan
+        need[out] = row_need
+    share = interval[1] - interval[0]
+    buckets = bucket_of(horizons)
+    factors = {}
+    for b in range(len(BUCKETS)):
+        rows = (buckets == b) & np.isfinite(need)
+        if rows.sum() >= MIN_HORIZON_ROWS:
+            factors[b] = float(np.quantile(need[rows], share))
+    return factors
 
 
 def _fit_bucket(train: pd.DataFrame, valid: pd.DataFrame, features: list[str],
