@@ -348,8 +348,9 @@ def train_horizon_model(frame: pd.DataFrame, config: HorizonConfig | None = None
     if factor:
         logger.info("horizons %s: held-out week band factor per bucket %s", region,
                     {bucket_label(b): round(c, 3) for b, c in factor.items()})
-    per_horizon = {h: (lo * factor.get(int(bucket_of(np.array([h]))[0]), 1.0),
-                       hi * factor.get(int(bucket_of(np.array([h]))[0]), 1.0))
+    horizon_factor = {h: factor.get(int(b), 1.0)
+                      for h, b in zip(per_horizon, bucket_of(list(per_horizon)), strict=True)}
+    per_horizon = {h: (lo * horizon_factor[h], hi * horizon_factor[h])
                    for h, (lo, hi) in per_horizon.items()}
     offsets = {b: (lo * factor.get(b, 1.0), hi * factor.get(b, 1.0))
                for b, (lo, hi) in offsets.items()}
@@ -378,6 +379,15 @@ MIN_HORIZON_ROWS = 50
 MIN_SCALE_ROWS = 20  # a horizon's own residuals needed to measure its error scale
 
 
+def scaled_residuals(valid: pd.DataFrame, forecasts: pd.DataFrame, spread_typical: float,
+                     error_typical: float | None) -> np.ndarray:
+    """Each row's ratio residual (demand / level - forecast / level) in its interval unit."""
+    base = base_of(valid)
+    ratio = forecasts["forecast_mwh"] / base
+    unit = unit_of(valid, spread_typical, error_typical)
+    return ((valid["demand_mwh"] / base - ratio) / unit).to_numpy()
+
+
 def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
                     interval: tuple[float, float], spread_typical: float,
                     error_typical: float | None = None) -> dict[int, tuple[float, float]]:
@@ -390,10 +400,7 @@ def horizon_offsets(valid: pd.DataFrame, forecasts: pd.DataFrame,
     h's offsets. Pooling the unscaled residuals instead gave 1 h ahead the larger errors of 2-3 h
     (89-94 % inside P10-P90 in the 4-window backtest). A horizon with fewer than MIN_SCALE_ROWS
     residuals of its own or MIN_HORIZON_ROWS in its neighbourhood keeps its bucket's offsets."""
-    base = base_of(valid)
-    ratio = forecasts["forecast_mwh"] / base
-    unit = unit_of(valid, spread_typical, error_typical)
-    residual = ((valid["demand_mwh"] / base - ratio) / unit).to_numpy()
+    residual = scaled_residuals(valid, forecasts, spread_typical, error_typical)
     horizons = valid["horizon_h"].to_numpy()
     known = ~np.isnan(residual)
     scale: dict[int, float] = {}
@@ -423,10 +430,7 @@ def held_out_week_factor(valid: pd.DataFrame, forecasts: pd.DataFrame,
     rows against bands fitted on the other weeks). Bands fitted on a month and used on the next
     meet an error scale that moves from week to week; with a unit that tracks it only in part, a
     band that holds 80 % in-sample holds less out of it. Buckets with too few rows: factor 1."""
-    base = base_of(valid)
-    ratio = forecasts["forecast_mwh"] / base
-    unit = unit_of(valid, spread_typical, error_typical)
-    residual = ((valid["demand_mwh"] / base - ratio) / unit).to_numpy()
+    residual = scaled_residuals(valid, forecasts, spread_typical, error_typical)
     horizons = valid["horizon_h"].to_numpy()
     issued = pd.to_datetime(valid["issue_utc"])
     week = ((issued - issued.min()) // pd.Timedelta(weeks=1)).to_numpy()
